@@ -1,0 +1,136 @@
+"""The ``clearway`` command.
+
+Each subcommand is a thin shell: it parses arguments, calls one function of a lower layer,
+and prints text or JSON. Implementations are imported lazily so ``clearway --help`` is fast
+and a subcommand's heavy dependencies (numpy, an EVM) load only when it runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any, Callable
+
+DEFAULT_SHARED = Path(__file__).resolve().parent.parent.parent / "shared"
+
+
+def _print_json(obj: Any) -> None:
+    sys.stdout.write(json.dumps(obj, indent=2, sort_keys=False) + "\n")
+
+
+def _cmd_lobster_replay(args: argparse.Namespace) -> int:
+    from clearway.sim.lobster import replay_directory, format_report
+
+    result = replay_directory(Path(args.directory))
+    if args.json:
+        _print_json(result.summary())
+    else:
+        sys.stdout.write(format_report(result))
+    return 0 if result.ok else 1
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from clearway.sim.lobster import replay_directory, format_report
+
+    directory = Path(args.lobster) if args.lobster else DEFAULT_SHARED / "data" / "lobster"
+    result = replay_directory(directory)
+    if args.json:
+        _print_json(result.summary())
+    else:
+        sys.stdout.write(format_report(result, trades=args.trades))
+    return 0 if result.ok else 1
+
+
+def _cmd_bench(args: argparse.Namespace) -> int:
+    import runpy
+
+    bench_dir = Path(__file__).resolve().parent.parent / "bench"
+    script = bench_dir / f"{args.which}.py"
+    if not script.exists():
+        sys.stderr.write(f"benchmark {args.which!r} not found at {script} (run from a checkout)\n")
+        return 2
+    sys.path.insert(0, str(bench_dir))
+    module = runpy.run_path(str(script), run_name="clearway_bench")
+    result = module["run"](args)
+    if args.json:
+        _print_json(result)
+    else:
+        module["print_report"](result)
+    return 0
+
+
+def _cmd_risk(args: argparse.Namespace) -> int:
+    from clearway.sim import riskcheck
+
+    if args.risk_command == "deribit-check":
+        result = riskcheck.deribit_check(Path(args.csv))
+        if args.json:
+            _print_json(result)
+        else:
+            for key, value in result.items():
+                sys.stdout.write(f"{key:>18}: {value}\n")
+        return 0
+    if args.risk_command == "pm":
+        text = sys.stdin.read() if args.case == "-" else Path(args.case).read_text()
+        _print_json(riskcheck.pm_case(json.loads(text)))
+        return 0
+    if args.risk_command == "conformance":
+        result = riskcheck.conformance(Path(args.directory))
+        if args.json:
+            _print_json(result)
+        else:
+            sys.stdout.write(f"{result['passed']}/{result['cases']} cases passed\n")
+            for failure in result["failures"]:
+                sys.stdout.write(f"  FAIL {failure}\n")
+        return 0 if not result["failures"] else 1
+    raise AssertionError(args.risk_command)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="clearway", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    demo = sub.add_parser("demo", help="run the main job")
+    demo.add_argument("--lobster", help="LOBSTER directory (default ../shared/data/lobster)")
+    demo.add_argument("--trades", type=int, default=20, help="trades to print")
+    demo.add_argument("--json", action="store_true")
+    demo.set_defaults(func=_cmd_demo)
+
+    lob = sub.add_parser("lobster-replay", help="replay LOBSTER order flow through the book")
+    lob.add_argument("directory")
+    lob.add_argument("--json", action="store_true")
+    lob.set_defaults(func=_cmd_lobster_replay)
+
+    bench = sub.add_parser("bench", help="run a benchmark from bench/")
+    bench.add_argument("which", help="matching | margin | node | api")
+    bench.add_argument("--json", action="store_true")
+    bench.add_argument("--runs", type=int, default=3, help="runs; the median is reported")
+    bench.add_argument("--orders", type=int, default=200_000, help="commands per flow")
+    bench.add_argument("--seed", type=int, default=1)
+    bench.set_defaults(func=_cmd_bench)
+
+    risk = sub.add_parser("risk", help="pricing and margin checks")
+    risk_sub = risk.add_subparsers(dest="risk_command", required=True)
+    dc = risk_sub.add_parser("deribit-check", help="price a real Deribit chain, print max differences")
+    dc.add_argument("csv")
+    dc.add_argument("--json", action="store_true")
+    pm = risk_sub.add_parser("pm", help="evaluate one portfolio-margin case (file or -)")
+    pm.add_argument("case")
+    conf = risk_sub.add_parser("conformance", help="run the portfolio-margin conformance suite")
+    conf.add_argument("directory")
+    conf.add_argument("--json", action="store_true")
+    risk.set_defaults(func=_cmd_risk)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    func: Callable[[argparse.Namespace], int] = args.func
+    return func(args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
