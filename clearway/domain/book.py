@@ -1,0 +1,225 @@
+"""Central limit order book of one instrument, price-time priority.
+
+Layout (chosen for CPython speed, measured in ``bench/matching.py``):
+
+- one ``Level`` per price, holding its orders in an intrusive FIFO linked list and the
+  level's total open size;
+- per side a dict price → Level and a sorted list of keys with the *best* level last, so
+  taking or emptying the best level is ``list.pop()``: bids are keyed by price (ascending),
+  asks by −price (ascending, so the lowest ask is last).
+
+The book knows nothing of accounts or margin: ``match`` reports the fills and the resting
+orders of the taker's own account that it removed (self-trade prevention), and the caller
+applies them to accounts. Trades are at the maker's price.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_left, insort
+from typing import Iterator
+
+from clearway.domain.orders import BUY, Order
+
+
+class Level:
+    """All resting orders at one price, oldest first."""
+
+    __slots__ = ("price", "head", "tail", "total", "count")
+
+    def __init__(self, price: int) -> None:
+        self.price = price
+        self.head: Order | None = None
+        self.tail: Order | None = None
+        self.total = 0
+        self.count = 0
+
+    def orders(self) -> Iterator[Order]:
+        order = self.head
+        while order is not None:
+            yield order
+            order = order.next
+
+
+class OrderBook:
+    """The resting orders of one instrument.
+
+    Invariants (checked by tests): after every operation the book is not crossed; each
+    level's ``total`` equals the sum of its orders' ``remaining``; a level exists iff it
+    has at least one order.
+    """
+
+    __slots__ = ("instrument", "bids", "asks", "bid_prices", "ask_keys")
+
+    def __init__(self, instrument: int) -> None:
+        self.instrument = instrument
+        self.bids: dict[int, Level] = {}
+        self.asks: dict[int, Level] = {}
+        self.bid_prices: list[int] = []  # ascending: best bid last
+        self.ask_keys: list[int] = []  # −price ascending: best ask last
+
+    # -- queries -------------------------------------------------------------------
+    def best_bid(self) -> int | None:
+        return self.bid_prices[-1] if self.bid_prices else None
+
+    def best_ask(self) -> int | None:
+        return -self.ask_keys[-1] if self.ask_keys else None
+
+    def crosses(self, side: int, price: int) -> bool:
+        """Would an order of ``side`` at ``price`` trade against the book now?"""
+        if side == BUY:
+            return bool(self.ask_keys) and -self.ask_keys[-1] <= price
+        return bool(self.bid_prices) and self.bid_prices[-1] >= price
+
+    def levels(self, side: int, depth: int | None = None) -> list[tuple[int, int]]:
+        """Best-first ``(price, total size)`` of one side, at most ``depth`` levels."""
+        if side == BUY:
+            keys = self.bid_prices
+            book = self.bids
+            n = len(keys) if depth is None else min(depth, len(keys))
+            return [(keys[-1 - i], book[keys[-1 - i]].total) for i in range(n)]
+        keys = self.ask_keys
+        book = self.asks
+        n = len(keys) if depth is None else min(depth, len(keys))
+        return [(-keys[-1 - i], book[-keys[-1 - i]].total) for i in range(n)]
+
+    def level_at(self, side: int, price: int) -> Level | None:
+        return (self.bids if side == BUY else self.asks).get(price)
+
+    def iter_orders(self) -> Iterator[Order]:
+        """Every resting order, bids best-first then asks best-first, FIFO within a level."""
+        for price in reversed(self.bid_prices):
+            yield from self.bids[price].orders()
+        for key in reversed(self.ask_keys):
+            yield from self.asks[-key].orders()
+
+    def fillable(self, side: int, limit: int, account: int, wanted: int) -> int:
+        """Size an order of ``side`` up to ``limit`` could fill now, ignoring the orders of
+        ``account`` (self-trade prevention would cancel, not fill, them). Stops counting once
+        ``wanted`` is reached. Used by fill-or-kill."""
+        got = 0
+        if side == BUY:
+            keys, book, sign = self.ask_keys, self.asks, -1
+        else:
+            keys, book, sign = self.bid_prices, self.bids, 1
+        for i in range(len(keys) - 1, -1, -1):
+            price = sign * keys[i]
+            if (side == BUY and price > limit) or (side != BUY and price < limit):
+                break
+            order = book[price].head
+            while order is not None:
+                if order.account != account:
+                    got += order.remaining
+                    if got >= wanted:
+                        return got
+                order = order.next
+        return got
+
+    # -- mutations -------------------------------------------------------------------
+    def add(self, order: Order) -> None:
+        """Append ``order`` at the back of its price level (creating the level)."""
+        price = order.price
+        if order.side == BUY:
+            level = self.bids.get(price)
+            if level is None:
+                level = self.bids[price] = Level(price)
+                insort(self.bid_prices, price)
+        else:
+            level = self.asks.get(price)
+            if level is None:
+                level = self.asks[price] = Level(price)
+                insort(self.ask_keys, -price)
+        tail = level.tail
+        order.prev = tail
+        order.next = None
+        if tail is None:
+            level.head = order
+        else:
+            tail.next = order
+        level.tail = order
+        level.total += order.remaining
+        level.count += 1
+        order.level = level
+
+    def remove(self, order: Order) -> None:
+        """Unlink a resting order (cancel or full fill); drops its level if emptied."""
+        level = order.level
+        prev, nxt = order.prev, order.next
+        if prev is None:
+            level.head = nxt
+        else:
+            prev.next = nxt
+        if nxt is None:
+            level.tail = prev
+        else:
+            nxt.prev = prev
+        order.prev = order.next = None
+        order.level = None
+        level.total -= order.remaining
+        level.count -= 1
+        if level.count == 0:
+            self._drop_level(order.side, level.price)
+
+    def reduce(self, order: Order, lots: int) -> None:
+        """Decrease a resting order's remaining size in place (keeps its priority)."""
+        order.remaining -= lots
+        order.level.total -= lots
+
+    def _drop_level(self, side: int, price: int) -> None:
+        if side == BUY:
+            del self.bids[price]
+            keys = self.bid_prices
+            if keys[-1] == price:
+                keys.pop()
+            else:
+                del keys[bisect_left(keys, price)]
+        else:
+            del self.asks[price]
+            keys = self.ask_keys
+            if keys[-1] == -price:
+                keys.pop()
+            else:
+                del keys[bisect_left(keys, -price)]
+
+    def match(self, side: int, limit: int, wanted: int, account: int, on_fill, on_self_trade) -> int:
+        """Match an incoming order against the opposite side.
+
+        Walks levels best-first while they cross ``limit`` and, within a level, orders
+        oldest-first. For each fill (at the maker's price) the maker is reduced first — a
+        fully filled maker is unlinked with ``remaining`` 0 — and then
+        ``on_fill(maker, lots)`` is called. A maker of the same ``account`` is unlinked and
+        passed to ``on_self_trade(maker)`` instead (self-trade prevention: cancel the
+        resting order). Callbacks may remove other resting orders (e.g. reduce-only orders
+        that no longer fit the position): the walk always resumes from the current best
+        level's head.
+
+        Returns the total lots filled (≤ ``wanted``).
+        """
+        remaining = wanted
+        if side == BUY:
+            keys, book, sign = self.ask_keys, self.asks, -1
+        else:
+            keys, book, sign = self.bid_prices, self.bids, 1
+        while remaining and keys:
+            price = sign * keys[-1]
+            if (price > limit) if side == BUY else (price < limit):
+                break
+            level = book[price]
+            while remaining:
+                order = level.head
+                if order is None:
+                    break
+                if order.account == account:
+                    self.remove(order)
+                    on_self_trade(order)
+                elif order.remaining <= remaining:
+                    lots = order.remaining
+                    remaining -= lots
+                    self.remove(order)
+                    order.remaining = 0
+                    on_fill(order, lots)
+                else:
+                    order.remaining -= remaining
+                    level.total -= remaining
+                    on_fill(order, remaining)
+                    remaining = 0
+        return wanted - remaining

@@ -1,0 +1,133 @@
+"""Commands: the only inputs of the state transition.
+
+Every command is an immutable msgspec Struct that carries its sequence number ``seq``
+(1, 2, 3, … with no gaps) and timestamp ``ts`` (ms since the epoch, UTC, non-decreasing),
+both assigned by the sequencer. Time reaches the domain only this way.
+
+Commands encode to compact MessagePack arrays tagged by type (``encode_command`` /
+``decode_command``); the journal and the batch data use that encoding, so field order is a
+wire format: append new fields at the end with defaults, never reorder.
+"""
+
+from __future__ import annotations
+
+import msgspec
+
+from clearway.domain.instruments import InstrumentSpec
+from clearway.domain.orders import OrderType, TimeInForce
+
+_OPTS = dict(frozen=True, array_like=True, tag_field="t")
+
+
+class Deposit(msgspec.Struct, tag="dep", **_OPTS):
+    """Credit ``amount`` micro-USDC to ``owner``'s account (created on first deposit).
+
+    ``deposit_id`` is the vault's sequential id: deposits must arrive in order, each once.
+    """
+
+    seq: int
+    ts: int
+    owner: str
+    amount: int
+    deposit_id: int
+
+
+class Withdraw(msgspec.Struct, tag="wd", **_OPTS):
+    """Debit ``amount`` micro-USDC for withdrawal on L1; needs free collateral ≥ amount."""
+
+    seq: int
+    ts: int
+    account: int
+    amount: int
+
+
+class ListInstrument(msgspec.Struct, tag="list", **_OPTS):
+    """Operator command: list a new instrument; ``spec.instrument_id`` must be the next id."""
+
+    seq: int
+    ts: int
+    spec: InstrumentSpec
+
+
+class SetMarkPrices(msgspec.Struct, tag="mark", **_OPTS):
+    """Operator price feed: index prices by underlying and mark prices by instrument id,
+    micro-USDC per contract. The signed oracle (exchange-rules.md "Index, mark price and
+    oracle") supersedes it; it remains for tests and tools that drive prices directly."""
+
+    seq: int
+    ts: int
+    index: dict[str, int]
+    marks: dict[int, int]
+
+
+class PlaceOrder(msgspec.Struct, tag="place", **_OPTS):
+    """Place an order.
+
+    side : +1 buy, −1 sell. size : lots. price : micro-USDC per contract (ignored for
+    MARKET, whose limit is the protection price mark ± ``market_protection_ppm``).
+    client_order_id : optional, unique among the account's open orders.
+    """
+
+    seq: int
+    ts: int
+    account: int
+    instrument: int
+    side: int
+    size: int
+    price: int
+    order_type: int = OrderType.LIMIT
+    tif: int = TimeInForce.GTC
+    post_only: bool = False
+    reduce_only: bool = False
+    client_order_id: str = ""
+
+
+class CancelOrder(msgspec.Struct, tag="cancel", **_OPTS):
+    """Cancel one open order by ``order_id`` (if non-zero) or else by ``client_order_id``."""
+
+    seq: int
+    ts: int
+    account: int
+    order_id: int = 0
+    client_order_id: str = ""
+
+
+class CancelAll(msgspec.Struct, tag="cancel_all", **_OPTS):
+    """Cancel all open orders of ``account``, in one instrument or (``instrument`` = −1) all."""
+
+    seq: int
+    ts: int
+    account: int
+    instrument: int = -1
+
+
+class AmendOrder(msgspec.Struct, tag="amend", **_OPTS):
+    """Change an open order's total ``size`` (lots, > filled) and/or ``price``.
+
+    A size decrease at the same price keeps time priority; a price change or a size
+    increase re-enters the order at the back of the queue (and it may trade).
+    """
+
+    seq: int
+    ts: int
+    account: int
+    order_id: int
+    size: int
+    price: int
+
+
+Command = Deposit | Withdraw | ListInstrument | SetMarkPrices | PlaceOrder | CancelOrder | CancelAll | AmendOrder
+
+_encoder = msgspec.msgpack.Encoder()
+_decoder = msgspec.msgpack.Decoder(Command)
+
+
+def encode_command(command: Command) -> bytes:
+    """MessagePack bytes of one command (array form, first element the type tag)."""
+    return _encoder.encode(command)
+
+
+def decode_command(data: bytes) -> Command:
+    """Inverse of ``encode_command``. Raises ``msgspec.ValidationError`` or
+    ``msgspec.DecodeError`` on anything that is not exactly one valid command."""
+    return _decoder.decode(data)

@@ -1,0 +1,66 @@
+"""Stable rejection codes, grouped by stage (STYLE.md, "Rejections are values").
+
+The numeric values are a public interface: the API maps them to wire codes in one table,
+journals and batch data may carry them. Never renumber; add new codes at the end of their
+group.
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+
+class ErrorCode(IntEnum):
+    # validation 1xxx: the command is malformed or names something that does not exist
+    UNKNOWN_INSTRUMENT = 1001
+    PRICE_NOT_ON_TICK = 1002
+    SIZE_NOT_ON_INCREMENT = 1003
+    SIZE_NOT_POSITIVE = 1004
+    SIZE_BELOW_MINIMUM = 1005
+    PRICE_NOT_POSITIVE = 1006
+    UNKNOWN_ACCOUNT = 1007
+    DUPLICATE_CLIENT_ORDER_ID = 1008
+    UNKNOWN_ORDER = 1009
+    NOT_ORDER_OWNER = 1010
+    INVALID_TIME_IN_FORCE = 1011
+    INVALID_ORDER_TYPE = 1012
+    INVALID_SIDE = 1013
+    INSTRUMENT_EXISTS = 1014
+    INVALID_INSTRUMENT = 1015
+    INVALID_AMOUNT = 1016
+    DEPOSIT_OUT_OF_ORDER = 1017
+    INSTRUMENT_NOT_ACTIVE = 1018
+    INVALID_ADDRESS = 1019
+    CLIENT_ORDER_ID_TOO_LONG = 1020
+    AMEND_NOTHING_TO_CHANGE = 1021
+    AMEND_SIZE_NOT_ABOVE_FILLED = 1022
+    INVALID_PRICE = 1023
+    TOO_MANY_OPEN_ORDERS = 1024
+    # risk 2xxx: the command is well formed but the account cannot afford it
+    INSUFFICIENT_MARGIN = 2001
+    REDUCE_ONLY_WOULD_INCREASE = 2002
+    INSUFFICIENT_FREE_COLLATERAL = 2003
+    MARK_PRICE_UNAVAILABLE = 2004
+    # matching 3xxx: the order cannot be matched as asked
+    POST_ONLY_WOULD_CROSS = 3001
+    FILL_OR_KILL_NOT_FILLED = 3002
+    NO_LIQUIDITY = 3003
+
+
+class CancelReason(IntEnum):
+    """Why an order left the book without being filled (carried by OrderCancelled)."""
+
+    REQUESTED = 1
+    IOC_REMAINDER = 2
+    SELF_TRADE = 3
+    REDUCE_ONLY_NO_POSITION = 4
+    CANCEL_ALL = 5
+    AMENDED_AWAY = 6
+
+
+class SequenceError(Exception):
+    """A command out of sequence (gap, replay, or time going backwards).
+
+    Not a rejection: the sequencer must never produce it, so the state transition refuses
+    to apply the command at all.
+    """

@@ -1,0 +1,115 @@
+"""Events: what a command did. ``apply`` returns them in the order things happened.
+
+Events are immutable msgspec Structs with a type tag so engines can journal them or send
+them to subscribers (JSON or MessagePack) without a mapping layer. Amounts use the domain
+units (units.py).
+"""
+
+from __future__ import annotations
+
+import msgspec
+
+from clearway.domain.errors import ErrorCode
+
+_OPTS = dict(frozen=True, tag_field="e")
+
+
+class Rejected(msgspec.Struct, tag="rejected", **_OPTS):
+    """The command changed nothing. ``code`` is stable (errors.ErrorCode)."""
+
+    code: ErrorCode
+    message: str
+    account: int = -1
+    client_order_id: str = ""
+
+
+class AccountCreated(msgspec.Struct, tag="account_created", **_OPTS):
+    account: int
+    owner: str
+
+
+class Deposited(msgspec.Struct, tag="deposited", **_OPTS):
+    account: int
+    amount: int
+    deposit_id: int
+    cash: int
+
+
+class Withdrawn(msgspec.Struct, tag="withdrawn", **_OPTS):
+    account: int
+    amount: int
+    cash: int
+
+
+class InstrumentListed(msgspec.Struct, tag="instrument_listed", **_OPTS):
+    instrument: int
+    name: str
+
+
+class PricesSet(msgspec.Struct, tag="prices_set", **_OPTS):
+    index: dict[str, int]
+    marks: dict[int, int]
+
+
+class OrderAccepted(msgspec.Struct, tag="order_accepted", **_OPTS):
+    """An order passed validation and the risk check; trades and a possible
+    ``OrderCancelled`` (IOC remainder) follow in the same event list. An order with
+    remaining size and no cancel event rests in the book."""
+
+    order_id: int
+    account: int
+    instrument: int
+    side: int
+    price: int
+    size: int
+    tif: int
+    post_only: bool
+    reduce_only: bool
+    client_order_id: str
+
+
+class Trade(msgspec.Struct, tag="trade", **_OPTS):
+    """One fill at the maker's price. Fees are signed (positive = paid by the account,
+    negative = rebate received). ``taker_side`` is the aggressor's side (+1 buy)."""
+
+    trade_id: int
+    instrument: int
+    price: int
+    size: int
+    taker_side: int
+    maker_order_id: int
+    taker_order_id: int
+    maker_account: int
+    taker_account: int
+    maker_fee: int
+    taker_fee: int
+
+
+class OrderCancelled(msgspec.Struct, tag="order_cancelled", **_OPTS):
+    """An order (or its unfilled remainder) left the book; reason: errors.CancelReason."""
+
+    order_id: int
+    account: int
+    instrument: int
+    remaining: int
+    reason: int
+
+
+class OrderAmended(msgspec.Struct, tag="order_amended", **_OPTS):
+    """An open order's price or size changed. ``priority_kept`` tells whether it kept its
+    place in the queue (size decrease only). Also used when a reduce-only order shrinks to
+    the position."""
+
+    order_id: int
+    account: int
+    instrument: int
+    price: int
+    size: int
+    remaining: int
+    priority_kept: bool
+
+
+Event = (
+    Rejected | AccountCreated | Deposited | Withdrawn | InstrumentListed | PricesSet
+    | OrderAccepted | Trade | OrderCancelled | OrderAmended
+)

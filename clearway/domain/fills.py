@@ -1,0 +1,68 @@
+"""Settlement of one fill between two accounts: cash, fees, positions, the trade event.
+
+Cash-based accounting (accounts.py): the buyer pays the exact notional lots × price /
+10**size_decimals (exact by ``InstrumentSpec.validate``), the seller receives it; fees go
+to the fee account (a negative maker fee is a rebate paid from it). Rounding: units.fee_amount.
+"""
+
+from __future__ import annotations
+
+from clearway.domain.accounts import Account, Position
+from clearway.domain.events import Trade
+from clearway.domain.units import PPM
+
+
+def change_position(account: Account, instrument: int, delta: int, price: int, funding_index: int) -> None:
+    """Add ``delta`` lots at ``price`` to the account's position.
+
+    Entry price (reporting only): volume-weighted on increase, unchanged on decrease, the
+    fill price after a flip. A position that reaches zero is removed.
+    """
+    position = account.positions.get(instrument)
+    if position is None:
+        account.positions[instrument] = Position(delta, price, funding_index)
+        return
+    old = position.size
+    new = old + delta
+    if new == 0:
+        del account.positions[instrument]
+        return
+    if (old > 0) == (delta > 0):
+        position.entry_price = (position.entry_price * abs(old) + price * abs(delta)) // abs(new)
+    elif (old > 0) != (new > 0):
+        position.entry_price = price
+    position.size = new
+
+
+def settle_fill(state, spec, maker, taker: Account, taker_side: int, lots: int, taker_order_id: int,
+                taker_fee_ppm: int) -> Trade:
+    """Move cash, fees and positions for one fill of ``lots`` at ``maker.price``.
+
+    ``maker`` has already been reduced in the book; here its account aggregates are
+    reduced and, if it is fully filled, it is forgotten. Returns the Trade event.
+    """
+    instrument = spec.instrument_id
+    scale = 10**spec.size_decimals
+    price = maker.price
+    notional = lots * price // scale
+    maker_fee = -((-notional * spec.maker_fee_ppm) // PPM)
+    taker_fee = -((-notional * taker_fee_ppm) // PPM)
+    maker_account = state.accounts[maker.account]
+    if taker_side > 0:
+        taker.cash -= notional + taker_fee
+        maker_account.cash += notional - maker_fee
+    else:
+        taker.cash += notional - taker_fee
+        maker_account.cash -= notional + maker_fee
+    state.accounts[0].cash += maker_fee + taker_fee
+    funding_index = 0
+    change_position(taker, instrument, taker_side * lots, price, funding_index)
+    change_position(maker_account, instrument, -taker_side * lots, price, funding_index)
+    maker_account.reduce_order(maker, lots, scale)
+    if maker.remaining == 0:
+        maker_account.remove_order(maker, scale)
+        del state.orders[maker.order_id]
+    trade_id = state.next_trade_id
+    state.next_trade_id = trade_id + 1
+    return Trade(trade_id, instrument, price, lots, taker_side, maker.order_id, taker_order_id,
+                 maker.account, taker.account_id, maker_fee, taker_fee)

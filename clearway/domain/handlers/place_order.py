@@ -1,0 +1,152 @@
+"""PlaceOrder: validate, risk-check, match, rest.
+
+Order of work (validate first, then mutate — STYLE.md):
+1. account, instrument, side, type, time in force, size, price, client order id;
+2. post-only would cross → reject; reduce-only sized to the position or rejected;
+3. pre-trade margin check (margin.StandardMargin.check_order; reduce-only orders only
+   shrink a position and skip it);
+4. fill-or-kill that cannot fill completely → reject (nothing changed);
+then the order gets its id, matches (trades at maker prices, self-trade prevention cancels
+the resting order), and the remainder rests (GTC) or is cancelled (IOC, market).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from clearway.domain.commands import PlaceOrder
+from clearway.domain.errors import CancelReason, ErrorCode
+from clearway.domain.events import Event, OrderAccepted, OrderCancelled
+from clearway.domain.fills import settle_fill
+from clearway.domain.handlers.common import cancel_resting, enforce_reduce_only, reject
+from clearway.domain.orders import Order, OrderType, TimeInForce
+from clearway.domain.units import PPM
+
+if TYPE_CHECKING:
+    from clearway.domain.state import ExchangeState
+
+_GTC = TimeInForce.GTC
+_IOC = TimeInForce.IOC
+_FOK = TimeInForce.FOK
+_VALID_TIF = (1, 2, 3)
+
+
+def place_order(state: ExchangeState, cmd: PlaceOrder) -> list[Event]:
+    """Handle PlaceOrder; see the module docstring. Rejections change nothing."""
+    account = state.accounts.get(cmd.account)
+    coid = cmd.client_order_id
+    if account is None or cmd.account < 2:
+        return reject(ErrorCode.UNKNOWN_ACCOUNT, "unknown account", cmd.account, coid)
+    spec = state.instruments.get(cmd.instrument)
+    if spec is None:
+        return reject(ErrorCode.UNKNOWN_INSTRUMENT, "unknown instrument", cmd.account, coid)
+    side = cmd.side
+    if side != 1 and side != -1:
+        return reject(ErrorCode.INVALID_SIDE, "side must be +1 (buy) or -1 (sell)", cmd.account, coid)
+    size = cmd.size
+    if size <= 0:
+        return reject(ErrorCode.SIZE_NOT_POSITIVE, "size must be positive", cmd.account, coid)
+    if size % spec.size_increment:
+        return reject(ErrorCode.SIZE_NOT_ON_INCREMENT, "size is not a multiple of the size increment", cmd.account, coid)
+    if size < spec.min_size:
+        return reject(ErrorCode.SIZE_BELOW_MINIMUM, "size is below the minimum", cmd.account, coid)
+    tif = cmd.tif
+    if tif not in _VALID_TIF:
+        return reject(ErrorCode.INVALID_TIME_IN_FORCE, "unknown time in force", cmd.account, coid)
+    if cmd.order_type == OrderType.LIMIT:
+        price = cmd.price
+        if price <= 0:
+            return reject(ErrorCode.PRICE_NOT_POSITIVE, "price must be positive", cmd.account, coid)
+        if price % spec.tick_size:
+            return reject(ErrorCode.PRICE_NOT_ON_TICK, "price is not a multiple of the tick size", cmd.account, coid)
+    elif cmd.order_type == OrderType.MARKET:
+        mark = state.marks.get(spec.instrument_id)
+        if mark is None:
+            return reject(ErrorCode.MARK_PRICE_UNAVAILABLE, "no mark price for a market order", cmd.account, coid)
+        if cmd.post_only:
+            return reject(ErrorCode.INVALID_ORDER_TYPE, "a market order cannot be post-only", cmd.account, coid)
+        price = _protection_price(mark, side, spec.tick_size, state.genesis.market_protection_ppm)
+        if tif == _GTC:
+            tif = _IOC
+    else:
+        return reject(ErrorCode.INVALID_ORDER_TYPE, "unknown order type", cmd.account, coid)
+    if coid:
+        if coid in account.client_ids:
+            return reject(ErrorCode.DUPLICATE_CLIENT_ORDER_ID, "client order id already in use", cmd.account, coid)
+        if len(coid) > state.genesis.max_client_order_id_length:
+            return reject(ErrorCode.CLIENT_ORDER_ID_TOO_LONG, "client order id too long", cmd.account, coid)
+    book = state.books[spec.instrument_id]
+    if cmd.post_only and book.crosses(side, price):
+        return reject(ErrorCode.POST_ONLY_WOULD_CROSS, "post-only order would cross the book", cmd.account, coid)
+    if cmd.reduce_only:
+        position = account.position_size(spec.instrument_id)
+        if position == 0 or (position > 0) == (side > 0):
+            return reject(ErrorCode.REDUCE_ONLY_WOULD_INCREASE, "reduce-only order would increase the position",
+                          cmd.account, coid)
+        if size > abs(position):
+            size = abs(position)
+    else:
+        if len(account.orders) >= state.genesis.max_open_orders and tif == _GTC:
+            return reject(ErrorCode.TOO_MANY_OPEN_ORDERS, "too many open orders", cmd.account, coid)
+        code = state.margin.check_order(account, spec, side, price, size)
+        if code is not None:
+            return reject(code, "insufficient margin for this order", cmd.account, coid)
+    if tif == _FOK and book.fillable(side, price, account.account_id, size) < size:
+        return reject(ErrorCode.FILL_OR_KILL_NOT_FILLED, "fill-or-kill order cannot be filled completely",
+                      cmd.account, coid)
+
+    # -- validated: from here on the command succeeds --
+    order_id = state.next_order_id
+    state.next_order_id = order_id + 1
+    events: list[Event] = [OrderAccepted(order_id, account.account_id, spec.instrument_id, side, price, size,
+                                         tif, cmd.post_only, cmd.reduce_only, coid)]
+    filled = 0
+    if book.crosses(side, price):
+        filled = execute(state, spec, account, side, price, size, order_id, events)
+    remaining = size - filled
+    if remaining:
+        if tif == _GTC:
+            order = Order(order_id, account.account_id, spec.instrument_id, side, price, size, tif,
+                          cmd.post_only, cmd.reduce_only, coid)
+            order.remaining = remaining
+            book.add(order)
+            account.add_order(order, 10**spec.size_decimals)
+            state.orders[order_id] = order
+        else:
+            events.append(OrderCancelled(order_id, account.account_id, spec.instrument_id, remaining,
+                                         int(CancelReason.IOC_REMAINDER)))
+    return events
+
+
+def execute(state: ExchangeState, spec, account, side: int, price: int, size: int, order_id: int,
+            events: list[Event], taker_fee_ppm: int | None = None) -> int:
+    """Match a validated taker order against the book; settle every fill; return lots filled.
+
+    Shared by PlaceOrder and AmendOrder (an amended order that crosses trades as a taker).
+    """
+    fee_ppm = spec.taker_fee_ppm if taker_fee_ppm is None else taker_fee_ppm
+    instrument = spec.instrument_id
+    accounts = state.accounts
+
+    def on_fill(maker: Order, lots: int) -> None:
+        events.append(settle_fill(state, spec, maker, account, side, lots, order_id, fee_ppm))
+        maker_account = accounts[maker.account]
+        if maker_account.open.get(instrument) is not None:
+            enforce_reduce_only(state, maker_account, instrument, events)
+        if account.open.get(instrument) is not None:
+            enforce_reduce_only(state, account, instrument, events)
+
+    def on_self_trade(maker: Order) -> None:
+        cancel_resting(state, maker, CancelReason.SELF_TRADE, events, in_book=False)
+
+    return state.books[instrument].match(side, price, size, account.account_id, on_fill, on_self_trade)
+
+
+def _protection_price(mark: int, side: int, tick: int, protection_ppm: int) -> int:
+    """Market order limit: mark × (1 ± protection), rounded to a tick toward the mark
+    (a buy's limit rounds down, a sell's up), never below one tick."""
+    if side > 0:
+        limit = mark * (PPM + protection_ppm) // PPM
+        return max(limit // tick * tick, tick)
+    limit = -((-mark * (PPM - protection_ppm)) // PPM)
+    return max(-((-limit) // tick) * tick, tick)
