@@ -42,9 +42,10 @@ def deposit(state: ExchangeState, cmd: Deposit) -> list[Event]:
 
 
 def withdraw(state: ExchangeState, cmd: Withdraw) -> list[Event]:
-    """Debit ``amount`` for payment on L1. Needs amount ≤ cash and amount ≤ free collateral
-    (equity − initial requirement with open orders): a withdrawal never leaves the account
-    below its initial margin nor borrows against positions."""
+    """Debit ``amount`` for payment on L1. Needs amount ≤ free collateral (equity − initial
+    requirement with open orders), so a withdrawal never leaves the account below its
+    initial margin. Cash may go negative when a long position backs it (cash-based
+    accounting, as dYdX v4's quote balance)."""
     account = state.accounts.get(cmd.account)
     if account is None or cmd.account < 2:
         return reject(ErrorCode.UNKNOWN_ACCOUNT, "unknown account", cmd.account)
@@ -53,7 +54,7 @@ def withdraw(state: ExchangeState, cmd: Withdraw) -> list[Event]:
     margin = state.margin
     if (account.positions or account.open) and not margin.priced(account):
         return reject(ErrorCode.MARK_PRICE_UNAVAILABLE, "cannot value the account's positions", cmd.account)
-    if cmd.amount > account.cash or cmd.amount > margin.free_collateral(account):
+    if cmd.amount > margin.free_collateral(account):
         return reject(ErrorCode.INSUFFICIENT_FREE_COLLATERAL, "withdrawal exceeds free collateral", cmd.account)
     account.cash -= cmd.amount
     state.total_withdrawals += cmd.amount
