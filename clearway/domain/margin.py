@@ -39,7 +39,8 @@ class StandardMargin:
         Option parameters from the genesis config.
     """
 
-    __slots__ = ("marks", "index", "instruments", "option_im_ppm", "option_im_floor_ppm", "option_mm_ppm")
+    __slots__ = ("marks", "index", "instruments", "option_im_ppm", "option_im_floor_ppm", "option_mm_ppm",
+                 "perps")
 
     def __init__(self, marks, index, instruments, option_im_ppm, option_im_floor_ppm, option_mm_ppm) -> None:
         self.marks: dict[int, int] = marks
@@ -48,6 +49,17 @@ class StandardMargin:
         self.option_im_ppm = option_im_ppm
         self.option_im_floor_ppm = option_im_floor_ppm
         self.option_mm_ppm = option_mm_ppm
+        # perpetual id → (size scale, IMF ppm, scale · 10⁶): the fast path's constants
+        self.perps: dict[int, tuple[int, int, int]] = {
+            i: (10**spec.size_decimals, spec.imf_ppm, 10**spec.size_decimals * PPM)
+            for i, spec in instruments.items() if spec.kind == Kind.PERPETUAL
+        }
+
+    def register(self, spec: InstrumentSpec) -> None:
+        """Called when an instrument is listed."""
+        if spec.kind == Kind.PERPETUAL:
+            scale = 10**spec.size_decimals
+            self.perps[spec.instrument_id] = (scale, spec.imf_ppm, scale * PPM)
 
     # -- per contract ----------------------------------------------------------------
     def _short_option_rates(self, spec: InstrumentSpec, mark: int) -> tuple[int, int]:
@@ -90,12 +102,30 @@ class StandardMargin:
         requirement(position after) − (value after − value now − cash paid), i.e. the
         requirement net of the equity the fills would add. Rounded up.
         """
-        mark = self.marks[spec.instrument_id]
+        instrument = spec.instrument_id
+        mark = self.marks[instrument]
         if agg is not None:
             bid_size += agg.bid_size
             bid_notional += agg.bid_notional
             ask_size += agg.ask_size
             ask_notional += agg.ask_notional
+        perp = self.perps.get(instrument)
+        if perp is not None:  # fast path: the same formulas as below, inlined for perpetuals
+            scale, imf, denom = perp
+            rate = mark * imf
+            value_now = size * mark // scale
+            worst = (abs(size) * rate + denom - 1) // denom
+            if bid_size:
+                after = size + bid_size
+                charge = (abs(after) * rate + denom - 1) // denom - (after * mark // scale - value_now - bid_notional)
+                if charge > worst:
+                    worst = charge
+            if ask_size:
+                after = size - ask_size
+                charge = (abs(after) * rate + denom - 1) // denom - (after * mark // scale - value_now + ask_notional)
+                if charge > worst:
+                    worst = charge
+            return worst
         value_now = self._value(spec, mark, size)
         worst = self._requirement(spec, mark, size, True)
         if bid_size:
@@ -113,9 +143,13 @@ class StandardMargin:
         """cash + Σ position values at the mark (micro-USDC, rounded down)."""
         total = account.cash
         marks = self.marks
-        instruments = self.instruments
+        perps = self.perps
         for instrument, position in account.positions.items():
-            total += self._value(instruments[instrument], marks[instrument], position.size)
+            perp = perps.get(instrument)
+            if perp is not None:
+                total += position.size * marks[instrument] // perp[0]
+            else:
+                total += self._value(self.instruments[instrument], marks[instrument], position.size)
         return total
 
     def initial(self, account: Account) -> int:
@@ -159,14 +193,18 @@ class StandardMargin:
         Accepts when equity ≥ IM with the order counted at its limit price, or when the
         order does not raise the account's initial requirement (risk-reducing). Returns
         None or the rejection code; never mutates.
+
+        Only the order's instrument needs a price check: an account can only hold
+        positions or orders in instruments that had a mark when they were opened, and marks
+        are never removed while an instrument is listed.
         """
-        if not self.priced(account, spec.instrument_id):
-            return ErrorCode.MARK_PRICE_UNAVAILABLE
         instrument = spec.instrument_id
-        scale = 10**spec.size_decimals
-        size = account.position_size(instrument)
+        if instrument not in self.marks or (spec.kind == Kind.OPTION and spec.underlying not in self.index):
+            return ErrorCode.MARK_PRICE_UNAVAILABLE
+        position = account.positions.get(instrument)
+        size = position.size if position is not None else 0
         agg = account.open.get(instrument)
-        before_here = self.charge(spec, size, agg)
+        scale = 10**spec.size_decimals
         notional = lots * price // scale
         db = dbn = da = dan = 0
         if side > 0:
@@ -182,11 +220,19 @@ class StandardMargin:
                 da -= replaces.remaining
                 dan -= old
         after_here = self.charge(spec, size, agg, db, dbn, da, dan)
+        positions = account.positions
+        if len(positions) <= 1 and len(account.open) <= 1 and (position is not None or not positions) \
+                and (agg is not None or not account.open):
+            # the account trades only this instrument: its requirement is after_here
+            if self.equity(account) >= after_here:
+                return None
+            before_here = self.charge(spec, size, agg)
+        else:
+            before_here = self.charge(spec, size, agg)
+            if self.equity(account) >= self.initial(account) - before_here + after_here:
+                return None
         if after_here <= before_here:
-            return None
-        required = self.initial(account) - before_here + after_here
-        if self.equity(account) >= required:
-            return None
+            return None  # risk-reducing: accepted even below initial margin
         return ErrorCode.INSUFFICIENT_MARGIN
 
     def free_collateral(self, account: Account) -> int:

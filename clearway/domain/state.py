@@ -88,6 +88,7 @@ class ExchangeState:
     def list_instrument(self, spec: InstrumentSpec) -> None:
         self.instruments[spec.instrument_id] = spec
         self.books[spec.instrument_id] = OrderBook(spec.instrument_id)
+        self.margin.register(spec)
 
     @property
     def fee_account(self) -> Account:
@@ -149,7 +150,8 @@ def apply(state: ExchangeState, command: Command) -> list[Event]:
     KeyError
         Unknown command type.
     """
-    state.check_sequence(command)  # raises SequenceError on a gap or replay
+    if command.seq != state.last_seq + 1 or command.ts < state.last_ts:
+        state.check_sequence(command)  # raises SequenceError on a gap, a replay or time going back
     handler = _HANDLERS[type(command)]  # one handler per command type, in its own module
     events = handler(state, command)
     state.last_seq = command.seq

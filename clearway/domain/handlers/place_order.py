@@ -25,10 +25,12 @@ from clearway.domain.units import PPM
 if TYPE_CHECKING:
     from clearway.domain.state import ExchangeState
 
-_GTC = TimeInForce.GTC
-_IOC = TimeInForce.IOC
-_FOK = TimeInForce.FOK
-_VALID_TIF = (1, 2, 3)
+_GTC = int(TimeInForce.GTC)
+_IOC = int(TimeInForce.IOC)
+_FOK = int(TimeInForce.FOK)
+_LIMIT = int(OrderType.LIMIT)
+_MARKET = int(OrderType.MARKET)
+_IOC_REMAINDER = int(CancelReason.IOC_REMAINDER)
 
 
 def place_order(state: ExchangeState, cmd: PlaceOrder) -> list[Event]:
@@ -51,15 +53,15 @@ def place_order(state: ExchangeState, cmd: PlaceOrder) -> list[Event]:
     if size < spec.min_size:
         return reject(ErrorCode.SIZE_BELOW_MINIMUM, "size is below the minimum", cmd.account, coid)
     tif = cmd.tif
-    if tif not in _VALID_TIF:
+    if tif != _GTC and tif != _IOC and tif != _FOK:
         return reject(ErrorCode.INVALID_TIME_IN_FORCE, "unknown time in force", cmd.account, coid)
-    if cmd.order_type == OrderType.LIMIT:
+    if cmd.order_type == _LIMIT:
         price = cmd.price
         if price <= 0:
             return reject(ErrorCode.PRICE_NOT_POSITIVE, "price must be positive", cmd.account, coid)
         if price % spec.tick_size:
             return reject(ErrorCode.PRICE_NOT_ON_TICK, "price is not a multiple of the tick size", cmd.account, coid)
-    elif cmd.order_type == OrderType.MARKET:
+    elif cmd.order_type == _MARKET:
         mark = state.marks.get(spec.instrument_id)
         if mark is None:
             return reject(ErrorCode.MARK_PRICE_UNAVAILABLE, "no mark price for a market order", cmd.account, coid)
@@ -114,7 +116,7 @@ def place_order(state: ExchangeState, cmd: PlaceOrder) -> list[Event]:
             state.orders[order_id] = order
         else:
             events.append(OrderCancelled(order_id, account.account_id, spec.instrument_id, remaining,
-                                         int(CancelReason.IOC_REMAINDER)))
+                                         _IOC_REMAINDER))
     return events
 
 
