@@ -201,9 +201,49 @@ class StandardMargin:
         instrument = spec.instrument_id
         if instrument not in self.marks or (spec.kind == Kind.OPTION and spec.underlying not in self.index):
             return ErrorCode.MARK_PRICE_UNAVAILABLE
-        position = account.positions.get(instrument)
+        positions = account.positions
+        position = positions.get(instrument)
         size = position.size if position is not None else 0
-        agg = account.open.get(instrument)
+        opened = account.open
+        agg = opened.get(instrument)
+        perp = self.perps.get(instrument)
+        single = (len(positions) <= 1 and len(opened) <= 1 and (position is not None or not positions)
+                  and (agg is not None or not opened))
+        if perp is not None and single and replaces is None:
+            # fast path, the common case: a perpetual in an account that trades only it.
+            # Same formulas as ``charge`` with the order added; requirement = this charge.
+            scale, imf, denom = perp
+            mark = self.marks[instrument]
+            notional = lots * price // scale
+            if agg is not None:
+                bid_size, bid_notional, ask_size, ask_notional = (
+                    agg.bid_size, agg.bid_notional, agg.ask_size, agg.ask_notional)
+            else:
+                bid_size = bid_notional = ask_size = ask_notional = 0
+            if side > 0:
+                bid_size += lots
+                bid_notional += notional
+            else:
+                ask_size += lots
+                ask_notional += notional
+            rate = mark * imf
+            value_now = size * mark // scale
+            after = (abs(size) * rate + denom - 1) // denom
+            if bid_size:
+                filled = size + bid_size
+                charge = (abs(filled) * rate + denom - 1) // denom - (filled * mark // scale - value_now - bid_notional)
+                if charge > after:
+                    after = charge
+            if ask_size:
+                filled = size - ask_size
+                charge = (abs(filled) * rate + denom - 1) // denom - (filled * mark // scale - value_now + ask_notional)
+                if charge > after:
+                    after = charge
+            if account.cash + value_now >= after:
+                return None
+            if after <= self.charge(spec, size, agg):
+                return None  # risk-reducing
+            return ErrorCode.INSUFFICIENT_MARGIN
         scale = 10**spec.size_decimals
         notional = lots * price // scale
         db = dbn = da = dan = 0
@@ -220,10 +260,7 @@ class StandardMargin:
                 da -= replaces.remaining
                 dan -= old
         after_here = self.charge(spec, size, agg, db, dbn, da, dan)
-        positions = account.positions
-        if len(positions) <= 1 and len(account.open) <= 1 and (position is not None or not positions) \
-                and (agg is not None or not account.open):
-            # the account trades only this instrument: its requirement is after_here
+        if single:
             if self.equity(account) >= after_here:
                 return None
             before_here = self.charge(spec, size, agg)
