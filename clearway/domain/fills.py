@@ -40,6 +40,7 @@ def settle_fill(state, spec, maker, taker: Account, taker_side: int, lots: int, 
 
     ``maker`` has already been reduced in the book; here its account aggregates are
     reduced and, if it is fully filled, it is forgotten. Returns the Trade event.
+    Fees: ``units.fee_amount`` (a charge rounds up, a rebate rounds down), inlined.
     """
     instrument = spec.instrument_id
     scale = 10**spec.size_decimals
@@ -55,10 +56,16 @@ def settle_fill(state, spec, maker, taker: Account, taker_side: int, lots: int, 
         taker.cash += notional - taker_fee
         maker_account.cash -= notional + maker_fee
     state.accounts[0].cash += maker_fee + taker_fee
-    funding_index = 0
-    change_position(taker, instrument, taker_side * lots, price, funding_index)
-    change_position(maker_account, instrument, -taker_side * lots, price, funding_index)
-    maker_account.reduce_order(maker, lots, scale)
+    change_position(taker, instrument, taker_side * lots, price, 0)
+    change_position(maker_account, instrument, -taker_side * lots, price, 0)
+    # maker's open-order aggregates (Account.reduce_order, inlined)
+    agg = maker_account.open[instrument]
+    if maker.side > 0:
+        agg.bid_size -= lots
+        agg.bid_notional -= notional
+    else:
+        agg.ask_size -= lots
+        agg.ask_notional -= notional
     if maker.remaining == 0:
         maker_account.remove_order(maker, scale)
         del state.orders[maker.order_id]
