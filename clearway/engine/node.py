@@ -1,0 +1,689 @@
+"""The sequencer node: the single writer that turns submissions into a durable, ordered
+command log and applies it (DESIGN.md, ``clearway/engine/``).
+
+Pipeline (three threads, every hand-off is per batch, not per command)::
+
+    submit() ──► open batch ──► sequencer thread ──► commit queue ──► committer thread
+    (validate:    (list under      seq, ts, apply(),       (batches)      one transaction for
+     type, size,   a lock)         encode, checksum                       all queued batches,
+     decode)                                                              then acks + events
+
+- ``submit`` validates in the caller's thread (type, encoded size, a decode round trip
+  that type-checks every field) and appends to the open batch; refusals raise
+  CommandRejected and never reach the journal.
+- The sequencer thread takes the whole open batch, stamps consecutive sequence numbers
+  and one timestamp (the injected clock, never behind the previous one), applies each
+  command with ``apply`` and encodes it as a journal record.
+- The committer thread writes every batch waiting in its queue in one transaction (group
+  commit: one fsync for all of them). Only when the commit has returned are the tickets
+  completed and the events published to subscribers, so an acknowledgement always means
+  "durable". While it commits, the sequencer is already applying the next batches.
+- Every ``snapshot_every`` commands the sequencer forks a child that encodes the state and
+  writes a snapshot (snapshots.py) while the parent goes on; without ``os.fork`` it
+  encodes inline. A snapshot may be written before its commands are durable; its anchor
+  makes recovery ignore it if they never were.
+
+Failure: if the journal write fails, or ``apply`` raises (a domain bug), the node stops
+taking commands (fail-stop); pending tickets raise NodeFailed and a restart recovers from
+the journal. State read through ``query`` includes sequenced commands whose commit is
+still in flight.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import fcntl
+import logging
+import os
+import queue
+import sys
+import threading
+import time
+import traceback
+import zlib
+from pathlib import Path
+from typing import Any, Callable, Iterator, NamedTuple
+
+import msgspec
+
+from clearway.domain.commands import (
+    AmendOrder, CancelAll, CancelOrder, Command, Deposit, ListInstrument, PlaceOrder, SetMarkPrices,
+    Withdraw, decode_command, encode_command,
+)
+from clearway.domain.events import Event
+from clearway.domain.genesis import GenesisConfig
+from clearway.domain.state import ExchangeState, apply, state_hash
+from clearway.engine.errors import CommandRejected, EngineErrorCode, JournalLocked, NodeFailed
+from clearway.engine.journal import Journal, open_journal
+from clearway.engine.recovery import RecoveryReport, recover, resolve_genesis
+from clearway.engine.snapshots import SnapshotStore, anchor_of, build_snapshot
+
+log = logging.getLogger("clearway.engine")
+
+COMMAND_TYPES = frozenset({Deposit, Withdraw, ListInstrument, SetMarkPrices, PlaceOrder, CancelOrder,
+                           CancelAll, AmendOrder})
+COMMAND_TAGS = frozenset(t.__struct_config__.tag for t in COMMAND_TYPES)
+_MASK32 = 0xFFFFFFFF
+_STOP = object()
+_END = object()
+
+_RUNNING, _CLOSING, _FAILED, _CLOSED = "running", "closing", "failed", "closed"
+
+
+def wall_clock_ms() -> int:
+    """Milliseconds since the epoch (UTC), the default clock."""
+    return time.time_ns() // 1_000_000
+
+
+class _Batch:
+    """Commands submitted between two takes of the sequencer; completed all at once."""
+
+    __slots__ = ("commands", "size", "events", "records", "first_seq", "ok", "error", "done", "waiters")
+
+    def __init__(self) -> None:
+        self.commands: list[Command] = []  # as submitted, then as sequenced (first ``ok``)
+        self.size = 0
+        self.events: list[list[Event]] = []
+        self.records: list[tuple[int, bytes, int]] = []
+        self.first_seq = 0
+        self.ok = 0  # commands[:ok] are sequenced and (once done) durable
+        self.error: BaseException | None = None  # raised by tickets at index >= ok
+        self.done = threading.Event()
+        self.waiters: list | None = []  # (loop, future) of async waiters; None once done
+
+    def complete(self) -> None:
+        with _WAITERS_LOCK:
+            self.done.set()
+            waiters, self.waiters = self.waiters, None
+        if waiters:
+            by_loop: dict[Any, list] = {}
+            for loop, future in waiters:
+                by_loop.setdefault(loop, []).append(future)
+            for loop, futures in by_loop.items():
+                try:
+                    loop.call_soon_threadsafe(_wake_futures, futures)
+                except RuntimeError:  # the loop was closed meanwhile
+                    pass
+
+
+_WAITERS_LOCK = threading.Lock()
+
+
+def _wake_futures(futures: list) -> None:
+    for future in futures:
+        if not future.done():
+            future.set_result(None)
+
+
+class Ticket:
+    """The pending acknowledgement of one submitted command (a light future).
+
+    ``result()`` blocks until the command is durable and returns its events; in asyncio,
+    ``await ticket`` does the same without blocking the loop. Raises NodeFailed if the
+    node stopped before the command became durable (its outcome is then unknown until
+    the node recovers).
+    """
+
+    __slots__ = ("_batch", "_index")
+
+    def __init__(self, batch: _Batch, index: int) -> None:
+        self._batch = batch
+        self._index = index
+
+    def done(self) -> bool:
+        return self._batch.done.is_set()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until acknowledged or failed; False on timeout."""
+        return self._batch.done.wait(timeout)
+
+    def result(self, timeout: float | None = None) -> list[Event]:
+        """The command's events once it is durable. Raises TimeoutError or NodeFailed."""
+        batch = self._batch
+        if not batch.done.wait(timeout):
+            raise TimeoutError("command not acknowledged yet")
+        if self._index >= batch.ok:
+            raise batch.error  # type: ignore[misc]
+        return batch.events[self._index]
+
+    @property
+    def seq(self) -> int:
+        """The assigned sequence number (once done; 0 if the command failed)."""
+        batch = self._batch
+        return batch.first_seq + self._index if batch.done.is_set() and self._index < batch.ok else 0
+
+    @property
+    def command(self) -> Command:
+        """The command as sequenced, with its seq and ts (once done and not failed)."""
+        self.result(0)
+        return self._batch.commands[self._index]
+
+    def __await__(self):
+        return self._result_async().__await__()
+
+    async def _result_async(self) -> list[Event]:
+        batch = self._batch
+        if not batch.done.is_set():
+            loop = asyncio.get_running_loop()
+            future = loop.create_future()
+            with _WAITERS_LOCK:
+                pending = batch.waiters is not None
+                if pending:
+                    batch.waiters.append((loop, future))
+            if pending:
+                await future
+        return self.result(0)
+
+
+class Published(NamedTuple):
+    """One durable command and its events, as delivered to subscribers."""
+
+    seq: int
+    command: Command
+    events: list[Event]
+
+
+class Subscription:
+    """A stream of ``Published`` items in sequence order, starting with the first command
+    made durable after ``Node.subscribe``. Fed by the committer thread; read by one
+    consumer. If the consumer falls ``max_backlog`` batches behind, the subscription
+    ends with ``overflowed = True`` (the node never waits for a subscriber)."""
+
+    def __init__(self, node: "Node", max_backlog: int) -> None:
+        self._node = node
+        self._queue: queue.SimpleQueue = queue.SimpleQueue()
+        self._max_backlog = max_backlog
+        self._current: _Batch | None = None
+        self._pos = 0
+        self.closed = False
+        self.overflowed = False
+
+    def _push(self, batch: Any) -> bool:
+        """Called by the node; False if the subscription is over (overflow)."""
+        if batch is not _END and self._queue.qsize() >= self._max_backlog:
+            self.overflowed = True
+            self._queue.put(_END)
+            return False
+        self._queue.put(batch)
+        return True
+
+    def get(self, timeout: float | None = None) -> Published | None:
+        """The next item; None once the subscription has ended. Raises TimeoutError."""
+        while True:
+            batch = self._current
+            if batch is not None and self._pos < batch.ok:
+                i = self._pos
+                self._pos = i + 1
+                return Published(batch.first_seq + i, batch.commands[i], batch.events[i])
+            if self.closed:
+                return None
+            try:
+                item = self._queue.get(timeout=timeout)
+            except queue.Empty:
+                raise TimeoutError("no event yet") from None
+            if item is _END:
+                self.closed = True
+                self._current = None
+                return None
+            self._current, self._pos = item, 0
+
+    def __iter__(self) -> Iterator[Published]:
+        while (item := self.get()) is not None:
+            yield item
+
+    def close(self) -> None:
+        self._node._unsubscribe(self)
+        self._queue.put(_END)
+
+
+class Node:
+    """A running sequencer over one data directory (see the module docstring).
+
+    Opening recovers the state (recovery.py) and starts the threads; use as a context
+    manager or call ``close``.
+
+    Parameters
+    ----------
+    data_dir : Path
+        Holds the lock file, the snapshots and (default back end) ``journal.sqlite3``.
+    genesis : GenesisConfig | None
+        Required to be equal to the journal's if it has one; stored if the journal is new
+        (the default GenesisConfig if None).
+    journal : str | Journal | None
+        None for SQLite in ``data_dir``, a ``postgresql://`` URL, or a journal object.
+    pg_schema : str
+        Schema of the PostgreSQL journal.
+    snapshot_every : int
+        Commands between snapshots (0: only at clean shutdown).
+    keep_snapshots : int
+        Snapshot files kept.
+    clock : callable → int
+        Milliseconds since the epoch, read once per batch (inject a fixed one in tests).
+    max_command_bytes : int
+        Largest accepted encoded command (as submitted).
+    max_in_flight : int
+        Submitted but not yet acknowledged commands beyond which ``submit`` refuses with
+        OVERLOADED.
+    fork_snapshots : bool | None
+        Write periodic snapshots from a forked child (default: where ``os.fork`` exists).
+    switch_interval : float | None
+        If set, ``sys.setswitchinterval`` while the node runs: the committer and waiting
+        clients get the GIL back promptly while the sequencer applies (5 ms default of
+        CPython would show in every acknowledgement).
+
+    Raises
+    ------
+    JournalLocked
+        Another node holds the data directory (or the PostgreSQL schema).
+    JournalError, RecoveryError
+        See journal.py and recovery.py.
+    """
+
+    def __init__(
+        self,
+        data_dir: str | Path,
+        genesis: GenesisConfig | None = None,
+        *,
+        journal: str | Journal | None = None,
+        pg_schema: str = "clearway",
+        snapshot_every: int = 100_000,
+        keep_snapshots: int = 3,
+        clock: Callable[[], int] = wall_clock_ms,
+        max_command_bytes: int = 16_384,
+        max_in_flight: int = 200_000,
+        max_commit_records: int = 50_000,
+        fork_snapshots: bool | None = None,
+        switch_interval: float | None = 0.0005,
+    ) -> None:
+        self.data_dir = Path(data_dir)
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.snapshot_every = snapshot_every
+        self.keep_snapshots = max(1, keep_snapshots)
+        self.max_command_bytes = max_command_bytes
+        self.max_in_flight = max_in_flight
+        self.max_commit_records = max_commit_records
+        self._clock = clock
+        self._fork = hasattr(os, "fork") if fork_snapshots is None else fork_snapshots
+        self._lock_fd = _lock_data_dir(self.data_dir)
+        self._journal: Journal | None = None
+        try:
+            self._journal = journal if journal is not None and not isinstance(journal, str) else \
+                open_journal(self.data_dir, journal, schema=pg_schema)
+            self.genesis = resolve_genesis(self._journal, genesis)
+            self._store = SnapshotStore(self.data_dir)
+            self._state, self.recovery = recover(self._journal, self._store, self.genesis)
+        except BaseException:
+            if self._journal is not None:
+                self._journal.close()
+            os.close(self._lock_fd)
+            raise
+        state = self._state
+        last = self._journal.read(state.last_seq) if state.last_seq else None
+        self._last_data: bytes | None = bytes(last[1]) if last is not None else None
+        self._snapshot_started_seq = self.recovery.snapshot_seq
+        self._snapshot_written_seq = self.recovery.snapshot_seq
+        self._snapshot_busy = False
+        self.durable_seq = state.last_seq
+        self.commits = 0
+        self.committed_records = 0
+        self.largest_commit = 0
+
+        self._cond = threading.Condition(threading.Lock())
+        self._open = _Batch()
+        self._queries: list[tuple[Callable, concurrent.futures.Future]] = []
+        self._in_flight = 0
+        self._run_state = _RUNNING
+        self._failure: NodeFailed | None = None
+        self._subs: tuple[Subscription, ...] = ()
+        self._commit_queue: queue.SimpleQueue = queue.SimpleQueue()
+        self._snapshot_queue: queue.SimpleQueue = queue.SimpleQueue()
+        self._old_switch = None
+        if switch_interval is not None:
+            self._old_switch = sys.getswitchinterval()
+            sys.setswitchinterval(switch_interval)
+        self._threads = [
+            threading.Thread(target=self._sequencer_main, name="clearway-sequencer", daemon=True),
+            threading.Thread(target=self._committer_main, name="clearway-committer", daemon=True),
+            threading.Thread(target=self._snapshot_main, name="clearway-snapshots", daemon=True),
+        ]
+        for thread in self._threads:
+            thread.start()
+
+    # -- the public API ----------------------------------------------------------------
+    def submit(self, command: Command) -> Ticket:
+        """Queue ``command`` (its seq and ts are ignored and assigned here).
+
+        Raises CommandRejected: UNKNOWN_COMMAND_TYPE (not a command Struct),
+        MALFORMED_COMMAND (a field of the wrong type or range), OVERSIZED_COMMAND
+        (encoded larger than ``max_command_bytes``), OVERLOADED, NODE_CLOSED, NODE_FAILED.
+        """
+        if type(command) not in COMMAND_TYPES:
+            raise CommandRejected(EngineErrorCode.UNKNOWN_COMMAND_TYPE,
+                                  f"{type(command).__name__} is not a command")
+        try:
+            data = encode_command(command)
+        except (TypeError, ValueError, OverflowError, msgspec.EncodeError) as exc:
+            raise CommandRejected(EngineErrorCode.MALFORMED_COMMAND, str(exc)) from None
+        return self._enqueue(self._checked(data))
+
+    def submit_bytes(self, data: bytes) -> Ticket:
+        """Queue an encoded command (``encode_command`` bytes, e.g. from the network).
+        Raises CommandRejected like ``submit``."""
+        if not isinstance(data, (bytes, bytearray, memoryview)):
+            raise CommandRejected(EngineErrorCode.MALFORMED_COMMAND, "not bytes")
+        return self._enqueue(self._checked(bytes(data)))
+
+    def subscribe(self, max_backlog: int = 100_000) -> Subscription:
+        """A new Subscription to every command made durable from now on."""
+        sub = Subscription(self, max_backlog)
+        with self._cond:
+            if self._run_state == _CLOSED:
+                sub._push(_END)
+            else:
+                self._subs = (*self._subs, sub)
+        return sub
+
+    def query(self, fn: Callable[[ExchangeState], Any]) -> concurrent.futures.Future:
+        """Run ``fn(state)`` on the sequencer thread between two batches; a Future of its
+        result. ``fn`` must not mutate the state. Raises CommandRejected if not running."""
+        future: concurrent.futures.Future = concurrent.futures.Future()
+        with self._cond:
+            self._check_running()
+            self._queries.append((fn, future))
+            self._cond.notify()
+        return future
+
+    def state_hash(self) -> str:
+        """Hash of the current state (all sequenced commands)."""
+        if self._run_state == _CLOSED:
+            return state_hash(self._state)
+        return self.query(state_hash).result()
+
+    @property
+    def state(self) -> ExchangeState:
+        """The state; only safe to read once the node is closed (use ``query`` before)."""
+        return self._state
+
+    @property
+    def last_seq(self) -> int:
+        """Last sequenced command (durable or not)."""
+        return self._state.last_seq
+
+    @property
+    def failure(self) -> NodeFailed | None:
+        return self._failure
+
+    def stats(self) -> dict:
+        return {"last_seq": self._state.last_seq, "durable_seq": self.durable_seq, "commits": self.commits,
+                "committed_records": self.committed_records, "largest_commit": self.largest_commit,
+                "snapshot_seq": self._snapshot_written_seq}
+
+    def close(self, snapshot: bool = True) -> None:
+        """Stop taking commands, make every accepted one durable and acknowledge it, wait
+        for a running snapshot, write a final snapshot (if ``snapshot`` and the node did
+        not fail) and release the journal and the data directory. Idempotent."""
+        with self._cond:
+            if self._run_state == _CLOSED:
+                return
+            if self._run_state == _RUNNING:
+                self._run_state = _CLOSING
+            self._cond.notify_all()
+        for thread in self._threads[:2]:
+            thread.join()
+        self._snapshot_queue.put(None)
+        self._threads[2].join()
+        try:
+            state = self._state
+            if snapshot and self._failure is None and state.last_seq > self._snapshot_written_seq:
+                self._store.write(state.last_seq, build_snapshot(state, anchor_of(self._last_data or b"")))
+                self._snapshot_written_seq = state.last_seq
+                self._store.prune(self.keep_snapshots)
+        finally:
+            with self._cond:
+                self._run_state = _CLOSED
+                subs, self._subs = self._subs, ()
+            for sub in subs:
+                sub._push(_END)
+            self._journal.close()
+            os.close(self._lock_fd)
+            if self._old_switch is not None:
+                sys.setswitchinterval(self._old_switch)
+
+    def __enter__(self) -> "Node":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- ingress -------------------------------------------------------------------------
+    def _checked(self, data: bytes) -> Command:
+        """Decode ``data`` into a type-checked command or raise CommandRejected."""
+        if len(data) > self.max_command_bytes:
+            raise CommandRejected(EngineErrorCode.OVERSIZED_COMMAND,
+                                  f"{len(data)} bytes > limit {self.max_command_bytes}")
+        try:
+            return decode_command(data)
+        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+            code = EngineErrorCode.UNKNOWN_COMMAND_TYPE if _has_unknown_tag(data) else EngineErrorCode.MALFORMED_COMMAND
+            raise CommandRejected(code, str(exc)) from None
+
+    def _check_running(self) -> None:
+        if self._run_state != _RUNNING:
+            if self._run_state == _FAILED:
+                raise CommandRejected(EngineErrorCode.NODE_FAILED, f"node failed: {self._failure}")
+            raise CommandRejected(EngineErrorCode.NODE_CLOSED, "node is shutting down or closed")
+
+    def _enqueue(self, command: Command) -> Ticket:
+        with self._cond:
+            self._check_running()
+            if self._in_flight >= self.max_in_flight:
+                raise CommandRejected(EngineErrorCode.OVERLOADED, f"{self._in_flight} commands in flight")
+            batch = self._open
+            commands = batch.commands
+            commands.append(command)
+            self._in_flight += 1
+            if len(commands) == 1:
+                self._cond.notify()
+        return Ticket(batch, len(commands) - 1)
+
+    def _unsubscribe(self, sub: Subscription) -> None:
+        with self._cond:
+            self._subs = tuple(s for s in self._subs if s is not sub)
+
+    def _fail(self, failure: NodeFailed) -> None:
+        with self._cond:
+            if self._failure is None:
+                self._failure = failure
+            if self._run_state in (_RUNNING, _CLOSING):
+                self._run_state = _FAILED
+            self._cond.notify_all()
+
+    # -- the sequencer thread ----------------------------------------------------------
+    def _sequencer_main(self) -> None:
+        cond = self._cond
+        try:
+            while True:
+                with cond:
+                    while not self._open.commands and not self._queries and self._run_state == _RUNNING:
+                        cond.wait()
+                    queries, self._queries = self._queries, []
+                    batch = self._open
+                    if batch.commands:
+                        self._open = _Batch()
+                    else:
+                        batch = None
+                    if batch is None and not queries and self._run_state != _RUNNING:
+                        break
+                for fn, future in queries:
+                    if future.set_running_or_notify_cancel():
+                        try:
+                            future.set_result(fn(self._state))
+                        except BaseException as exc:
+                            future.set_exception(exc)
+                if batch is not None:
+                    self._sequence(batch)
+                    self._commit_queue.put(batch)
+                    if self._failure is None:
+                        self._maybe_snapshot()
+        finally:
+            for fn, future in self._queries:
+                future.cancel()
+            self._commit_queue.put(_STOP)
+
+    def _sequence(self, batch: _Batch) -> None:
+        """Stamp, apply and encode ``batch`` (or fail it whole if the node has failed)."""
+        commands = batch.commands
+        batch.size = len(commands)
+        if self._failure is not None:
+            batch.error = self._failure
+            return
+        state = self._state
+        first = state.last_seq + 1
+        ts = self._clock()
+        if ts < state.last_ts:
+            ts = state.last_ts
+        set_field = msgspec.structs.force_setattr  # the node decoded these copies itself
+        encode = encode_command
+        crc32 = zlib.crc32
+        events = batch.events
+        records = batch.records
+        seq = first - 1
+        try:
+            for command in commands:
+                seq += 1
+                set_field(command, "seq", seq)
+                set_field(command, "ts", ts)
+                data = encode(command)
+                events.append(apply(state, command))
+                records.append((seq, data, crc32(data, seq & _MASK32)))
+        except Exception as exc:
+            log.error("apply raised on command %d; the node stops:\n%s", seq, traceback.format_exc())
+            failure = NodeFailed(f"apply raised on command {seq} ({type(command).__name__}): {exc!r}")
+            batch.error = failure
+            self._fail(failure)
+        batch.first_seq = first
+        batch.ok = len(records)
+        if records:
+            self._last_data = records[-1][1]
+
+    def _maybe_snapshot(self) -> None:
+        state = self._state
+        if (not self.snapshot_every or self._snapshot_busy
+                or state.last_seq - self._snapshot_started_seq < self.snapshot_every):
+            return
+        seq = state.last_seq
+        anchor = anchor_of(self._last_data or b"")
+        self._snapshot_busy = True
+        self._snapshot_started_seq = seq
+        if self._fork:
+            pid = os.fork()
+            if pid == 0:  # the child: a frozen copy of the state; write it and leave
+                code = 1
+                try:
+                    os.close(self._lock_fd)  # never keep the data directory locked after the parent
+                    self._store.write(seq, build_snapshot(state, anchor))
+                    code = 0
+                except BaseException:
+                    traceback.print_exc()
+                finally:
+                    os._exit(code)
+            self._snapshot_queue.put((seq, pid, None))
+        else:
+            self._snapshot_queue.put((seq, None, build_snapshot(state, anchor)))
+
+    # -- the committer thread ----------------------------------------------------------
+    def _committer_main(self) -> None:
+        commit_queue = self._commit_queue
+        journal = self._journal
+        journal_failed = False
+        stop = False
+        while not stop:
+            item = commit_queue.get()
+            if item is _STOP:
+                break
+            batches = [item]
+            count = len(item.records)
+            while count < self.max_commit_records:
+                try:
+                    item = commit_queue.get_nowait()
+                except queue.Empty:
+                    break
+                if item is _STOP:
+                    stop = True
+                    break
+                batches.append(item)
+                count += len(item.records)
+            if not journal_failed and count:
+                records = batches[0].records if len(batches) == 1 else [r for b in batches for r in b.records]
+                try:
+                    journal.append(records)
+                except BaseException as exc:
+                    journal_failed = True
+                    log.error("journal write failed; the node stops:\n%s", traceback.format_exc())
+                    self._fail(NodeFailed(f"journal write failed: {exc!r}"))
+                else:
+                    self.durable_seq = records[-1][0]
+                    self.commits += 1
+                    self.committed_records += count
+                    if count > self.largest_commit:
+                        self.largest_commit = count
+            size = 0
+            for batch in batches:
+                if journal_failed:
+                    batch.ok = 0
+                    batch.error = self._failure
+                size += batch.size
+                batch.complete()
+            with self._cond:
+                self._in_flight -= size
+            subs = self._subs
+            if subs and not journal_failed:
+                for sub in subs:
+                    for batch in batches:
+                        if batch.ok and not sub._push(batch):
+                            self._unsubscribe(sub)
+                            break
+
+    # -- the snapshot thread -----------------------------------------------------------
+    def _snapshot_main(self) -> None:
+        while (job := self._snapshot_queue.get()) is not None:
+            seq, pid, data = job
+            try:
+                if pid is not None:
+                    _, status = os.waitpid(pid, 0)
+                    ok = os.waitstatus_to_exitcode(status) == 0
+                else:
+                    self._store.write(seq, data)
+                    ok = True
+            except OSError:
+                log.error("snapshot %d failed:\n%s", seq, traceback.format_exc())
+                ok = False
+            if ok:
+                self._snapshot_written_seq = seq
+                self._store.prune(self.keep_snapshots)
+            else:
+                log.error("snapshot %d was not written", seq)
+            self._snapshot_busy = False
+
+
+def _has_unknown_tag(data: bytes) -> bool:
+    """True if ``data`` is a MessagePack array whose first element is a string that names
+    no command type (told apart from other malformed input for a precise error code)."""
+    try:
+        value = msgspec.msgpack.decode(data)
+    except msgspec.DecodeError:
+        return False
+    return isinstance(value, list) and bool(value) and isinstance(value[0], str) and value[0] not in COMMAND_TAGS
+
+
+def _lock_data_dir(data_dir: Path) -> int:
+    """Take the exclusive lock of ``data_dir/LOCK`` (flock); return its descriptor.
+    Raises JournalLocked if another process holds it."""
+    fd = os.open(data_dir / "LOCK", os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise JournalLocked(f"{data_dir} is in use by another node") from None
+    return fd
