@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import msgspec
 
+from clearway.domain.ids import AccountId, DepositId, InstrumentId, OrderId
+from clearway.domain.units import BaseAmount, Price, QuoteAmount
 from clearway.domain.instruments import InstrumentSpec
 from clearway.domain.orders import OrderType, TimeInForce
 
@@ -28,8 +30,8 @@ class Deposit(msgspec.Struct, tag="dep", **_OPTS):
     seq: int
     ts: int
     owner: str
-    amount: int
-    deposit_id: int
+    amount: QuoteAmount
+    deposit_id: DepositId
 
 
 class Withdraw(msgspec.Struct, tag="wd", **_OPTS):
@@ -37,8 +39,8 @@ class Withdraw(msgspec.Struct, tag="wd", **_OPTS):
 
     seq: int
     ts: int
-    account: int
-    amount: int
+    account: AccountId
+    amount: QuoteAmount
 
 
 class ListInstrument(msgspec.Struct, tag="list", **_OPTS):
@@ -56,8 +58,8 @@ class SetMarkPrices(msgspec.Struct, tag="mark", **_OPTS):
 
     seq: int
     ts: int
-    index: dict[str, int]
-    marks: dict[int, int]
+    index: dict[str, Price]
+    marks: dict[InstrumentId, Price]
 
 
 class PlaceOrder(msgspec.Struct, tag="place", **_OPTS):
@@ -70,11 +72,11 @@ class PlaceOrder(msgspec.Struct, tag="place", **_OPTS):
 
     seq: int
     ts: int
-    account: int
-    instrument: int
+    account: AccountId
+    instrument: InstrumentId
     side: int
-    size: int
-    price: int
+    size: BaseAmount
+    price: Price
     order_type: int = OrderType.LIMIT
     tif: int = TimeInForce.GTC
     post_only: bool = False
@@ -87,8 +89,8 @@ class CancelOrder(msgspec.Struct, tag="cancel", **_OPTS):
 
     seq: int
     ts: int
-    account: int
-    order_id: int = 0
+    account: AccountId
+    order_id: OrderId = OrderId(0)
     client_order_id: str = ""
 
 
@@ -97,8 +99,8 @@ class CancelAll(msgspec.Struct, tag="cancel_all", **_OPTS):
 
     seq: int
     ts: int
-    account: int
-    instrument: int = -1
+    account: AccountId
+    instrument: InstrumentId = InstrumentId(-1)
 
 
 class AmendOrder(msgspec.Struct, tag="amend", **_OPTS):
@@ -110,10 +112,10 @@ class AmendOrder(msgspec.Struct, tag="amend", **_OPTS):
 
     seq: int
     ts: int
-    account: int
-    order_id: int
-    size: int
-    price: int
+    account: AccountId
+    order_id: OrderId
+    size: BaseAmount
+    price: Price
 
 
 Command = Deposit | Withdraw | ListInstrument | SetMarkPrices | PlaceOrder | CancelOrder | CancelAll | AmendOrder

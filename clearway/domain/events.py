@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import msgspec
 
+from clearway.domain.ids import AccountId, DepositId, InstrumentId, OrderId, TradeId
+from clearway.domain.units import BaseAmount, Price, QuoteAmount
 from clearway.domain.errors import ErrorCode
 
 _OPTS = dict(frozen=True, tag_field="e")
@@ -19,36 +21,36 @@ class Rejected(msgspec.Struct, tag="rejected", **_OPTS):
 
     code: ErrorCode
     message: str
-    account: int = -1
+    account: AccountId = AccountId(-1)
     client_order_id: str = ""
 
 
 class AccountCreated(msgspec.Struct, tag="account_created", **_OPTS):
-    account: int
+    account: AccountId
     owner: str
 
 
 class Deposited(msgspec.Struct, tag="deposited", **_OPTS):
-    account: int
-    amount: int
-    deposit_id: int
-    cash: int
+    account: AccountId
+    amount: QuoteAmount
+    deposit_id: DepositId
+    cash: QuoteAmount
 
 
 class Withdrawn(msgspec.Struct, tag="withdrawn", **_OPTS):
-    account: int
-    amount: int
-    cash: int
+    account: AccountId
+    amount: QuoteAmount
+    cash: QuoteAmount
 
 
 class InstrumentListed(msgspec.Struct, tag="instrument_listed", **_OPTS):
-    instrument: int
+    instrument: InstrumentId
     name: str
 
 
 class PricesSet(msgspec.Struct, tag="prices_set", **_OPTS):
-    index: dict[str, int]
-    marks: dict[int, int]
+    index: dict[str, Price]
+    marks: dict[InstrumentId, Price]
 
 
 class OrderAccepted(msgspec.Struct, tag="order_accepted", **_OPTS):
@@ -56,12 +58,12 @@ class OrderAccepted(msgspec.Struct, tag="order_accepted", **_OPTS):
     ``OrderCancelled`` (IOC remainder) follow in the same event list. An order with
     remaining size and no cancel event rests in the book."""
 
-    order_id: int
-    account: int
-    instrument: int
+    order_id: OrderId
+    account: AccountId
+    instrument: InstrumentId
     side: int
-    price: int
-    size: int
+    price: Price
+    size: BaseAmount
     tif: int
     post_only: bool
     reduce_only: bool
@@ -72,26 +74,26 @@ class Trade(msgspec.Struct, tag="trade", **_OPTS):
     """One fill at the maker's price. Fees are signed (positive = paid by the account,
     negative = rebate received). ``taker_side`` is the aggressor's side (+1 buy)."""
 
-    trade_id: int
-    instrument: int
-    price: int
-    size: int
+    trade_id: TradeId
+    instrument: InstrumentId
+    price: Price
+    size: BaseAmount
     taker_side: int
-    maker_order_id: int
-    taker_order_id: int
-    maker_account: int
-    taker_account: int
-    maker_fee: int
-    taker_fee: int
+    maker_order_id: OrderId
+    taker_order_id: OrderId
+    maker_account: AccountId
+    taker_account: AccountId
+    maker_fee: QuoteAmount
+    taker_fee: QuoteAmount
 
 
 class OrderCancelled(msgspec.Struct, tag="order_cancelled", **_OPTS):
     """An order (or its unfilled remainder) left the book; reason: errors.CancelReason."""
 
-    order_id: int
-    account: int
-    instrument: int
-    remaining: int
+    order_id: OrderId
+    account: AccountId
+    instrument: InstrumentId
+    remaining: BaseAmount
     reason: int
 
 
@@ -100,12 +102,12 @@ class OrderAmended(msgspec.Struct, tag="order_amended", **_OPTS):
     place in the queue (size decrease only). Also used when a reduce-only order shrinks to
     the position."""
 
-    order_id: int
-    account: int
-    instrument: int
-    price: int
-    size: int
-    remaining: int
+    order_id: OrderId
+    account: AccountId
+    instrument: InstrumentId
+    price: Price
+    size: BaseAmount
+    remaining: BaseAmount
     priority_kept: bool
 
 
