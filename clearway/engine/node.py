@@ -43,14 +43,11 @@ import time
 import traceback
 import zlib
 from pathlib import Path
-from typing import Any, Callable, Iterator, NamedTuple
+from typing import Any, Callable, Iterator, NamedTuple, get_args
 
 import msgspec
 
-from clearway.domain.commands import (
-    AmendOrder, CancelAll, CancelOrder, Command, Deposit, ListInstrument, PlaceOrder, SetMarkPrices,
-    Withdraw, decode_command, encode_command,
-)
+from clearway.domain.commands import Command, decode_command, encode_command
 from clearway.domain.events import Event
 from clearway.domain.genesis import GenesisConfig
 from clearway.domain.state import ExchangeState, apply, state_hash
@@ -61,8 +58,9 @@ from clearway.engine.snapshots import SnapshotStore, anchor_of, build_snapshot
 
 log = logging.getLogger("clearway.engine")
 
-COMMAND_TYPES = frozenset({Deposit, Withdraw, ListInstrument, SetMarkPrices, PlaceOrder, CancelOrder,
-                           CancelAll, AmendOrder})
+COMMAND_TYPES = frozenset(get_args(Command))
+"""Every member of the domain's ``Command`` union (new command types are accepted as
+soon as the domain adds them)."""
 COMMAND_TAGS = frozenset(t.__struct_config__.tag for t in COMMAND_TYPES)
 _MASK32 = 0xFFFFFFFF
 _STOP = object()
