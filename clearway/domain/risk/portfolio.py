@@ -817,15 +817,16 @@ def evaluate_portfolio_margin_naive(market: PMMarket, portfolio: PMPortfolio, pa
 
     def expiry_value(expiry: ExpiryMarket, options: list[OptionPosition], spot_shock: float,
                      vol_of: Any) -> float:
+        """Σ size · Black76(variable·s + fixed, K, T, vol_of(option), D) over the expiry."""
         fixed, variable = _forward_portions(expiry)
         forward = variable * spot_shock + fixed
         t = _year_fraction(expiry.seconds_to_expiry)
         rate = max(expiry.rate, 0.0)
-        total = 0.0
-        for opt in options:
-            price = float(black76_price(forward, opt.strike, t, vol_of(opt), rate, opt.is_call))
-            total += opt.size * price
-        return total
+        strikes = np.array([o.strike for o in options])
+        calls = np.array([o.is_call for o in options])
+        vols = np.array([vol_of(o) for o in options], dtype=np.float64)
+        prices = black76_price(forward, strikes, t, vols, rate, calls)
+        return float(sum(o.size * float(p) for o, p in zip(options, prices)))
 
     equity, mm_cont, im_cont, confidence, _, rc_value = _non_option_terms(
         market, portfolio.cash, portfolio.perp, portfolio.collaterals, params)
