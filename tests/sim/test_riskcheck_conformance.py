@@ -75,3 +75,21 @@ def test_default_params_equal_the_common_case_params():
 def test_cli_conformance_exits_zero(capsys):
     assert main(["risk", "conformance", str(CASES), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["passed"] == 139
+
+
+def test_a_wrong_expectation_is_reported_with_name_field_expected_and_got(tmp_path):
+    case = json.loads((CASES / "case_029_perps_basic_perp.json").read_text())
+    case["expected"]["initial_margin"] *= 1 + 2e-6  # just outside 1e-6 relative
+    (tmp_path / "case.json").write_text(json.dumps(case))
+    result = conformance(tmp_path)
+    assert (result["cases"], result["passed"]) == (1, 0)
+    (failure,) = result["failures"]
+    assert failure["name"] == case["name"] and failure["field"] == "initial_margin"
+    assert failure["got"] == pytest.approx(617.9999999999995)
+
+
+def test_values_near_zero_use_the_absolute_floor(tmp_path):
+    case = json.loads((CASES / "case_001_collateral_cash_only.json").read_text())
+    case["expected"]["maintenance_margin"] = 5e-7  # got 0: within the 1e-6 USD floor
+    (tmp_path / "case.json").write_text(json.dumps(case))
+    assert conformance(tmp_path)["passed"] == 1
