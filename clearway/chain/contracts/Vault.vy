@@ -687,32 +687,27 @@ def _compute_root(
     # element of `proof`; otherwise it is the empty-subtree hash of that level
     path: uint256 = convert(index, uint256)
     bitmap: uint256 = convert(proof_bitmap, uint256)
+    count: uint256 = len(proof)
     node: bytes32 = leaf
     used: uint256 = 0
+    sibling: bytes32 = empty(bytes32)
     for level: uint256 in range(TREE_DEPTH):
-        sibling: bytes32 = ZERO_HASHES[level]
-        if (bitmap >> level) & 1 == 1:
-            if used == len(proof):
+        if bitmap & 1 == 1:
+            if used == count:
                 return empty(bytes32)
             sibling = proof[used]
-            used += 1
-        if (path >> level) & 1 == 0:
+            used = unsafe_add(used, 1)
+        else:
+            sibling = ZERO_HASHES[level]
+        if path & 1 == 0:
             node = keccak256(concat(node, sibling))
         else:
             node = keccak256(concat(sibling, node))
-    if used != len(proof):
+        bitmap >>= 1
+        path >>= 1
+    if used != count:
         return empty(bytes32)
     return node
-
-
-@internal
-@pure
-def _floor_div(numerator: int256, denominator: int256) -> int256:
-    # denominator > 0; Vyper's // truncates toward zero, the escape value floors
-    quotient: int256 = numerator // denominator
-    if numerator < 0 and quotient * denominator != numerator:
-        quotient -= 1
-    return quotient
 
 
 @internal
@@ -720,6 +715,8 @@ def _floor_div(numerator: int256, denominator: int256) -> int256:
 def _escape_value(cash: int256, positions: DynArray[Position, MAX_POSITIONS]) -> uint256:
     # value = max(0, cash + sum(floor(size * price / 10**d)
     #                           + floor(-size * (F_instrument - F_position) / (10**d * 10**6))))
+    # Divisors are positive, so unsafe_div cannot overflow and |q * divisor| <= |numerator|;
+    # unsafe_div truncates toward zero, hence the -1 for inexact negative quotients.
     total: int256 = cash
     for position: Position in positions:
         packed: uint256 = self.instrument_packed[position.instrument_id]
@@ -727,8 +724,19 @@ def _escape_value(cash: int256, positions: DynArray[Position, MAX_POSITIONS]) ->
         price: int256 = convert(packed & MASK_120, int256) - PACKED_BIAS
         funding: int256 = convert((packed >> 120) & MASK_120, int256) - PACKED_BIAS
         scale: int256 = convert(pow_mod256(10, (packed >> 240) & 255), int256)
-        total += self._floor_div(position.size * price, scale)
-        total += self._floor_div(-position.size * (funding - position.funding_index), scale * FUNDING_INDEX_SCALE)
+
+        numerator: int256 = position.size * price
+        quotient: int256 = unsafe_div(numerator, scale)
+        if numerator < 0 and unsafe_mul(quotient, scale) != numerator:
+            quotient = unsafe_sub(quotient, 1)
+        total += quotient
+
+        numerator = -position.size * (funding - position.funding_index)
+        divisor: int256 = unsafe_mul(scale, FUNDING_INDEX_SCALE)  # <= 10**36
+        quotient = unsafe_div(numerator, divisor)
+        if numerator < 0 and unsafe_mul(quotient, divisor) != numerator:
+            quotient = unsafe_sub(quotient, 1)
+        total += quotient
     if total <= 0:
         return 0
     return convert(total, uint256)
