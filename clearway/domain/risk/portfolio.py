@@ -562,7 +562,9 @@ class RiskArrays:
     - ``basis_up`` / ``basis_down``: (n,) values at the basis-contingency spot shocks;
     - per expiry (e,): ``static_positive`` / ``static_negative`` multipliers,
       ``basis_factor`` = add + mult·T, ``confidence`` = min(forward, rate, vol confidences);
-    - per scenario (s,): ``dampening``, ``is_skew`` (bool).
+    - per scenario (s,): ``dampening``, ``is_skew`` (bool);
+    - ``strike_group``: (n,) int id of the instrument's (expiry, strike) pair, calls and
+      puts together (naked-short netting), ``n_strike_groups`` distinct ids.
     """
 
     instruments: tuple[OptionInstrument, ...]
@@ -578,6 +580,8 @@ class RiskArrays:
     confidence: NDArray[np.float64]
     dampening: NDArray[np.float64]
     is_skew: NDArray[np.bool_]
+    strike_group: NDArray[np.int64]
+    n_strike_groups: int
 
     def index(self) -> dict[OptionInstrument, int]:
         """Row of each instrument (for building size vectors)."""
@@ -667,6 +671,12 @@ def build_risk_arrays(market: PMMarket, instruments: Sequence[OptionInstrument],
     values = black76_price(forward, strikes[:, None], t_i[:, None], vol, disc_rate_i[:, None], is_call[:, None])
     f0 = variable_i + fixed_i
     base = black76_price(f0, strikes, t_i, vols, disc_rate_i, is_call)
+    if n:
+        pairs = np.stack([expiry_of.astype(np.float64), strikes], axis=1)
+        _, strike_group = np.unique(pairs, axis=0, return_inverse=True)
+        strike_group = strike_group.reshape(n)
+    else:
+        strike_group = np.zeros(0, dtype=np.int64)
     bc = params.basis_contingency
     basis_up = black76_price(variable_i * bc.spot_up + fixed_i, strikes, t_i, vols, disc_rate_i, is_call)
     basis_down = black76_price(variable_i * bc.spot_down + fixed_i, strikes, t_i, vols, disc_rate_i, is_call)
@@ -684,6 +694,8 @@ def build_risk_arrays(market: PMMarket, instruments: Sequence[OptionInstrument],
         confidence=confidence,
         dampening=np.array([s.dampening for s in scenarios], dtype=np.float64),
         is_skew=np.array([s.vol_shock.is_skew for s in scenarios], dtype=bool),
+        strike_group=strike_group.astype(np.int64),
+        n_strike_groups=int(strike_group.max()) + 1 if n else 0,
     )
 
 
@@ -748,14 +760,18 @@ def margin_from_risk_arrays(
         basis_contingency = float(np.sum(np.minimum(np.minimum(up - m0, down - m0), 0.0) * risk.basis_factor[expiries]))
 
         c = params.contingency
-        strikes = risk.strikes[held]
-        for i, e in enumerate(expiries):
-            in_e = local == i
-            naked = _naked_shorts(strikes[in_e], qh[in_e])
-            mm_cont += naked * market.spot * c.mm_option
-            im_cont += naked * market.spot * c.im_option
-            conf_e = min(confidence, float(risk.confidence[e]))
-            im_cont += _confidence_contingency(conf_e, float(np.abs(qh[in_e]).sum()) * market.spot, c)
+        # naked shorts: per (expiry, strike) group, max(shorts − longs, 0), summed
+        groups = risk.strike_group[held]
+        shorts = np.bincount(groups, weights=np.maximum(-qh, 0.0), minlength=risk.n_strike_groups)
+        longs = np.bincount(groups, weights=np.maximum(qh, 0.0), minlength=risk.n_strike_groups)
+        naked = float(np.maximum(shorts - longs, 0.0).sum())
+        mm_cont += naked * market.spot * c.mm_option
+        im_cont += naked * market.spot * c.im_option
+        # oracle confidence per expiry, on Σ|size| · S
+        notional = np.bincount(local, weights=np.abs(qh), minlength=n_e) * market.spot
+        conf = np.minimum(confidence, risk.confidence[expiries])
+        low = conf < c.confidence_threshold
+        im_cont += float(np.sum(np.where(low, (1.0 - conf) * c.confidence_margin * notional, 0.0)))
 
     return _finish(market, params, equity, mm_cont, im_cont, basis_contingency, pnl)
 

@@ -112,6 +112,15 @@ def test_a_call_and_a_put_at_one_strike_net_their_naked_shorts():
     assert paired.mm_contingency == pytest.approx(0.0)
 
 
+def test_naked_shorts_do_not_net_across_expiries():
+    market = _market()
+    near, far = market.expiries[0].seconds_to_expiry, market.expiries[2].seconds_to_expiry
+    options = (OptionPosition(near, 2100.0, True, -1.0, 0.6), OptionPosition(far, 2100.0, True, 1.0, 0.6))
+    result = evaluate_portfolio_margin(market, PMPortfolio(options=options), PARAMS)
+    assert result.mm_contingency == pytest.approx(2000.0 * 0.003)
+    assert_results_close(result, evaluate_portfolio_margin_naive(market, PMPortfolio(options=options), PARAMS))
+
+
 def test_skew_scenarios_count_each_expiry_as_a_loss():
     # Without static discounts or basis contingency a long OTM call gains when the linear skew raises its vol;
     # the skew scenario still books that expiry as a loss of the same size (−|…|).
