@@ -2,7 +2,7 @@
 
 One slice per expiry in Gatheral's *raw* parameterisation (Gatheral 2004, "A parsimonious
 arbitrage-free implied volatility parameterization"; Gatheral & Jacquier 2014, "Arbitrage-
-free SVI volatility surfaces", Quantitative Finance 14(1), §3):
+free SVI volatility surfaces", Quantitative Finance 14(1), section 3):
 
     w(k) = a + b · (ρ·(k − m) + √((k − m)² + σ²)),   k = ln(K / F),   vol(k) = √(w(k) / T)
 
@@ -16,13 +16,13 @@ Static-arbitrage checks (:func:`validate_svi`), each failing with :class:`SVIArb
 2. a + b·σ·√(1 − ρ²) ≥ 0: the minimum of w is non-negative;
 3. b·(1 + |ρ|) ≤ 4: the wing slopes respect the Roger Lee / Rogers–Tehranchi bound
    (Lee 2004, "The moment formula for implied volatility at extreme strikes"; Gatheral &
-   Jacquier 2014, eq. (3.3));
-4. no butterfly arbitrage: the density function of Gatheral & Jacquier 2014, eq. (2.1),
+   Jacquier 2014, section 3);
+4. no butterfly arbitrage: the function g of Gatheral & Jacquier 2014 (section 2),
 
        g(k) = (1 − k·w'/(2w))² − (w'²/4)·(1/w + 1/4) + w''/2
 
    is ≥ 0 on a grid of k (default :data:`DEFAULT_K_GRID`, −6 ≤ k ≤ 6 by 0.01, extended
-   to the data range during a fit).  g ≥ 0 for all k is Gatheral & Jacquier's Lemma 2.2;
+   to the data range during a fit).  g ≥ 0 for all k is their criterion for a slice free of butterfly arbitrage;
    a grid check is necessary, not sufficient, and is what the exchange enforces.
 
 Calendar-spread arbitrage between slices is out of scope here (one slice at a time).
@@ -108,7 +108,7 @@ def svi_total_variance(k: ArrayLike, params: SVIParams) -> NDArray[np.float64]:
         float64 w(k), same shape as ``k``; no rounding.  May be negative for parameter
         sets that fail :func:`validate_svi`.
 
-    Source: Gatheral (2004), raw SVI; Gatheral & Jacquier (2014) eq. (3.1).
+    Source: Gatheral (2004), raw SVI; Gatheral & Jacquier (2014), section 3.
     """
     return _derivatives(k, params)[0]
 
@@ -142,7 +142,7 @@ def svi_implied_vol(k: ArrayLike, time: float, params: SVIParams) -> NDArray[np.
 
 
 def svi_density(k: ArrayLike, params: SVIParams) -> NDArray[np.float64]:
-    """Butterfly-arbitrage function g(k) of Gatheral & Jacquier (2014), eq. (2.1).
+    """Butterfly-arbitrage function g(k) of Gatheral & Jacquier (2014), section 2.
 
     g(k) = (1 − k·w'/(2w))² − (w'²/4)·(1/w + 1/4) + w''/2.  The risk-neutral density of
     ln(S_T/F) is φ(d2)·g(k)/√w, so g < 0 anywhere means a butterfly spread with negative
@@ -206,7 +206,7 @@ def validate_svi(params: SVIParams, k_grid: ArrayLike | None = None) -> None:
         i = int(np.argmin(np.where(defined, g, np.inf)))
         raise SVIArbitrageError(
             f"SVI butterfly arbitrage: g(k) = {float(g[i])!r} < 0 at k = {float(grid[i])!r} "
-            "(Gatheral & Jacquier 2014, eq. 2.1)"
+            "(Gatheral & Jacquier 2014, section 2)"
         )
 
 

@@ -64,7 +64,7 @@ def test_parameter_sets_outside_the_svi_domain_are_rejected_with_the_reason(para
 
 
 def test_butterfly_arbitrage_is_rejected_even_when_the_simple_bounds_hold():
-    # Gatheral & Jacquier (2014) §2.2 example: a = -0.0410, b = 0.1331, rho = 0.3060,
+    # Axel Vogt's example in Gatheral & Jacquier (2014): a = -0.0410, b = 0.1331, rho = 0.3060,
     # m = 0.3586, sigma = 0.4153 (T = 1) respects the simple bounds but has g(k) < 0.
     params = SVIParams(-0.0410, 0.1331, 0.3060, 0.3586, 0.4153)
     assert params.b * (1 + abs(params.rho)) <= 4
