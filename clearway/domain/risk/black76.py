@@ -171,8 +171,8 @@ def black76_greeks(
     ValueError
         If the inputs do not broadcast.
 
-    Source: Black (1976); derivatives by direct differentiation of the formula
-    (e.g. Haug, "The Complete Guide to Option Pricing Formulas", 2nd ed., §1.1.5).
+    Source: Black (1976); the Greeks by direct differentiation of the formula (checked
+    against central finite differences in the tests).
     """
     return _black76(forward, strike, time, vol, rate, is_call, greeks=True)
 
