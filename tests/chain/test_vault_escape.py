@@ -182,17 +182,27 @@ RANDOM_INSTRUMENTS = [
 
 
 @pytest.fixture(scope="module")
-def priced(token, vault, sequencer):
-    """A frozen vault with RANDOM_INSTRUMENTS posted (module-scoped: built once)."""
-    from vault_harness import GENESIS_CONFIG_HASH, Harness
+def priced_vault(token, sequencer):
+    """A vault of its own, frozen, with RANDOM_INSTRUMENTS posted; built once per module
+    (so it must not be the session vault, which later tests expect unfrozen)."""
+    from vault_harness import GENESIS_CONFIG_HASH, VERIFIER_KEYS, Harness
 
+    from clearway.chain.contracts import deploy_vault
     from clearway.commitment import CommittedState
 
-    h = Harness(token, vault, sequencer, CommittedState(GENESIS_CONFIG_HASH))
+    own = deploy_vault(
+        token, sequencer, [k.address for k in VERIFIER_KEYS], 2, GENESIS_CONFIG_HASH
+    )
+    h = Harness(token, own, sequencer, CommittedState(GENESIS_CONFIG_HASH))
     h.submit_and_finalise(instruments=RANDOM_INSTRUMENTS)
     h.freeze_with_overdue_request(boa.env.generate_address())
     h.open_escape()
     h.post_instruments()
+    return own
+
+
+@pytest.fixture(scope="module")
+def priced():
     return {i.instrument_id: i for i in RANDOM_INSTRUMENTS}
 
 
@@ -205,10 +215,10 @@ position = st.tuples(st.sampled_from([10, 11, 14, 15, 16]), bounded, bounded)
     st.integers(-(10**30), 10**30),
     st.lists(position, max_size=10, unique_by=lambda p: p[0]),
 )
-def test_contract_escape_value_equals_python_to_the_micro_usdc(priced, vault, cash, held):
+def test_contract_escape_value_equals_python_to_the_micro_usdc(priced, priced_vault, cash, held):
     leaf = AccountLeaf(0, "0x" + "11" * 20, cash, held)
     expected = escape_value(leaf, priced)
-    assert vault.escape_value(cash, [p.as_tuple() for p in leaf.positions]) == expected
+    assert priced_vault.escape_value(cash, [p.as_tuple() for p in leaf.positions]) == expected
 
 
 @settings(max_examples=60, deadline=None)
@@ -220,7 +230,7 @@ def test_contract_escape_value_equals_python_to_the_micro_usdc(priced, vault, ca
         unique_by=lambda p: p[0],
     ),
 )
-def test_extreme_prices_and_sizes_agree_or_revert_on_int256_overflow(priced, vault, cash, held):
+def test_extreme_prices_and_sizes_agree_or_revert_on_int256_overflow(priced, priced_vault, cash, held):
     leaf = AccountLeaf(0, "0x" + "11" * 20, cash, held)
     expected = escape_value(leaf, priced)
     products = [abs(p.size) * max(abs(priced[p.instrument_id].settlement_price),
@@ -228,7 +238,19 @@ def test_extreme_prices_and_sizes_agree_or_revert_on_int256_overflow(priced, vau
                 for p in leaf.positions]
     args = (cash, [p.as_tuple() for p in leaf.positions])
     if all(x < 2**254 for x in products):
-        assert vault.escape_value(*args) == expected
+        assert priced_vault.escape_value(*args) == expected
     elif any(x >= 2**256 for x in products):
         with boa.reverts():
-            vault.escape_value(*args)
+            priced_vault.escape_value(*args)
+
+
+def test_an_overdrawn_finalised_state_cannot_block_the_escape_hatch(harness, vault, alice):
+    from clearway.commitment import Withdrawal
+
+    harness.deposit(alice, 10)
+    harness.submit_and_finalise(withdrawals=[Withdrawal(alice, 15)])  # more than held
+    harness.freeze_with_overdue_request()
+    harness.open_escape()
+    assert vault.escape_pool() == 0
+    with boa.reverts():  # the token balance is short: the claim cannot be paid in full
+        vault.withdraw(sender=alice)

@@ -99,3 +99,16 @@ def test_submit_batch_gas(harness, vault, sequencer, capsys):
         with capsys.disabled():
             print(f"\nsubmit_batch, {size} bytes of data: {gas}")
         assert batch_effects_hash(0) is not None
+
+
+def test_deposit_finalise_and_forced_request_gas(harness, vault, token, alice, capsys):
+    harness.deposit(alice, 10)  # first deposit pays for fresh counters; measure the second
+    harness.fund(alice, 1_000_000)
+    deposit = transaction_gas(vault, "deposit", 1_000_000, sender=alice)
+    attestation = harness.submit(withdrawals=[Withdrawal(alice, 5)])
+    finalise = transaction_gas(vault, "finalise_batch", 1, harness.signatures(attestation))
+    forced = transaction_gas(vault, "request_forced_withdrawal", 5, sender=alice)
+    with capsys.disabled():
+        print(f"\ndeposit: {deposit}\nfinalise_batch (2 of 3, 1 withdrawal): {finalise}"
+              f"\nrequest_forced_withdrawal: {forced}")
+    assert vault.claimable(alice) == 5

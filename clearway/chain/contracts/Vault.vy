@@ -566,7 +566,7 @@ def open_escape(accounts_root: bytes32, instruments_root: bytes32, last_sequence
     """
     @notice Reveal the two tree roots behind the last finalised state root (anyone,
             once, after the freeze). Fixes the escape pool: the vault's balance minus
-            claimable withdrawals minus refundable deposits.
+            claimable withdrawals minus refundable deposits (0 if that is negative).
     """
     assert self.frozen, "vault is not frozen"
     assert self.accounts_root == empty(bytes32), "escape is already open"
@@ -574,8 +574,13 @@ def open_escape(accounts_root: bytes32, instruments_root: bytes32, last_sequence
         abi_encode(accounts_root, instruments_root, self.escape_batch, last_sequence, genesis_config_hash)
     )
     assert root == self.escape_state_root, "roots do not match the finalised state root"
+    # Saturating: an inconsistent finalised state (more owed than held) must not block the
+    # escape hatch; escapes then pay nothing and claims and refunds are paid while they last.
     balance: uint256 = staticcall token.balanceOf(self)
-    pool: uint256 = balance - self.total_claimable - self.refund_reserve
+    owed: uint256 = self.total_claimable + self.refund_reserve
+    pool: uint256 = 0
+    if balance > owed:
+        pool = balance - owed
     self.accounts_root = accounts_root
     self.instruments_root = instruments_root
     self.escape_pool = pool
