@@ -85,13 +85,14 @@ class PostgresJournal:
         return self._conn.execute("SELECT coalesce(max(seq), 0) FROM journal").fetchone()[0]
 
     def append(self, records: Sequence[Record]) -> None:
+        """One transaction: the records as one COPY text payload (``seq TAB \\x<hex> TAB
+        checksum`` lines, built in one join: cheaper per row than ``write_row``)."""
+        payload = "".join([f"{seq}\t\\\\x{data.hex()}\t{checksum}\n" for seq, data, checksum in records])
         conn = self._conn
         with conn.transaction():
             with conn.cursor() as cur:
                 with cur.copy("COPY journal (seq, command, checksum) FROM STDIN") as copy:
-                    write_row = copy.write_row
-                    for record in records:
-                        write_row(record)
+                    copy.write(payload.encode())
 
     def read_after(self, seq: int, limit: int) -> list[Record]:
         with self._conn.cursor(binary=True) as cur:

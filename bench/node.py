@@ -1,0 +1,285 @@
+"""Benchmark of the sequencer node (issue 5): ``clearway bench node --json``.
+
+1. Durable throughput and acknowledgement latency, SQLite and (given a URL) PostgreSQL.
+   The synthetic mix of clearway/engine/loadgen.py (100 deposits, a mark price, then
+   limit orders, IOC orders and cancels on BTC-PERP, ~1,400 resting orders) goes through
+   ``Node.submit`` from an in-process client thread; a second client thread waits for the
+   acknowledgements.
+   - ``commands_per_second``: saturation, the client keeps 2,000 commands in flight;
+     median of ``--runs``.
+   - ``ack_p50_ms`` / ``ack_p99_ms``: latency at a paced load of ``ack_load_cps`` =
+     50,000 commands/s if the saturation rate exceeds it by 10%, else 80% of the
+     saturation rate (a load the node sustains), for 4 s; measured from each command's
+     scheduled submission time to the moment the client sees its acknowledgement
+     (so client stalls count too); the run with the median p99. ``ack_by_load_cps``
+     adds single paced runs at 5,000 and 20,000 commands/s.
+2. Crash test (clearway/engine/crashtest.py): a ``clearway node`` child process under
+   load, killed with SIGKILL at random moments and restarted (CLEARWAY_BENCH_KILLS, 20).
+3. Recovery of a 1,000,000-command journal (CLEARWAY_BENCH_RECOVERY_COMMANDS) with no
+   snapshot and with a snapshot 50,000 commands before the end (half the default
+   snapshot interval). The journal was just written, so it sits in the page cache.
+
+The PostgreSQL URL comes from ``args.pg_url`` or CLEARWAY_BENCH_PG_URL. Figures depend on
+the machine and on whatever else runs on it; the JSON carries the core count and load.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import shutil
+import statistics
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import msgspec
+
+from clearway.domain.commands import encode_command
+from clearway.domain.state import ExchangeState, apply
+from clearway.engine.crashtest import crash_test
+from clearway.engine.journal import SqliteJournal, record_checksum, SQLITE_FILE
+from clearway.engine.loadgen import bench_genesis, command_stream, take
+from clearway.engine.node import Node
+from clearway.engine.snapshots import SnapshotStore, anchor_of, build_snapshot
+
+TARGET_CPS = 50_000
+WINDOW = 2_000
+PACED_SECONDS = 4  # length of a paced (latency) run
+LOW_RATES = (5_000, 20_000)  # extra paced runs: latency below the target load
+WARMUP = 101
+T0 = 1_700_000_000_000
+
+
+def run(args) -> dict:
+    """Run the three parts; ``args`` has ``runs``, ``orders`` (commands per throughput
+    run), ``seed`` and optionally ``pg_url``."""
+    runs = max(1, getattr(args, "runs", 3) or 1)
+    n = max(10_000, getattr(args, "orders", 200_000) or 200_000)
+    seed = getattr(args, "seed", 1) or 1
+    pg_url = getattr(args, "pg_url", None) or os.environ.get("CLEARWAY_BENCH_PG_URL")
+    kills = int(os.environ.get("CLEARWAY_BENCH_KILLS", "20"))
+    recovery_n = int(os.environ.get("CLEARWAY_BENCH_RECOVERY_COMMANDS", "1000000"))
+    root = Path(tempfile.mkdtemp(prefix="clearway-bench-node-"))
+    result: dict = {"machine": {"cores": os.cpu_count(), "load_average_1m": round(os.getloadavg()[0], 2)},
+                    "commands_per_run": n, "runs": runs}
+    try:
+        commands = take(command_stream(seed), n)
+        result["sqlite"] = _throughput(root, None, commands, runs)
+        if pg_url:
+            result["postgresql"] = _throughput(root, pg_url, commands, runs)
+        else:
+            result["postgresql"] = {"skipped": "no URL: set CLEARWAY_BENCH_PG_URL (bash .ci/postgres.sh prints one)"}
+        crash = crash_test(root / "crash", kills, seed=seed)
+        result.update({
+            "crash_cycles": crash["crash_cycles"],
+            "acknowledged_lost": crash["acknowledged_lost"],
+            "state_hash_match": crash["state_hash_match"],
+            "crash_detail": crash,
+        })
+        result.update(_recovery(root / "recovery", recovery_n, seed))
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+    return result
+
+
+def print_report(result: dict) -> None:
+    out = sys.stdout.write
+    out(f"machine: {result['machine']['cores']} cores, load {result['machine']['load_average_1m']} at start\n")
+    for name in ("sqlite", "postgresql"):
+        r = result[name]
+        if "skipped" in r:
+            out(f"{name:>10}: skipped ({r['skipped']})\n")
+            continue
+        out(f"{name:>10}: {r['commands_per_second']:>9,.0f} durable commands/s (target {TARGET_CPS:,}); "
+            f"ack p50 {r['ack_p50_ms']:.2f} ms, p99 {r['ack_p99_ms']:.2f} ms at {r['ack_load_cps']:,} commands/s "
+            f"(target p99 <= 5 ms); {r['commands_per_commit']:.0f} commands per commit at saturation\n")
+        for load, lat in r["ack_by_load_cps"].items():
+            out(f"{'':>12}at {int(load):>6,} commands/s: ack p50 {lat['p50_ms']:.2f} ms, p99 {lat['p99_ms']:.2f} ms\n")
+    out(f"crash test: {result['crash_cycles']} SIGKILLs, {result['crash_detail']['acknowledged']:,} acknowledged, "
+        f"{result['acknowledged_lost']} lost, state hash matches a clean replay: {result['state_hash_match']}\n")
+    out(f"recovery of {result['recovery_commands']:,} commands: {result['recovery_1m_s']:.2f} s without a snapshot "
+        f"(target 30 s), {result['recovery_1m_with_snapshot_s']:.2f} s from a snapshot "
+        f"{result['recovery_snapshot_tail']:,} commands back (target 5 s)\n")
+
+
+# -- 1. throughput and latency ------------------------------------------------------------
+def _throughput(root: Path, pg_url: str | None, commands: list, runs: int) -> dict:
+    saturation = [_one_run(root, pg_url, commands, rate=None) for _ in range(runs)]
+    cps = statistics.median(r["commands_per_second"] for r in saturation)
+    rate = TARGET_CPS if cps >= 1.1 * TARGET_CPS else int(0.8 * cps)
+    paced = [_one_run(root, pg_url, commands[:WARMUP + PACED_SECONDS * rate], rate=rate) for _ in range(runs)]
+    median_paced = sorted(paced, key=lambda r: r["ack_p99_ms"])[len(paced) // 2]
+    curve = {}
+    for low in LOW_RATES:
+        r = _one_run(root, pg_url, commands[:WARMUP + PACED_SECONDS * low], rate=low)
+        curve[str(low)] = {"p50_ms": r["ack_p50_ms"], "p99_ms": r["ack_p99_ms"]}
+    return {
+        "commands_per_second": round(cps),
+        "ack_p50_ms": median_paced["ack_p50_ms"],
+        "ack_p99_ms": median_paced["ack_p99_ms"],
+        "ack_max_ms": median_paced["ack_max_ms"],
+        "ack_load_cps": rate,
+        "achieved_paced_cps": median_paced["commands_per_second"],
+        "ack_by_load_cps": curve,
+        "saturation_ack_p99_ms": statistics.median(r["ack_p99_ms"] for r in saturation),
+        "commands_per_commit": statistics.median(r["commands_per_commit"] for r in saturation),
+        "all_runs_cps": [r["commands_per_second"] for r in saturation],
+    }
+
+
+def _one_run(root: Path, pg_url: str | None, commands: list, rate: int | None) -> dict:
+    data_dir = root / f"tp-{uuid.uuid4().hex[:8]}"
+    schema = "bench_" + uuid.uuid4().hex[:12]
+    node = Node(data_dir, bench_genesis(), journal=pg_url, pg_schema=schema)
+    try:
+        for ticket in [node.submit(c) for c in commands[:WARMUP]]:
+            ticket.result(timeout=60)
+        commits_before = node.commits
+        timed = commands[WARMUP:]
+        started, latencies, elapsed = _drive(node, timed, rate)
+        commits = node.commits - commits_before
+    finally:
+        node.close(snapshot=False)
+        shutil.rmtree(data_dir, ignore_errors=True)
+        if pg_url:
+            _drop_schema(pg_url, schema)
+    latencies.sort()
+    n = len(latencies)
+    return {
+        "commands_per_second": round(n / elapsed),
+        "ack_p50_ms": round(latencies[n // 2] * 1e3, 3),
+        "ack_p99_ms": round(latencies[min(n - 1, int(n * 0.99))] * 1e3, 3),
+        "ack_max_ms": round(latencies[-1] * 1e3, 3),
+        "commands_per_commit": round(n / max(1, commits), 1),
+    }
+
+
+def _drive(node: Node, commands: list, rate: int | None):
+    """Submit ``commands`` from this thread and collect acknowledgements on another.
+
+    rate None: keep WINDOW commands in flight (saturation), latency from submission.
+    rate r: command i is due at t0 + i/r, latency from that due time."""
+    n = len(commands)
+    pending: queue.SimpleQueue = queue.SimpleQueue()
+    latencies = [0.0] * n
+    room = threading.Semaphore(WINDOW)
+    clock = time.perf_counter
+    finished = [0.0]
+
+    def collect() -> None:
+        get = pending.get
+        for i in range(n):
+            ticket, due = get()
+            if not ticket.done():
+                ticket.wait()
+            latencies[i] = clock() - due
+            room.release()
+        finished[0] = clock()
+
+    collector = threading.Thread(target=collect, name="bench-collector")
+    collector.start()
+    submit = node.submit
+    put = pending.put
+    t0 = clock()
+    if rate is None:
+        for command in commands:
+            room.acquire()
+            put((submit(command), clock()))
+    else:
+        i = 0
+        while i < n:
+            due_count = min(n, int((clock() - t0) * rate) + 1)
+            if due_count <= i:
+                time.sleep(0.0002)
+                continue
+            while i < due_count:
+                room.acquire()
+                put((submit(commands[i]), t0 + i / rate))
+                i += 1
+    collector.join()
+    return t0, latencies, finished[0] - t0
+
+
+def _drop_schema(url: str, schema: str) -> None:
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+
+# -- 3. recovery ---------------------------------------------------------------------------
+def _recovery(data_dir: Path, n: int, seed: int) -> dict:
+    """Write an n-command journal directly (sequenced, applied, with a snapshot 50,000
+    commands before the end), then time Node start-up without and with the snapshot."""
+    tail = min(50_000, n // 2)
+    genesis = bench_genesis()
+    data_dir.mkdir(parents=True)
+    journal = SqliteJournal(data_dir / SQLITE_FILE)
+    journal.set_genesis(genesis.encode())
+    store = SnapshotStore(data_dir)
+    state = ExchangeState(genesis)
+    stream = command_stream(seed + 1)
+    replace = msgspec.structs.replace
+    records = []
+    build_started = time.perf_counter()
+    for seq in range(1, n + 1):
+        command = replace(next(stream), seq=seq, ts=T0 + seq // 100)
+        data = encode_command(command)
+        apply(state, command)
+        records.append((seq, data, record_checksum(seq, data)))
+        if len(records) == 10_000:
+            journal.append(records)
+            records = []
+        if seq == n - tail:
+            store.write(seq, build_snapshot(state, anchor_of(data)))
+    if records:
+        journal.append(records)
+    journal.close()
+    build_s = time.perf_counter() - build_started
+
+    aside = data_dir.parent / "snapshots-aside"
+    store.directory.rename(aside)
+    started = time.perf_counter()
+    node = Node(data_dir, genesis, snapshot_every=0)
+    without = time.perf_counter() - started
+    full_report = node.recovery
+    node.close(snapshot=False)
+    shutil.rmtree(store.directory)
+    aside.rename(store.directory)
+    started = time.perf_counter()
+    node = Node(data_dir, genesis, snapshot_every=0)
+    with_snapshot = time.perf_counter() - started
+    snap_report = node.recovery
+    node.close(snapshot=False)
+    assert full_report.state_hash == snap_report.state_hash, "recoveries disagree"
+    assert full_report.last_seq == snap_report.last_seq == n
+    return {
+        "recovery_commands": n,
+        "recovery_1m_s": round(without, 2),
+        "recovery_1m_with_snapshot_s": round(with_snapshot, 2),
+        "recovery_snapshot_tail": snap_report.replayed,
+        "recovery_journal_mb": round(os.path.getsize(data_dir / SQLITE_FILE) / 2**20, 1),
+        "recovery_build_s": round(build_s, 1),
+    }
+
+
+if __name__ == "__main__":  # python bench/node.py: a quick run without the clearway CLI
+    import argparse
+    import json
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--orders", type=int, default=200_000)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--pg-url", default=None)
+    parser.add_argument("--json", action="store_true")
+    arguments = parser.parse_args()
+    outcome = run(arguments)
+    if arguments.json:
+        print(json.dumps(outcome, indent=2))
+    else:
+        print_report(outcome)
