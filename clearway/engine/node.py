@@ -37,6 +37,7 @@ import fcntl
 import logging
 import os
 import queue
+import signal
 import sys
 import threading
 import time
@@ -63,6 +64,7 @@ COMMAND_TYPES = frozenset(get_args(Command))
 soon as the domain adds them)."""
 COMMAND_TAGS = frozenset(t.__struct_config__.tag for t in COMMAND_TYPES)
 _MASK32 = 0xFFFFFFFF
+_SNAPSHOT_CHILD_TIMEOUT_S = 600
 _STOP = object()
 _END = object()
 
@@ -323,6 +325,7 @@ class Node:
         self._snapshot_written_seq = self.recovery.snapshot_seq
         self._snapshot_busy = False
         self.durable_seq = state.last_seq
+        self.queued_seq = state.last_seq  # last command handed to the committer
         self.commits = 0
         self.committed_records = 0
         self.largest_commit = 0
@@ -413,7 +416,10 @@ class Node:
         return self._failure
 
     def stats(self) -> dict:
-        return {"last_seq": self._state.last_seq, "durable_seq": self.durable_seq, "commits": self.commits,
+        """Counters: last sequenced, handed to the committer (queued) and durable sequence
+        numbers, commits, records committed, largest commit, last snapshot written."""
+        return {"last_seq": self._state.last_seq, "queued_seq": self.queued_seq,
+                "durable_seq": self.durable_seq, "commits": self.commits,
                 "committed_records": self.committed_records, "largest_commit": self.largest_commit,
                 "snapshot_seq": self._snapshot_written_seq}
 
@@ -522,6 +528,7 @@ class Node:
                 if batch is not None:
                     self._sequence(batch)
                     self._commit_queue.put(batch)
+                    self.queued_seq = batch.first_seq + batch.ok - 1 if batch.ok else self.queued_seq
                     if self._failure is None:
                         self._maybe_snapshot()
         finally:
@@ -579,6 +586,9 @@ class Node:
             if pid == 0:  # the child: a frozen copy of the state; write it and leave
                 code = 1
                 try:
+                    # A lock another thread held at the fork (e.g. inside OpenSSL under a
+                    # PostgreSQL TLS connection) could hang the child: never for long.
+                    signal.alarm(_SNAPSHOT_CHILD_TIMEOUT_S)
                     os.close(self._lock_fd)  # never keep the data directory locked after the parent
                     self._store.write(seq, build_snapshot(state, anchor))
                     code = 0

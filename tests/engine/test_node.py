@@ -59,7 +59,7 @@ def test_commands_that_arrive_during_a_commit_share_the_next_transaction(backend
     first = node.submit(commands[0])
     assert journal.entered.wait(60)
     rest = [node.submit(c) for c in commands[1:]]
-    wait_until(lambda: node.last_seq == len(commands))  # all sequenced, none durable yet
+    wait_until(lambda: node.stats()["queued_seq"] == len(commands))  # all queued, none durable
     assert not any(t.done() for t in rest)
     journal.gate.set()
     for ticket in [first, *rest]:
