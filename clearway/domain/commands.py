@@ -16,6 +16,7 @@ import msgspec
 from clearway.domain.ids import AccountId, DepositId, InstrumentId, OrderId
 from clearway.domain.units import BaseAmount, Price, QuoteAmount
 from clearway.domain.instruments import InstrumentSpec
+from clearway.domain.market import ExpiryData
 from clearway.domain.orders import OrderType, TimeInForce
 
 _OPTS = dict(frozen=True, array_like=True, tag_field="t")
@@ -118,7 +119,36 @@ class AmendOrder(msgspec.Struct, tag="amend", **_OPTS):
     price: Price
 
 
-Command = Deposit | Withdraw | ListInstrument | SetMarkPrices | PlaceOrder | CancelOrder | CancelAll | AmendOrder
+class SetMarketData(msgspec.Struct, tag="market", **_OPTS):
+    """Operator market data of one underlying (the signed oracle of issue 4 will write the
+    same state): index price (micro-USDC), stable price (USD per USDC in ppm; 0 leaves it
+    unchanged) and the whole volatility surface, one ``ExpiryData`` per expiry (forward,
+    rate, raw SVI; market.py). Replaces the underlying's previous surface; every listed
+    option of the underlying that has not expired must have its expiry in it. Option marks
+    are recomputed from it (exchange-rules.md "Option marks")."""
+
+    seq: int
+    ts: int
+    underlying: str
+    index: Price
+    stable_price: int
+    expiries: list[ExpiryData]
+
+
+class SetMarginMode(msgspec.Struct, tag="margin_mode", **_OPTS):
+    """Switch ``account`` to ``mode`` (accounts.MarginMode: 1 standard, 2 portfolio);
+    accepted only if the account satisfies initial margin in the new mode."""
+
+    seq: int
+    ts: int
+    account: AccountId
+    mode: int
+
+
+Command = (
+    Deposit | Withdraw | ListInstrument | SetMarkPrices | PlaceOrder | CancelOrder | CancelAll | AmendOrder
+    | SetMarketData | SetMarginMode
+)
 
 _encoder = msgspec.msgpack.Encoder()
 _decoder = msgspec.msgpack.Decoder(Command)

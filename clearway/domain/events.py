@@ -111,7 +111,25 @@ class OrderAmended(msgspec.Struct, tag="order_amended", **_OPTS):
     priority_kept: bool
 
 
+class MarketDataSet(msgspec.Struct, tag="market_data_set", **_OPTS):
+    """New market data of ``underlying`` (index, stable price in ppm, number of expiries);
+    ``marks`` are the option marks derived from it (micro-USDC per contract)."""
+
+    underlying: str
+    index: Price
+    stable_price: int
+    expiries: int
+    marks: dict[InstrumentId, Price]
+
+
+class MarginModeSet(msgspec.Struct, tag="margin_mode_set", **_OPTS):
+    """``account`` is now margined in ``mode`` (accounts.MarginMode)."""
+
+    account: AccountId
+    mode: int
+
+
 Event = (
     Rejected | AccountCreated | Deposited | Withdrawn | InstrumentListed | PricesSet
-    | OrderAccepted | Trade | OrderCancelled | OrderAmended
+    | OrderAccepted | Trade | OrderCancelled | OrderAmended | MarketDataSet | MarginModeSet
 )

@@ -5,24 +5,37 @@ Source: exchange-rules.md "Standard margin".
 - Perpetuals (dYdX style): IM = ⌈|notional| · IMF⌉, MM = ⌈|notional| · MMF⌉ at the mark.
 - Options, per short contract (Deribit / Derive standard): IM = mark + max(0.15·S − OTM,
   0.10·S), MM = mark + 0.075·S with S the index; long options need nothing and their value
-  does not count as collateral in standard mode.
-- Equity = cash + Σ perp size × mark + Σ short option size × mark (a liability).
-- Open orders count toward IM as if filled at their limit price: per instrument the
-  requirement is the worst of "no order fills", "all bids fill" and "all asks fill", each
-  net of the equity change such fills would cause at the current mark.
+  does not count as collateral in standard mode. Per expiry the sum is capped by the
+  expiry's maximum settlement loss plus 1.4·S (IM) / 1.2·S (MM) per unpaired short call
+  (the rule of ``risk.standard_options``, evaluated here exactly in integers because the
+  pre-trade check cannot afford numpy per order; tests check both agree).
+- Equity = cash · min(1, stable price) (positive cash only: a debt in USDC does not shrink
+  when USDC depegs) + Σ perp size × mark + Σ short option size × mark (a liability).
+- Open orders count toward IM as if filled at their limit price. The unit is the
+  perpetual instrument, or the (underlying, expiry) of options (the cap couples the
+  expiry's options): its requirement is the worst of "no order fills", "all its bids
+  fill" and "all its asks fill", each net of the equity change such fills would cause at
+  the current mark. Units add up.
 
 All results are micro-USDC integers: requirements round up, values round down.
 
-The class is the interface the risk engine extends (options caps, portfolio margin):
-``equity``, ``initial``, ``maintenance`` and ``check_order``.
+The class is the interface the risk engine extends (portfolio margin, account health in
+``health.py``): ``equity``, ``initial``, ``maintenance`` and ``check_order``.
 """
 
 from __future__ import annotations
 
-from clearway.domain.accounts import Account, OpenOrders
+from clearway.domain.accounts import Account, MarginMode, OpenOrders
 from clearway.domain.errors import ErrorCode
 from clearway.domain.instruments import InstrumentSpec, Kind, OptionType
+from clearway.domain.risk.standard_options import DEFAULT_PARAMS as _STD_OPTION_DEFAULTS
 from clearway.domain.units import PPM, ceil_div
+
+_STANDARD = MarginMode.STANDARD
+_OPTION = Kind.OPTION
+_CALL = OptionType.CALL
+UNPAIRED_IM_PPM = round(_STD_OPTION_DEFAULTS.unpaired_im_scale * PPM)  # 1.4·S per unpaired short call
+UNPAIRED_MM_PPM = round(_STD_OPTION_DEFAULTS.unpaired_mm_scale * PPM)  # 1.2·S
 
 
 class StandardMargin:
@@ -40,15 +53,20 @@ class StandardMargin:
     """
 
     __slots__ = ("marks", "index", "instruments", "option_im_ppm", "option_im_floor_ppm", "option_mm_ppm",
-                 "perps")
+                 "perps", "stable_price", "pegged", "unpaired_im_ppm", "unpaired_mm_ppm")
 
-    def __init__(self, marks, index, instruments, option_im_ppm, option_im_floor_ppm, option_mm_ppm) -> None:
+    def __init__(self, marks, index, instruments, option_im_ppm, option_im_floor_ppm, option_mm_ppm,
+                 unpaired_im_ppm: int = UNPAIRED_IM_PPM, unpaired_mm_ppm: int = UNPAIRED_MM_PPM) -> None:
         self.marks: dict[int, int] = marks
         self.index: dict[str, int] = index
         self.instruments: dict[int, InstrumentSpec] = instruments
         self.option_im_ppm = option_im_ppm
         self.option_im_floor_ppm = option_im_floor_ppm
         self.option_mm_ppm = option_mm_ppm
+        self.unpaired_im_ppm = unpaired_im_ppm
+        self.unpaired_mm_ppm = unpaired_mm_ppm
+        self.stable_price = PPM  # USD per USDC in ppm; set through ``set_stable_price``
+        self.pegged = True       # stable_price >= 1: cash counts at face value (the fast path's case)
         # perpetual id → (size scale, IMF ppm, scale · 10⁶): the fast path's constants
         self.perps: dict[int, tuple[int, int, int]] = {
             i: (10**spec.size_decimals, spec.imf_ppm, 10**spec.size_decimals * PPM)
@@ -60,6 +78,18 @@ class StandardMargin:
         if spec.kind == Kind.PERPETUAL:
             scale = 10**spec.size_decimals
             self.perps[spec.instrument_id] = (scale, spec.imf_ppm, scale * PPM)
+
+    def set_stable_price(self, stable_price: int) -> None:
+        """USD per USDC in ppm (exchange-rules.md "Index, mark price and oracle")."""
+        self.stable_price = stable_price
+        self.pegged = stable_price >= PPM
+
+    def cash_value(self, cash: int) -> int:
+        """cash · min(1, stable price), micro-USDC rounded down; a negative balance (a debt
+        in USDC) counts in full. Source: exchange-rules.md "Standard margin", Equity."""
+        if cash <= 0 or self.pegged:
+            return cash
+        return cash * self.stable_price // PPM
 
     # -- per contract ----------------------------------------------------------------
     def _short_option_rates(self, spec: InstrumentSpec, mark: int) -> tuple[int, int]:
@@ -138,10 +168,136 @@ class StandardMargin:
             worst = max(worst, self._requirement(spec, mark, after, True) - gain)
         return worst
 
+    # -- options of one expiry (the unit of the max-loss cap) ------------------------
+    def expiry_requirement(self, specs: list[InstrumentSpec], sizes: list[int], initial: bool) -> int:
+        """Standard requirement of one expiry's option positions, micro-USDC rounded up.
+
+        ``specs`` / ``sizes`` (lots, signed) are parallel, all of one (underlying, expiry).
+        Returns min(Σ per-contract requirements of the shorts (``_requirement``, each
+        rounded up), maximum loss). The maximum loss is exact: with L the largest lot scale,
+        payoff(P)·L = Σ size·(L/scale)·(max(P − K, 0) | max(K − P, 0)) at P ∈ {0} ∪ strikes,
+        loss = max(0, −min payoff) + unpaired · S · (1.4 | 1.2) with unpaired = net short
+        calls, the sum rounded up once. Source: exchange-rules.md "Standard margin"; the
+        float reference is ``risk.standard_options.standard_option_margin_expiry``.
+
+        Raises KeyError if a mark or the underlying's index is missing.
+        """
+        isolated = 0
+        big = 1
+        for spec, size in zip(specs, sizes):
+            if size < 0:
+                isolated += self._requirement(spec, self.marks[spec.instrument_id], size, initial)
+            scale = 10**spec.size_decimals
+            if scale > big:
+                big = scale
+        if not isolated:
+            return 0
+        spot = self.index[specs[0].underlying]
+        legs = []
+        net_calls = 0
+        for spec, size in zip(specs, sizes):
+            if size:
+                n = size * (big // 10**spec.size_decimals)
+                call = spec.option_type == _CALL
+                legs.append((spec.strike, call, n))
+                if call:
+                    net_calls += n
+        worst = 0
+        for point in {0, *(k for k, _, _ in legs)}:
+            payoff = 0
+            for strike, call, n in legs:
+                if call:
+                    if point > strike:
+                        payoff += n * (point - strike)
+                elif strike > point:
+                    payoff += n * (strike - point)
+            if payoff < worst:
+                worst = payoff
+        unpaired = -net_calls if net_calls < 0 else 0
+        ppm = self.unpaired_im_ppm if initial else self.unpaired_mm_ppm
+        max_loss = ceil_div(-worst * PPM + unpaired * spot * ppm, big * PPM)
+        return isolated if isolated < max_loss else max_loss
+
+    def _option_value(self, specs: list[InstrumentSpec], sizes: list[int]) -> int:
+        """Σ values of short options (longs count 0), rounded down per position."""
+        total = 0
+        marks = self.marks
+        for spec, size in zip(specs, sizes):
+            if size < 0:
+                total += size * marks[spec.instrument_id] // 10**spec.size_decimals
+        return total
+
+    def expiry_charge(self, account: Account, underlying: str, expiry_ms: int,
+                      extra: tuple[int, int, int, int, int] | None = None) -> int:
+        """Initial requirement of the account's options of one expiry, open orders counted
+        as if filled at their limit price, micro-USDC rounded up.
+
+        max over {none, all bids of the expiry, all asks of the expiry} of
+        requirement(positions after) − (value after − value now − cash paid + cash
+        received). ``extra`` = (instrument, Δbid lots, Δbid notional, Δask lots, Δask
+        notional) adds a hypothetical order (negative deltas remove a replaced one).
+        """
+        instruments = self.instruments
+        specs: list[InstrumentSpec] = []
+        ids: list[int] = []
+        for instrument in (*account.positions, *account.open):
+            spec = instruments[instrument]
+            if spec.kind == _OPTION and spec.expiry_ms == expiry_ms and spec.underlying == underlying \
+                    and instrument not in ids:
+                specs.append(spec)
+                ids.append(instrument)
+        if extra is not None and extra[0] not in ids:
+            specs.append(instruments[extra[0]])
+            ids.append(extra[0])
+        sizes = [account.position_size(i) for i in ids]
+        bids = list(sizes)
+        asks = list(sizes)
+        bid_cash = ask_cash = 0
+        any_bid = any_ask = False
+        for j, instrument in enumerate(ids):
+            agg = account.open.get(instrument)
+            db = dbn = da = dan = 0
+            if agg is not None:
+                db, dbn, da, dan = agg.bid_size, agg.bid_notional, agg.ask_size, agg.ask_notional
+            if extra is not None and extra[0] == instrument:
+                db += extra[1]
+                dbn += extra[2]
+                da += extra[3]
+                dan += extra[4]
+            if db:
+                any_bid = True
+                bids[j] += db
+                bid_cash += dbn
+            if da:
+                any_ask = True
+                asks[j] -= da
+                ask_cash += dan
+        worst = self.expiry_requirement(specs, sizes, True)
+        if any_bid or any_ask:
+            value_now = self._option_value(specs, sizes)
+            if any_bid:
+                gain = self._option_value(specs, bids) - value_now - bid_cash
+                worst = max(worst, self.expiry_requirement(specs, bids, True) - gain)
+            if any_ask:
+                gain = self._option_value(specs, asks) - value_now + ask_cash
+                worst = max(worst, self.expiry_requirement(specs, asks, True) - gain)
+        return worst
+
+    def _expiries(self, account: Account) -> set[tuple[str, int]]:
+        """(underlying, expiry_ms) of every option the account holds or has orders in."""
+        out = set()
+        instruments = self.instruments
+        for instrument in (*account.positions, *account.open):
+            spec = instruments[instrument]
+            if spec.kind == _OPTION:
+                out.add((spec.underlying, spec.expiry_ms))
+        return out
+
     # -- per account -----------------------------------------------------------------
     def equity(self, account: Account) -> int:
-        """cash + Σ position values at the mark (micro-USDC, rounded down)."""
-        total = account.cash
+        """cash · min(1, stable) + Σ perp and short-option values at the mark (micro-USDC,
+        rounded down; long options count 0 in standard mode)."""
+        total = self.cash_value(account.cash)
         marks = self.marks
         perps = self.perps
         for instrument, position in account.positions.items():
@@ -153,23 +309,39 @@ class StandardMargin:
         return total
 
     def initial(self, account: Account) -> int:
-        """Initial requirement including open orders, micro-USDC rounded up."""
+        """Initial requirement including open orders, micro-USDC rounded up: Σ perpetual
+        ``charge`` + Σ expiry ``expiry_charge``."""
         total = 0
         instruments = self.instruments
         positions = account.positions
         opened = account.open
+        perps = self.perps
         for instrument, position in positions.items():
-            total += self.charge(instruments[instrument], position.size, opened.get(instrument))
+            if instrument in perps:
+                total += self.charge(instruments[instrument], position.size, opened.get(instrument))
         for instrument, agg in opened.items():
-            if instrument not in positions:
+            if instrument in perps and instrument not in positions:
                 total += self.charge(instruments[instrument], 0, agg)
+        for underlying, expiry_ms in self._expiries(account):
+            total += self.expiry_charge(account, underlying, expiry_ms)
         return total
 
     def maintenance(self, account: Account) -> int:
-        """Maintenance requirement of the positions (open orders do not count)."""
+        """Maintenance requirement of the positions (open orders do not count): perps
+        ⌈|notional|·MMF⌉, options per expiry with the max-loss cap."""
         total = 0
+        instruments = self.instruments
+        groups: dict[tuple[str, int], tuple[list, list]] = {}
         for instrument, position in account.positions.items():
-            total += self._requirement(self.instruments[instrument], self.marks[instrument], position.size, False)
+            spec = instruments[instrument]
+            if spec.kind == _OPTION:
+                specs, sizes = groups.setdefault((spec.underlying, spec.expiry_ms), ([], []))
+                specs.append(spec)
+                sizes.append(position.size)
+            else:
+                total += self._requirement(spec, self.marks[instrument], position.size, False)
+        for specs, sizes in groups.values():
+            total += self.expiry_requirement(specs, sizes, False)
         return total
 
     def priced(self, account: Account, extra: int = -1) -> bool:
@@ -190,60 +362,67 @@ class StandardMargin:
                     replaces=None) -> ErrorCode | None:
         """Pre-trade check of a new order (or of an amended one, ``replaces`` = the old order).
 
-        Accepts when equity ≥ IM with the order counted at its limit price, or when the
-        order does not raise the account's initial requirement (risk-reducing). Returns
-        None or the rejection code; never mutates.
+        Accepts when initial surplus ≥ 0 with the order counted at its limit price, or when
+        the order does not raise the account's initial requirement (risk-reducing). Returns
+        None or the rejection code (``INSUFFICIENT_MARGIN``, ``MARK_PRICE_UNAVAILABLE``);
+        never mutates.
 
-        Only the order's instrument needs a price check: an account can only hold
-        positions or orders in instruments that had a mark when they were opened, and marks
-        are never removed while an instrument is listed.
+        A perpetual in a standard account that trades only it takes an inlined fast path;
+        everything else goes to ``check_general`` (overridden for portfolio accounts in
+        health.py).
         """
         instrument = spec.instrument_id
-        if instrument not in self.marks or (spec.kind == Kind.OPTION and spec.underlying not in self.index):
-            return ErrorCode.MARK_PRICE_UNAVAILABLE
         positions = account.positions
-        position = positions.get(instrument)
-        size = position.size if position is not None else 0
         opened = account.open
-        agg = opened.get(instrument)
         perp = self.perps.get(instrument)
-        single = (len(positions) <= 1 and len(opened) <= 1 and (position is not None or not positions)
-                  and (agg is not None or not opened))
-        if perp is not None and single and replaces is None:
-            # fast path, the common case: a perpetual in an account that trades only it.
-            # Same formulas as ``charge`` with the order added; requirement = this charge.
-            scale, imf, denom = perp
-            mark = self.marks[instrument]
-            notional = lots * price // scale
-            if agg is not None:
-                bid_size, bid_notional, ask_size, ask_notional = (
-                    agg.bid_size, agg.bid_notional, agg.ask_size, agg.ask_notional)
-            else:
-                bid_size = bid_notional = ask_size = ask_notional = 0
-            if side > 0:
-                bid_size += lots
-                bid_notional += notional
-            else:
-                ask_size += lots
-                ask_notional += notional
-            rate = mark * imf
-            value_now = size * mark // scale
-            after = (abs(size) * rate + denom - 1) // denom
-            if bid_size:
-                filled = size + bid_size
-                charge = (abs(filled) * rate + denom - 1) // denom - (filled * mark // scale - value_now - bid_notional)
-                if charge > after:
-                    after = charge
-            if ask_size:
-                filled = size - ask_size
-                charge = (abs(filled) * rate + denom - 1) // denom - (filled * mark // scale - value_now + ask_notional)
-                if charge > after:
-                    after = charge
-            if account.cash + value_now >= after:
-                return None
-            if after <= self.charge(spec, size, agg):
-                return None  # risk-reducing
-            return ErrorCode.INSUFFICIENT_MARGIN
+        if (perp is not None and replaces is None and len(positions) <= 1 and len(opened) <= 1
+                and account.margin_mode is _STANDARD and self.pegged):
+            position = positions.get(instrument)
+            agg = opened.get(instrument)
+            mark = self.marks.get(instrument)
+            if (mark is not None and (position is not None or not positions)
+                    and (agg is not None or not opened)):
+                # fast path, the common case: a perpetual in an account that trades only it.
+                # Same formulas as ``charge`` with the order added; requirement = this charge.
+                size = position.size if position is not None else 0
+                scale, imf, denom = perp
+                notional = lots * price // scale
+                if agg is not None:
+                    bid_size, bid_notional, ask_size, ask_notional = (
+                        agg.bid_size, agg.bid_notional, agg.ask_size, agg.ask_notional)
+                else:
+                    bid_size = bid_notional = ask_size = ask_notional = 0
+                if side > 0:
+                    bid_size += lots
+                    bid_notional += notional
+                else:
+                    ask_size += lots
+                    ask_notional += notional
+                rate = mark * imf
+                value_now = size * mark // scale
+                after = (abs(size) * rate + denom - 1) // denom
+                if bid_size:
+                    filled = size + bid_size
+                    charge = (abs(filled) * rate + denom - 1) // denom - (filled * mark // scale - value_now - bid_notional)
+                    if charge > after:
+                        after = charge
+                if ask_size:
+                    filled = size - ask_size
+                    charge = (abs(filled) * rate + denom - 1) // denom - (filled * mark // scale - value_now + ask_notional)
+                    if charge > after:
+                        after = charge
+                if account.cash + value_now >= after:
+                    return None
+                if after <= self.charge(spec, size, agg):
+                    return None  # risk-reducing
+                return ErrorCode.INSUFFICIENT_MARGIN
+        return self.check_general(account, spec, side, price, lots, replaces)
+
+    @staticmethod
+    def order_delta(spec: InstrumentSpec, side: int, price: int, lots: int, replaces=None
+                    ) -> tuple[int, int, int, int]:
+        """(Δbid lots, Δbid notional, Δask lots, Δask notional) of a new order, minus the
+        remaining part of the order it replaces. Notional truncates (units.notional)."""
         scale = 10**spec.size_decimals
         notional = lots * price // scale
         db = dbn = da = dan = 0
@@ -259,15 +438,27 @@ class StandardMargin:
             else:
                 da -= replaces.remaining
                 dan -= old
-        after_here = self.charge(spec, size, agg, db, dbn, da, dan)
-        if single:
-            if self.equity(account) >= after_here:
-                return None
-            before_here = self.charge(spec, size, agg)
+        return db, dbn, da, dan
+
+    def check_general(self, account: Account, spec: InstrumentSpec, side: int, price: int, lots: int,
+                      replaces=None) -> ErrorCode | None:
+        """Standard-margin pre-trade check of any order (see ``check_order``): the order's
+        unit (perpetual instrument or option expiry) is charged before and after; accepted
+        if equity ≥ initial − before + after, or if after ≤ before (risk-reducing)."""
+        instrument = spec.instrument_id
+        if not self.priced(account, instrument):
+            return ErrorCode.MARK_PRICE_UNAVAILABLE
+        delta = self.order_delta(spec, side, price, lots, replaces)
+        if spec.kind == _OPTION:
+            before_here = self.expiry_charge(account, spec.underlying, spec.expiry_ms)
+            after_here = self.expiry_charge(account, spec.underlying, spec.expiry_ms, (instrument, *delta))
         else:
+            size = account.position_size(instrument)
+            agg = account.open.get(instrument)
             before_here = self.charge(spec, size, agg)
-            if self.equity(account) >= self.initial(account) - before_here + after_here:
-                return None
+            after_here = self.charge(spec, size, agg, *delta)
+        if self.equity(account) >= self.initial(account) - before_here + after_here:
+            return None
         if after_here <= before_here:
             return None  # risk-reducing: accepted even below initial margin
         return ErrorCode.INSUFFICIENT_MARGIN

@@ -4,6 +4,10 @@ Used by the sequencer (recovery = snapshot + journal tail) and by verifiers. The
 versioned MessagePack of plain lists; resting orders are stored per book in priority order
 (bids best-first, then asks, FIFO within a level), so re-adding them rebuilds every queue
 exactly. The restored state has the same ``state_hash``.
+
+Version 2 appends the market data (market.UnderlyingMarket per underlying) and the stable
+price; version 1 snapshots (without them) still load. Derived data (option marks are in
+``marks``; the risk-array cache) is rebuilt, never stored twice.
 """
 
 from __future__ import annotations
@@ -13,9 +17,11 @@ import msgspec
 from clearway.domain.accounts import Account, MarginMode, Position
 from clearway.domain.genesis import GenesisConfig
 from clearway.domain.instruments import InstrumentSpec
+from clearway.domain.market import UnderlyingMarket
 from clearway.domain.orders import Order
 
-SNAPSHOT_VERSION = 1
+SNAPSHOT_VERSION = 2
+_READABLE = (1, 2)
 
 
 class SnapshotError(ValueError):
@@ -38,6 +44,7 @@ def encode_snapshot(state) -> bytes:
         sorted(state.marks.items()), sorted(state.index.items()),
         accounts, books, state.next_order_id, state.next_trade_id, state.last_deposit_id,
         state.total_deposits, state.total_withdrawals,
+        [state.markets[u] for u in sorted(state.markets)], state.stable_price,
     ]
     return msgspec.msgpack.encode(body)
 
@@ -51,10 +58,14 @@ def decode_snapshot(data: bytes):
 
     try:
         body = msgspec.msgpack.decode(data)
+        if not isinstance(body, list) or not body or body[0] not in _READABLE:
+            version = body[0] if isinstance(body, list) and body else None
+            raise SnapshotError(f"snapshot version {version} is not one of {_READABLE}")
+        if body[0] == 1:
+            body = [*body, [], 0]
         (version, genesis_bytes, last_seq, last_ts, instruments, marks, index, accounts, books,
-         next_order_id, next_trade_id, last_deposit_id, total_deposits, total_withdrawals) = body
-        if version != SNAPSHOT_VERSION:
-            raise SnapshotError(f"snapshot version {version} is not {SNAPSHOT_VERSION}")
+         next_order_id, next_trade_id, last_deposit_id, total_deposits, total_withdrawals,
+         markets, stable_price) = body
         genesis = GenesisConfig.decode(genesis_bytes)
         state = ExchangeState(genesis)
         for raw in instruments[len(genesis.instruments):]:
@@ -80,6 +91,12 @@ def decode_snapshot(data: bytes):
                 book.add(order)
                 state.accounts[account_id].add_order(order, scale)
                 state.orders[order_id] = order
+        for raw in markets:
+            market = msgspec.convert(raw, UnderlyingMarket)
+            state.markets[market.underlying] = market
+        if stable_price:
+            state.margin.set_stable_price(stable_price)
+        state.marks.clear()  # listing may have derived option marks; the snapshot's are the truth
         state.marks.update({int(k): v for k, v in marks})
         state.index.update(dict(index))
         state.last_seq, state.last_ts = last_seq, last_ts

@@ -16,13 +16,14 @@ from clearway.domain.accounts import Account
 from clearway.domain.book import OrderBook
 from clearway.domain.commands import (
     AmendOrder, CancelAll, CancelOrder, Command, Deposit, ListInstrument, PlaceOrder,
-    SetMarkPrices, Withdraw,
+    SetMarginMode, SetMarketData, SetMarkPrices, Withdraw,
 )
 from clearway.domain.errors import SequenceError
 from clearway.domain.events import Event
 from clearway.domain.genesis import FEE_ACCOUNT, INSURANCE_FUND, GenesisConfig
-from clearway.domain.instruments import InstrumentSpec
-from clearway.domain.margin import StandardMargin
+from clearway.domain.health import Margin
+from clearway.domain.instruments import InstrumentSpec, Kind
+from clearway.domain.market import UnderlyingMarket, option_marks
 from clearway.domain.orders import Order
 
 
@@ -47,7 +48,13 @@ class ExchangeState:
         Deposits are applied strictly in vault order.
     total_deposits, total_withdrawals : int
         micro-USDC, for the conservation invariant.
-    margin : StandardMargin
+    markets : dict[str, UnderlyingMarket]
+        Market data by underlying (index, per-expiry forward, rate, SVI; market.py).
+    stable_price : int
+        USD per USDC in ppm (1_000_000 at peg); held by ``margin``.
+    margin : Margin
+        Standard and portfolio margin, account health (health.py); its risk-array cache
+        is derived from ``markets`` and never part of the hash.
     """
 
     def __init__(self, genesis: GenesisConfig) -> None:
@@ -66,9 +73,10 @@ class ExchangeState:
         self.last_deposit_id = 0
         self.total_deposits = 0
         self.total_withdrawals = 0
-        self.margin = StandardMargin(
+        self.markets: dict[str, UnderlyingMarket] = {}
+        self.margin = Margin(
             self.marks, self.index, self.instruments,
-            genesis.option_im_ppm, genesis.option_im_floor_ppm, genesis.option_mm_ppm,
+            genesis.option_im_ppm, genesis.option_im_floor_ppm, genesis.option_mm_ppm, self.markets,
         )
         self.create_account(genesis.fee_account_owner)  # FEE_ACCOUNT = 0
         self.create_account(genesis.insurance_fund_owner)  # INSURANCE_FUND = 1
@@ -86,9 +94,29 @@ class ExchangeState:
         return account
 
     def list_instrument(self, spec: InstrumentSpec) -> None:
+        """Add ``spec``; an option whose expiry has market data gets its mark at once."""
         self.instruments[spec.instrument_id] = spec
         self.books[spec.instrument_id] = OrderBook(spec.instrument_id)
         self.margin.register(spec)
+        market = self.markets.get(spec.underlying)
+        if spec.kind == Kind.OPTION and market is not None:
+            self.marks.update(option_marks(market, [spec]))
+
+    @property
+    def stable_price(self) -> int:
+        return self.margin.stable_price
+
+    def set_market(self, market: UnderlyingMarket, stable_price: int) -> dict[int, int]:
+        """Install validated market data: the underlying's surface and index, the stable
+        price (ppm, 0 = unchanged), and the option marks derived from it (returned)."""
+        self.markets[market.underlying] = market
+        self.index[market.underlying] = market.index
+        if stable_price:
+            self.margin.set_stable_price(stable_price)
+        specs = [s for s in self.instruments.values() if s.underlying == market.underlying and s.kind == Kind.OPTION]
+        marks = option_marks(market, specs)
+        self.marks.update(marks)
+        return marks
 
     @property
     def fee_account(self) -> Account:
@@ -125,6 +153,7 @@ class ExchangeState:
             sorted(self.marks.items()), sorted(self.index.items()),
             accounts, books, self.next_order_id, self.next_trade_id, self.last_deposit_id,
             self.total_deposits, self.total_withdrawals,
+            [msgspec.msgpack.encode(self.markets[u]) for u in sorted(self.markets)], self.stable_price,
         ]
 
 
@@ -163,6 +192,8 @@ from clearway.domain.handlers.admin import list_instrument, set_mark_prices  # n
 from clearway.domain.handlers.amend_order import amend_order  # noqa: E402
 from clearway.domain.handlers.cancel_order import cancel_all, cancel_order  # noqa: E402
 from clearway.domain.handlers.funds import deposit, withdraw  # noqa: E402
+from clearway.domain.handlers.margin_mode import set_margin_mode  # noqa: E402
+from clearway.domain.handlers.market_data import set_market_data  # noqa: E402
 from clearway.domain.handlers.place_order import place_order  # noqa: E402
 
 _HANDLERS: dict[type, Callable[[ExchangeState, Command], list[Event]]] = {
@@ -174,4 +205,6 @@ _HANDLERS: dict[type, Callable[[ExchangeState, Command], list[Event]]] = {
     CancelOrder: cancel_order,
     CancelAll: cancel_all,
     AmendOrder: amend_order,
+    SetMarketData: set_market_data,
+    SetMarginMode: set_margin_mode,
 }

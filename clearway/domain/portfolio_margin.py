@@ -1,0 +1,248 @@
+"""Portfolio margin inside the exchange: risk arrays per market-data update, PM of k portfolios.
+
+Source: portfolio-margin.md ("Performance shape") on top of ``risk.portfolio``:
+
+- :class:`UnderlyingRisk` holds, for one underlying and one market-data update, the risk
+  arrays of every priced option (``risk.portfolio.build_risk_arrays``: each instrument's
+  value under every scenario, its base value and its basis-contingency values) packed into
+  one table (instruments × (scenarios + 3)). It is derived state: never hashed, never
+  snapshotted, rebuilt on demand.
+- :class:`RiskCache` keeps one ``UnderlyingRisk`` per underlying, keyed by
+  (``UnderlyingMarket.seq``, number of listed instruments): a new ``SetMarketData`` (or the
+  oracle's update) or a new listing invalidates it; every pre-trade check and every health
+  computation in between reuses it.
+- :func:`pm_evaluate` is the per-account step of ``risk.portfolio.margin_from_risk_arrays``
+  for k portfolios of one underlying at once (an account's "no order fills", "all bids
+  fill", "all asks fill" states in one call): per-expiry sums of size × risk array, then the
+  non-linear steps per expiry (static discount by sign, skew −|…|, basis contingency,
+  naked shorts), worst loss and loss factors. Same rules, same floats up to summation
+  order; tests compare it with ``evaluate_portfolio_margin``.
+
+Confidences: the exchange's market data carries none yet, so every confidence is 1 and the
+confidence contingencies are zero (portfolio-margin.md "confidence"); collaterals other
+than USDC cash do not exist in the exchange. Both are where the oracle of issue 4 extends.
+
+Float results enter the state only through :func:`requirement_to_micro` (rounded up) and
+:func:`value_to_micro` (rounded down).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from clearway.domain.instruments import InstrumentSpec, Kind
+from clearway.domain.market import UnderlyingMarket, option_instruments, to_pm_market
+from clearway.domain.risk.portfolio import PMParams, build_risk_arrays, default_pm_params
+from clearway.domain.units import PPM
+
+_TOLERANCE_ABS = 1e-3    # micro-USDC: float noise below this is not rounded up
+_TOLERANCE_REL = 1e-12
+
+
+def requirement_to_micro(usd: float) -> int:
+    """A requirement in USD (float) → micro-USDC rounded up.
+
+    ⌈usd·10⁶ − ε⌉ with ε = 10⁻³ + 10⁻¹²·|usd·10⁶| micro-USDC: float64 noise (far below ε)
+    must not add a micro-USDC to an exact amount such as 325.0 (exchange-rules.md, Units).
+    """
+    v = usd * 1e6
+    return math.ceil(v - (_TOLERANCE_ABS + _TOLERANCE_REL * abs(v)))
+
+
+def value_to_micro(usd: float) -> int:
+    """A value in USD (float) → micro-USDC rounded down, with the tolerance of
+    :func:`requirement_to_micro` in the other direction."""
+    v = usd * 1e6
+    return math.floor(v + (_TOLERANCE_ABS + _TOLERANCE_REL * abs(v)))
+
+
+class UnderlyingRisk:
+    """Risk arrays of one underlying's priced options for one market-data update.
+
+    Attributes
+    ----------
+    key : tuple[int, int]
+        (market-data seq, number of listed instruments) it was built for.
+    rows : dict[int, int]
+        Instrument id → row of the arrays.
+    inv_scale : ndarray (n,)
+        10^−size_decimals per row: lots → contracts.
+    table : ndarray (n, s + 3)
+        Per +1 contract, USD: value in each scenario (before the static discount), then
+        base value (= the mark, unrounded), basis-up and basis-down values.
+    expiry_of, strike_group : ndarray (n,) int
+    n_expiries, n_groups, n_scenarios : int
+    static_pos, static_neg, basis_factor : ndarray (e,)
+    dampening : ndarray (s,); skew : ndarray (s,) bool; perp_shock : ndarray (s,) = (s − 1)·d
+    params : PMParams
+    build_ms : float
+        Wall time of the build (reporting only, never enters the state).
+    """
+
+    __slots__ = ("key", "underlying", "rows", "specs", "inv_scale", "table", "expiry_of", "strike_group",
+                 "n_expiries", "n_groups", "n_scenarios", "static_pos", "static_neg", "basis_factor",
+                 "dampening", "skew", "perp_shock", "params", "risk", "pm_market", "build_ms",
+                 "_sp_col", "_sn_col", "_bf_col")
+
+    def __init__(self, market: UnderlyingMarket, specs: list[InstrumentSpec], params: PMParams,
+                 key: tuple[int, int]) -> None:
+        import time
+
+        started = time.perf_counter()
+        self.key = key
+        self.underlying = market.underlying
+        self.params = params
+        priced, instruments = option_instruments(market, specs)
+        self.specs = priced
+        self.pm_market = to_pm_market(market, PPM)
+        risk = build_risk_arrays(self.pm_market, instruments, params)
+        self.risk = risk
+        self.rows = {spec.instrument_id: i for i, spec in enumerate(priced)}
+        self.inv_scale = np.array([1.0 / 10**s.size_decimals for s in priced], dtype=np.float64)
+        n = len(priced)
+        s = len(params.scenarios)
+        self.n_scenarios = s
+        table = np.empty((n, s + 3), dtype=np.float64)
+        table[:, :s] = risk.values
+        table[:, s] = risk.base
+        table[:, s + 1] = risk.basis_up
+        table[:, s + 2] = risk.basis_down
+        self.table = table
+        self.expiry_of = risk.expiry_of
+        self.strike_group = risk.strike_group
+        self.n_expiries = len(self.pm_market.expiries)
+        self.n_groups = max(risk.n_strike_groups, 1)
+        self.static_pos = risk.static_positive
+        self.static_neg = risk.static_negative
+        self.basis_factor = risk.basis_factor
+        self.dampening = risk.dampening
+        self.skew = risk.is_skew
+        shocks = np.array([sc.spot_shock for sc in params.scenarios], dtype=np.float64)
+        self.perp_shock = (shocks - 1.0) * risk.dampening
+        self._sp_col = self.static_pos[:, None]
+        self._sn_col = self.static_neg[:, None]
+        self._bf_col = self.basis_factor
+        self.build_ms = (time.perf_counter() - started) * 1e3
+
+
+class RiskCache:
+    """One :class:`UnderlyingRisk` per underlying, rebuilt when its key changes.
+
+    Parameters
+    ----------
+    markets : dict[str, UnderlyingMarket]
+        The state's market data (shared, read only).
+    instruments : dict[int, InstrumentSpec]
+        The state's instruments (shared, read only).
+    params : PMParams
+        Default: ``risk.portfolio.default_pm_params()`` (portfolio-margin.md "Default
+        parameters").
+    """
+
+    __slots__ = ("markets", "instruments", "params", "entries", "_empty")
+
+    def __init__(self, markets: dict[str, UnderlyingMarket], instruments: dict[int, InstrumentSpec],
+                 params: PMParams | None = None) -> None:
+        self.markets = markets
+        self.instruments = instruments
+        self.params = params if params is not None else default_pm_params()
+        self.entries: dict[str, UnderlyingRisk] = {}
+        self._empty: UnderlyingRisk | None = None
+
+    def empty(self) -> UnderlyingRisk:
+        """Risk arrays with no options and no expiries: PM of perpetuals alone (an
+        underlying without market data)."""
+        if self._empty is None:
+            self._empty = UnderlyingRisk(UnderlyingMarket("", 0, 0, (), 0), [], self.params, (0, 0))
+        return self._empty
+
+    def get(self, underlying: str) -> UnderlyingRisk | None:
+        """The risk arrays of ``underlying`` for the current market data, or None when the
+        underlying has no market data. Built at most once per (update, listing)."""
+        market = self.markets.get(underlying)
+        if market is None:
+            return None
+        key = (market.seq, len(self.instruments))
+        entry = self.entries.get(underlying)
+        if entry is None or entry.key != key:
+            specs = [s for s in self.instruments.values() if s.underlying == underlying and s.kind == Kind.OPTION]
+            entry = self.entries[underlying] = UnderlyingRisk(market, specs, self.params, key)
+        return entry
+
+
+def pm_evaluate(risk: UnderlyingRisk, rows: np.ndarray, sizes: np.ndarray, perp_pnl: np.ndarray,
+                perp_abs: np.ndarray, spot: float, stable_price: float
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Portfolio margin of k portfolios of one underlying (the per-account step).
+
+    Parameters
+    ----------
+    risk : UnderlyingRisk
+    rows : int array (m,)
+        Rows of the options held in any of the k portfolios.
+    sizes : float array (k, m)
+        Signed sizes in contracts (short < 0) per portfolio and row.
+    perp_pnl : float array (k,)
+        Σ perp size (contracts) × perp price (USD): scenario PnL = this · (s − 1) · d.
+    perp_abs : float array (k,)
+        Σ |perp size| (contracts), for the perp contingencies (× S).
+    spot : float
+        Index price S, USD.
+    stable_price : float
+        USD per USDC (raises the IM loss factor below the peg threshold).
+
+    Returns
+    -------
+    (m0, maintenance, initial) : float arrays (k,), USD, unrounded
+        m0 = Σ_e base value of the options (their equity contribution);
+        maintenance = −worst·mm_loss_factor + MM contingencies;
+        initial = −worst·(im_loss_factor + peg loss) + MM + IM contingencies, where worst =
+        min(basis contingency, min over scenarios of the PnL).
+
+    Source: portfolio-margin.md "Per expiry", "Scenario loss", "Contingencies and result";
+    the same steps as ``risk.portfolio.margin_from_risk_arrays``.
+    """
+    k, m = sizes.shape
+    s = risk.n_scenarios
+    e = risk.n_expiries
+    p = risk.params
+    c = p.contingency
+    if m:
+        eo = risk.expiry_of[rows]
+        weights = np.zeros((k, e, m))
+        weights[:, eo, np.arange(m)] = sizes
+        agg = (weights.reshape(k * e, m) @ risk.table[rows]).reshape(k, e, s + 3)
+        shocked = agg[:, :, :s]
+        base = agg[:, :, s]
+        discounted = np.where(shocked >= 0.0, shocked * risk._sp_col, shocked * risk._sn_col)
+        expiry_pnl = (discounted - base[:, :, None]) * risk.dampening
+        skew = risk.skew
+        if skew.any():
+            expiry_pnl[:, :, skew] = -np.abs(expiry_pnl[:, :, skew])
+        pnl = expiry_pnl.sum(axis=1)
+        basis = (np.minimum(np.minimum(agg[:, :, s + 1], agg[:, :, s + 2]) - base, 0.0)
+                 * risk._bf_col).sum(axis=1)
+        m0 = base.sum(axis=1)
+        groups = risk.strike_group[rows]
+        ng = risk.n_groups
+        index = (groups[None, :] + ng * np.arange(k)[:, None]).ravel()
+        shorts = np.bincount(index, np.maximum(-sizes, 0.0).ravel(), minlength=k * ng)
+        longs = np.bincount(index, np.maximum(sizes, 0.0).ravel(), minlength=k * ng)
+        naked = np.maximum(shorts - longs, 0.0).reshape(k, ng).sum(axis=1)
+    else:
+        pnl = np.zeros((k, s))
+        basis = np.zeros(k)
+        m0 = np.zeros(k)
+        naked = np.zeros(k)
+    pnl = pnl + perp_pnl[:, None] * risk.perp_shock
+    worst = np.minimum(pnl.min(axis=1), basis)
+    mm_cont = naked * (spot * c.mm_option) + perp_abs * (spot * c.mm_perp)
+    im_cont = naked * (spot * c.im_option) + perp_abs * (spot * c.im_perp)
+    im_factor = p.margin.im_loss_factor
+    if stable_price < c.peg_loss_threshold:
+        im_factor += (c.peg_loss_threshold - stable_price) * c.peg_loss_factor
+    maintenance = -worst * p.margin.mm_loss_factor + mm_cont
+    initial = -worst * im_factor + mm_cont + im_cont
+    return m0, maintenance, initial
