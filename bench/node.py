@@ -166,7 +166,7 @@ def _drive(node: Node, commands: list, rate: int | None):
     n = len(commands)
     pending: queue.SimpleQueue = queue.SimpleQueue()
     latencies = [0.0] * n
-    room = threading.Semaphore(WINDOW)
+    collected = [0]  # acknowledgements seen so far (written by the collector only)
     clock = time.perf_counter
     finished = [0.0]
 
@@ -177,29 +177,25 @@ def _drive(node: Node, commands: list, rate: int | None):
             if not ticket.done():
                 ticket.wait()
             latencies[i] = clock() - due
-            room.release()
+            collected[0] = i + 1
         finished[0] = clock()
 
     collector = threading.Thread(target=collect, name="bench-collector")
     collector.start()
     submit = node.submit
     put = pending.put
+    sleep = time.sleep
     t0 = clock()
-    if rate is None:
-        for command in commands:
-            room.acquire()
-            put((submit(command), clock()))
-    else:
-        i = 0
-        while i < n:
-            due_count = min(n, int((clock() - t0) * rate) + 1)
-            if due_count <= i:
-                time.sleep(0.0002)
-                continue
-            while i < due_count:
-                room.acquire()
-                put((submit(commands[i]), t0 + i / rate))
-                i += 1
+    i = 0
+    while i < n:
+        due_count = n if rate is None else min(n, int((clock() - t0) * rate) + 1)
+        if due_count <= i or i - collected[0] >= WINDOW:
+            sleep(0.0001)
+            continue
+        stop = min(due_count, collected[0] + WINDOW)
+        while i < stop:
+            put((submit(commands[i]), clock() if rate is None else t0 + i / rate))
+            i += 1
     collector.join()
     return t0, latencies, finished[0] - t0
 

@@ -34,6 +34,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import fcntl
+import gc
 import logging
 import os
 import queue
@@ -271,6 +272,11 @@ class Node:
         If set, ``sys.setswitchinterval`` while the node runs: the committer and waiting
         clients get the GIL back promptly while the sequencer applies (5 ms default of
         CPython would show in every acknowledgement).
+    freeze_gc : bool
+        ``gc.freeze()`` after recovery and after every periodic snapshot, so the cyclic
+        collector's full passes skip the long-lived state (measured: they otherwise add
+        tens of ms to the p99 acknowledgement at 40,000 commands/s). Process-wide, like
+        ``switch_interval``.
 
     Raises
     ------
@@ -295,6 +301,7 @@ class Node:
         max_commit_records: int = 50_000,
         fork_snapshots: bool | None = None,
         switch_interval: float | None = 0.0005,
+        freeze_gc: bool = True,
     ) -> None:
         self.data_dir = Path(data_dir)
         self.data_dir.mkdir(parents=True, exist_ok=True)
@@ -339,6 +346,10 @@ class Node:
         self._subs: tuple[Subscription, ...] = ()
         self._commit_queue: queue.SimpleQueue = queue.SimpleQueue()
         self._snapshot_queue: queue.SimpleQueue = queue.SimpleQueue()
+        self._freeze_gc = freeze_gc
+        if freeze_gc:
+            gc.collect()
+            gc.freeze()
         self._old_switch = None
         if switch_interval is not None:
             self._old_switch = sys.getswitchinterval()
@@ -599,6 +610,8 @@ class Node:
             self._snapshot_queue.put((seq, pid, None))
         else:
             self._snapshot_queue.put((seq, None, build_snapshot(state, anchor)))
+        if self._freeze_gc:
+            gc.freeze()
 
     # -- the committer thread ----------------------------------------------------------
     def _committer_main(self) -> None:
