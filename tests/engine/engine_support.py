@@ -55,6 +55,7 @@ class Backend:
         asked; ``journal`` overrides the journal object (e.g. a GatedJournal)."""
         kwargs.setdefault("clock", fixed_clock)
         kwargs.setdefault("snapshot_every", 0)
+        kwargs.setdefault("freeze_gc", False)  # a test process makes many nodes: keep GC whole
         return Node(self.data_dir, genesis, journal=journal or self.journal(), **kwargs)
 
     def execute(self, sql: str, params: tuple = ()) -> list:
