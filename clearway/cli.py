@@ -122,6 +122,10 @@ def build_parser() -> argparse.ArgumentParser:
     conf.add_argument("directory")
     conf.add_argument("--json", action="store_true")
     risk.set_defaults(func=_cmd_risk)
+
+    from clearway.engine.cli import add_node_parser
+
+    add_node_parser(sub)
     return parser
 
 
