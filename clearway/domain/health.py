@@ -25,8 +25,6 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-import numpy as np
-
 from clearway.domain.accounts import Account, MarginMode
 from clearway.domain.errors import ErrorCode
 from clearway.domain.instruments import InstrumentSpec, Kind
@@ -57,19 +55,24 @@ class AccountHealth(NamedTuple):
 
 
 class _Underlying:
-    """One underlying's holdings of a portfolio account, gathered for ``pm_evaluate``."""
+    """One underlying's holdings of a portfolio account, gathered for ``pm_evaluate``.
 
-    __slots__ = ("rows", "lots", "bid", "ask", "bid_cash", "ask_cash", "perps", "order_row")
+    Option lists are parallel (contracts); ``perps`` = (instrument, size, bid lots, ask
+    lots, scale); ``order`` = (option index or −1, perp index or −1, Δbid lots, Δbid
+    notional, Δask lots, Δask notional, side) of a hypothetical order, or None."""
+
+    __slots__ = ("rows", "lots", "bid", "ask", "scales", "bid_cash", "ask_cash", "perps", "order")
 
     def __init__(self) -> None:
-        self.rows: list[int] = []          # risk-array rows
-        self.lots: list[float] = []        # position, contracts
-        self.bid: list[float] = []         # open bids, contracts
-        self.ask: list[float] = []         # open asks, contracts
-        self.bid_cash = 0                  # Σ bid notional, micro-USDC
+        self.rows: list[int] = []
+        self.lots: list[float] = []
+        self.bid: list[float] = []
+        self.ask: list[float] = []
+        self.scales: list[int] = []
+        self.bid_cash = 0
         self.ask_cash = 0
-        self.perps: list[tuple[int, int, int, int, int]] = []  # (id, size, bid lots, ask lots, scale)
-        self.order_row = -1
+        self.perps: list[tuple[int, int, int, int, int]] = []
+        self.order: tuple | None = None
 
 
 class Margin(StandardMargin):
@@ -93,10 +96,11 @@ class Margin(StandardMargin):
         self.risk = RiskCache(markets, instruments, pm_params)
 
     # -- portfolio accounts -------------------------------------------------------------
-    def _gather(self, account: Account, extra: tuple | None = None) -> dict[str, _Underlying] | None:
+    def _gather(self, account: Account, order: tuple | None = None) -> dict[str, _Underlying] | None:
         """Group a portfolio account's positions and open orders by underlying; None if an
-        option has no risk-array row or a perpetual no mark (unpriced). ``extra`` =
-        (instrument, Δbid lots, Δbid notional, Δask lots, Δask notional)."""
+        option has no risk-array row, a perpetual no mark or an underlying no index.
+        ``order`` = (instrument, Δbid lots, Δbid notional, Δask lots, Δask notional, side)
+        is recorded apart (``_Underlying.order``), not added to the open orders."""
         instruments = self.instruments
         groups: dict[str, _Underlying] = {}
         positions = account.positions
@@ -105,8 +109,10 @@ class Margin(StandardMargin):
         for instrument in opened:
             if instrument not in positions:
                 ids.append(instrument)
-        if extra is not None and extra[0] not in positions and extra[0] not in opened:
-            ids.append(extra[0])
+        if order is not None and order[0] not in positions and order[0] not in opened:
+            ids.append(order[0])
+        cache = self.risk
+        risks: dict = {}
         for instrument in ids:
             spec = instruments[instrument]
             group = groups.get(spec.underlying)
@@ -115,88 +121,117 @@ class Margin(StandardMargin):
             position = positions.get(instrument)
             size = position.size if position is not None else 0
             agg = opened.get(instrument)
-            bid = ask = bid_cash = ask_cash = 0
+            bid = ask = 0
             if agg is not None:
-                bid, bid_cash, ask, ask_cash = agg.bid_size, agg.bid_notional, agg.ask_size, agg.ask_notional
-            if extra is not None and extra[0] == instrument:
-                bid += extra[1]
-                bid_cash += extra[2]
-                ask += extra[3]
-                ask_cash += extra[4]
-            group.bid_cash += bid_cash
-            group.ask_cash += ask_cash
+                bid, ask = agg.bid_size, agg.ask_size
+                group.bid_cash += agg.bid_notional
+                group.ask_cash += agg.ask_notional
             scale = 10**spec.size_decimals
+            here = order is not None and order[0] == instrument
             if spec.kind == _OPTION:
-                risk = self.risk.get(spec.underlying)
+                risk = risks.get(spec.underlying, False)
+                if risk is False:
+                    risk = risks[spec.underlying] = cache.get(spec.underlying)
                 row = risk.rows.get(instrument) if risk is not None else None
                 if row is None:
                     return None
-                if extra is not None and extra[0] == instrument:
-                    group.order_row = len(group.rows)
+                if here:
+                    group.order = (len(group.rows), -1, *order[1:])
                 group.rows.append(row)
                 group.lots.append(size / scale)
                 group.bid.append(bid / scale)
                 group.ask.append(ask / scale)
+                group.scales.append(scale)
             else:
                 if instrument not in self.marks:
                     return None
+                if here:
+                    group.order = (-1, len(group.perps), *order[1:])
                 group.perps.append((instrument, size, bid, ask, scale))
+        index = self.index
         for underlying in groups:
-            if underlying not in self.index:
+            if underlying not in index:
                 return None
         return groups
 
     def _underlying_figures(self, underlying: str, g: _Underlying) -> tuple[int, int, int, int]:
-        """(equity part, MM, IM charge with orders, IM of the positions) of one underlying,
-        micro-USDC. The equity part excludes cash."""
+        """(equity part without cash, MM, IM charge with open orders, the same charge with
+        the gathered order added) of one underlying, micro-USDC (the last equals the third
+        without an order).
+
+        States: none, all bids fill, all asks fill (those that exist), and with an order the
+        state of its side with the order added; one ``pm_evaluate`` call for all of them.
+        charge(σ) = IM(σ) − (equity(σ) − equity(none)); requirements rounded up
+        (``requirement_to_micro``), option values down (``value_to_micro``).
+        """
         marks = self.marks
-        has_bids = g.bid_cash != 0 or any(g.bid) or any(p[2] for p in g.perps)
-        has_asks = g.ask_cash != 0 or any(g.ask) or any(p[3] for p in g.perps)
-        lots = [g.lots]
-        perp_values = [0]
-        perp_pnl = [0.0]
-        perp_abs = [0.0]
-        cash = [0]
+        n = len(g.rows)
+        perps = g.perps
+        has_bids = g.bid_cash != 0 or any(g.bid) or any(p[2] for p in perps)
+        has_asks = g.ask_cash != 0 or any(g.ask) or any(p[3] for p in perps)
+        # each state: (option sizes, perp sizes (lots), cash change)
+        states = [(g.lots, [p[1] for p in perps], 0)]
         if has_bids:
-            lots.append([a + b for a, b in zip(g.lots, g.bid)])
-            perp_values.append(0)
-            perp_pnl.append(0.0)
-            perp_abs.append(0.0)
-            cash.append(-g.bid_cash)
+            states.append(([a + b for a, b in zip(g.lots, g.bid)], [p[1] + p[2] for p in perps], -g.bid_cash))
         if has_asks:
-            lots.append([a - b for a, b in zip(g.lots, g.ask)])
-            perp_values.append(0)
-            perp_pnl.append(0.0)
-            perp_abs.append(0.0)
-            cash.append(g.ask_cash)
-        for instrument, size, bid, ask, scale in g.perps:
-            mark = marks[instrument]
-            sizes = [size]
-            if has_bids:
-                sizes.append(size + bid)
-            if has_asks:
-                sizes.append(size - ask)
-            for j, n in enumerate(sizes):
-                perp_values[j] += n * mark // scale
-                perp_pnl[j] += n / scale * (mark / 1e6)
-                perp_abs[j] += abs(n) / scale
+            states.append(([a - b for a, b in zip(g.lots, g.ask)], [p[1] - p[3] for p in perps], g.ask_cash))
+        order = g.order
+        if order is not None:
+            j, jp, db, dbn, da, dan, side = order
+            lots = list(g.lots)
+            perp_sizes = [p[1] for p in perps]
+            if side > 0:
+                opt_extra = [b for b in g.bid]
+                perp_sizes = [p[1] + p[2] for p in perps]
+                cash = -(g.bid_cash + dbn)
+                delta = db
+            else:
+                opt_extra = [-a for a in g.ask]
+                perp_sizes = [p[1] - p[3] for p in perps]
+                cash = g.ask_cash + dan
+                delta = -da
+            lots = [a + b for a, b in zip(lots, opt_extra)]
+            if j >= 0:
+                lots[j] += delta / g.scales[j]
+            else:
+                perp_sizes[jp] += delta
+            states.append((lots, perp_sizes, cash))
+        perp_values, perp_pnl, perp_abs = [], [], []
+        for _, sizes, _ in states:
+            value = 0
+            pnl = 0.0
+            absolute = 0.0
+            for (instrument, _, _, _, scale), size in zip(perps, sizes):
+                mark = marks[instrument]
+                value += size * mark // scale
+                pnl += size / scale * (mark / 1e6)
+                absolute += abs(size) / scale
+            perp_values.append(value)
+            perp_pnl.append(pnl)
+            perp_abs.append(absolute)
         risk = self.risk.get(underlying)
         if risk is None:  # no market data: perpetuals only (an option would be unpriced)
             risk = self.risk.empty()
-        k = len(lots)
-        rows = np.array(g.rows, dtype=np.int64)
-        sizes = np.array(lots, dtype=np.float64).reshape(k, len(g.rows))
-        m0, mm, im = pm_evaluate(risk, rows, sizes, np.array(perp_pnl), np.array(perp_abs),
-                                 self.index[underlying] / 1e6, self.stable_price / PPM)
-        equity0 = perp_values[0] + value_to_micro(float(m0[0]))
-        charge = requirement_to_micro(float(im[0]))
-        im_positions = charge
-        for j in range(1, k):
-            gain = cash[j] + perp_values[j] + value_to_micro(float(m0[j])) - equity0
-            c = requirement_to_micro(float(im[j])) - gain
-            if c > charge:
-                charge = c
-        return equity0, requirement_to_micro(float(mm[0])), charge, im_positions
+        m0, mm, im = pm_evaluate(risk, g.rows, [st[0] for st in states] if n else [[]] * len(states),
+                                 perp_pnl, perp_abs, self.index[underlying] / 1e6, self.stable_price / PPM)
+        m0 = m0.tolist()
+        im = im.tolist()
+        equity0 = perp_values[0] + value_to_micro(m0[0])
+        charges = [requirement_to_micro(im[0])]
+        for j in range(1, len(states)):
+            gain = states[j][2] + perp_values[j] + value_to_micro(m0[j]) - equity0
+            charges.append(requirement_to_micro(im[j]) - gain)
+        mm0 = requirement_to_micro(float(mm[0]))
+        if order is None:
+            return equity0, mm0, max(charges), max(charges)
+        before = max(charges[:-1])
+        kept = charges[0]  # after: the order's side is replaced by its new state
+        if order[6] > 0:
+            if has_asks:
+                kept = max(kept, charges[-2])
+        elif has_bids:
+            kept = max(kept, charges[1])
+        return equity0, mm0, before, max(kept, charges[-1])
 
     def _portfolio_health(self, account: Account) -> AccountHealth | None:
         groups = self._gather(account)
@@ -276,26 +311,24 @@ class Margin(StandardMargin):
                       replaces=None) -> ErrorCode | None:
         """Pre-trade check outside the perpetual fast path. Standard accounts: margin.py.
         Portfolio accounts: the order's underlying is charged before and after (states
-        none / bids / asks with the order added to its side); accepted if equity ≥ initial
-        − before + after, or if after ≤ before (risk-reducing). Never mutates."""
+        none / bids / asks, the order added to its side), in one ``pm_evaluate`` call;
+        accepted if equity ≥ initial − before + after, or if after ≤ before
+        (risk-reducing). Never mutates."""
         if account.margin_mode is not _PORTFOLIO:
             return super().check_general(account, spec, side, price, lots, replaces)
         delta = self.order_delta(spec, side, price, lots, replaces)
-        before = self._gather(account)
-        after = self._gather(account, (spec.instrument_id, *delta))
-        if before is None or after is None:
+        groups = self._gather(account, (spec.instrument_id, *delta, side))
+        if groups is None:
             return ErrorCode.MARK_PRICE_UNAVAILABLE
         underlying = spec.underlying
         equity = self.cash_value(account.cash)
-        total = 0
-        before_here = 0
-        for name, g in before.items():
-            e, _, i, _ = self._underlying_figures(name, g)
+        total = before_here = after_here = 0
+        for name, g in groups.items():
+            e, _, before, after = self._underlying_figures(name, g)
             equity += e
-            total += i
+            total += before
             if name == underlying:
-                before_here = i
-        after_here = self._underlying_figures(underlying, after[underlying])[2]
+                before_here, after_here = before, after
         if equity >= total - before_here + after_here:
             return None
         if after_here <= before_here:

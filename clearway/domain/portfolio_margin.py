@@ -84,7 +84,7 @@ class UnderlyingRisk:
     __slots__ = ("key", "underlying", "rows", "specs", "inv_scale", "table", "expiry_of", "strike_group",
                  "n_expiries", "n_groups", "n_scenarios", "static_pos", "static_neg", "basis_factor",
                  "dampening", "skew", "perp_shock", "params", "risk", "pm_market", "build_ms",
-                 "_sp_col", "_sn_col", "_bf_col")
+                 "expanded", "group_of", "skew_slice", "skew_index", "width", "sp_col", "sn_col")
 
     def __init__(self, market: UnderlyingMarket, specs: list[InstrumentSpec], params: PMParams,
                  key: tuple[int, int]) -> None:
@@ -121,9 +121,22 @@ class UnderlyingRisk:
         self.skew = risk.is_skew
         shocks = np.array([sc.spot_shock for sc in params.scenarios], dtype=np.float64)
         self.perp_shock = (shocks - 1.0) * risk.dampening
-        self._sp_col = self.static_pos[:, None]
-        self._sn_col = self.static_neg[:, None]
-        self._bf_col = self.basis_factor
+        # expanded[i] holds row i's (s + 3) numbers in its expiry's block of e·(s + 3)
+        # columns (zeros elsewhere): one matmul then gives every expiry's sums at once
+        e = self.n_expiries
+        self.width = s + 3
+        expanded = np.zeros((n, e * (s + 3)), dtype=np.float64)
+        for i in range(n):
+            j = int(self.expiry_of[i]) * (s + 3)
+            expanded[i, j:j + s + 3] = table[i]
+        self.expanded = expanded
+        self.sp_col = self.static_pos[:, None]
+        self.sn_col = self.static_neg[:, None]
+        self.group_of = [int(g) for g in self.strike_group]
+        skew = np.flatnonzero(self.skew)
+        contiguous = skew.size and skew[-1] - skew[0] + 1 == skew.size
+        self.skew_slice = slice(int(skew[0]), int(skew[-1]) + 1) if contiguous else None
+        self.skew_index = skew
         self.build_ms = (time.perf_counter() - started) * 1e3
 
 
@@ -172,21 +185,21 @@ class RiskCache:
         return entry
 
 
-def pm_evaluate(risk: UnderlyingRisk, rows: np.ndarray, sizes: np.ndarray, perp_pnl: np.ndarray,
-                perp_abs: np.ndarray, spot: float, stable_price: float
-                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def pm_evaluate(risk: UnderlyingRisk, rows: list[int], sizes: list[list[float]], perp_pnl: list[float],
+                perp_abs: list[float], spot: float, stable_price: float
+                ) -> tuple[list[float], list[float], list[float]]:
     """Portfolio margin of k portfolios of one underlying (the per-account step).
 
     Parameters
     ----------
     risk : UnderlyingRisk
-    rows : int array (m,)
+    rows : list of int (m,)
         Rows of the options held in any of the k portfolios.
-    sizes : float array (k, m)
+    sizes : k lists of m floats
         Signed sizes in contracts (short < 0) per portfolio and row.
-    perp_pnl : float array (k,)
+    perp_pnl : k floats
         Σ perp size (contracts) × perp price (USD): scenario PnL = this · (s − 1) · d.
-    perp_abs : float array (k,)
+    perp_abs : k floats
         Σ |perp size| (contracts), for the perp contingencies (× S).
     spot : float
         Index price S, USD.
@@ -195,7 +208,7 @@ def pm_evaluate(risk: UnderlyingRisk, rows: np.ndarray, sizes: np.ndarray, perp_
 
     Returns
     -------
-    (m0, maintenance, initial) : float arrays (k,), USD, unrounded
+    (m0, maintenance, initial) : three lists of k floats, USD, unrounded
         m0 = Σ_e base value of the options (their equity contribution);
         maintenance = −worst·mm_loss_factor + MM contingencies;
         initial = −worst·(im_loss_factor + peg loss) + MM + IM contingencies, where worst =
@@ -204,45 +217,73 @@ def pm_evaluate(risk: UnderlyingRisk, rows: np.ndarray, sizes: np.ndarray, perp_
     Source: portfolio-margin.md "Per expiry", "Scenario loss", "Contingencies and result";
     the same steps as ``risk.portfolio.margin_from_risk_arrays``.
     """
-    k, m = sizes.shape
-    s = risk.n_scenarios
-    e = risk.n_expiries
+    k = len(sizes)
+    if rows:
+        q = np.array(sizes, dtype=np.float64)
+        agg = q @ risk.expanded[rows]
+        group_of = risk.group_of
+        groups = [group_of[r] for r in rows]
+        if len(set(groups)) == len(groups):
+            naked = np.negative(q)
+            naked = np.maximum(naked, 0.0, out=naked).sum(axis=1)
+        else:
+            naked = _naked_shared(sizes, groups)
+    else:
+        agg = np.zeros((k, risk.n_expiries * risk.width))
+        naked = np.zeros(k)
+    return finish(risk, agg, naked, np.array(perp_pnl, dtype=np.float64), np.array(perp_abs, dtype=np.float64),
+                  spot, stable_price)
+
+
+def _naked_shared(sizes: list[list[float]], groups: list[int]) -> np.ndarray:
+    """Σ over strike groups of max(shorts − longs, 0) per portfolio (some rows share a
+    strike: calls and puts of one expiry net, portfolio-margin.md "option contingency")."""
+    out = []
+    for q in sizes:
+        shorts: dict[int, float] = {}
+        for g, n in zip(groups, q):
+            shorts[g] = shorts.get(g, 0.0) - n  # shorts − longs
+        out.append(sum(v for v in shorts.values() if v > 0.0))
+    return np.array(out)
+
+
+def finish(risk: UnderlyingRisk, agg: np.ndarray, naked: np.ndarray, perp_pnl: np.ndarray, perp_abs: np.ndarray,
+           spot: float, stable_price: float):
+    """The non-linear steps of PM for k portfolios from their per-expiry sums.
+
+    ``agg`` (k, e·(s + 3)): per expiry, Σ size × (scenario values, base, basis up, basis
+    down) (``UnderlyingRisk.expanded``); ``naked`` (k,): naked short contracts after
+    netting at each strike; ``perp_pnl`` / ``perp_abs`` as in :func:`pm_evaluate`.
+    Returns (m0, maintenance, initial) as lists of k floats (USD). Used by the per-account
+    check (k ≤ 4) and by the all-accounts revaluation (k = every portfolio account).
+    """
     p = risk.params
     c = p.contingency
-    if m:
-        eo = risk.expiry_of[rows]
-        weights = np.zeros((k, e, m))
-        weights[:, eo, np.arange(m)] = sizes
-        agg = (weights.reshape(k * e, m) @ risk.table[rows]).reshape(k, e, s + 3)
-        shocked = agg[:, :, :s]
-        base = agg[:, :, s]
-        discounted = np.where(shocked >= 0.0, shocked * risk._sp_col, shocked * risk._sn_col)
-        expiry_pnl = (discounted - base[:, :, None]) * risk.dampening
-        skew = risk.skew
-        if skew.any():
-            expiry_pnl[:, :, skew] = -np.abs(expiry_pnl[:, :, skew])
-        pnl = expiry_pnl.sum(axis=1)
-        basis = (np.minimum(np.minimum(agg[:, :, s + 1], agg[:, :, s + 2]) - base, 0.0)
-                 * risk._bf_col).sum(axis=1)
-        m0 = base.sum(axis=1)
-        groups = risk.strike_group[rows]
-        ng = risk.n_groups
-        index = (groups[None, :] + ng * np.arange(k)[:, None]).ravel()
-        shorts = np.bincount(index, np.maximum(-sizes, 0.0).ravel(), minlength=k * ng)
-        longs = np.bincount(index, np.maximum(sizes, 0.0).ravel(), minlength=k * ng)
-        naked = np.maximum(shorts - longs, 0.0).reshape(k, ng).sum(axis=1)
-    else:
-        pnl = np.zeros((k, s))
-        basis = np.zeros(k)
-        m0 = np.zeros(k)
-        naked = np.zeros(k)
-    pnl = pnl + perp_pnl[:, None] * risk.perp_shock
-    worst = np.minimum(pnl.min(axis=1), basis)
-    mm_cont = naked * (spot * c.mm_option) + perp_abs * (spot * c.mm_perp)
-    im_cont = naked * (spot * c.im_option) + perp_abs * (spot * c.im_perp)
+    s = risk.n_scenarios
+    k = agg.shape[0]
+    x = agg.reshape(k, risk.n_expiries, risk.width)
+    shocked = x[:, :, :s]
+    base = x[:, :, s]
+    pnl_e = np.where(shocked >= 0.0, risk.sp_col, risk.sn_col)
+    pnl_e *= shocked
+    pnl_e -= base[:, :, None]
+    pnl_e *= risk.dampening
+    if risk.skew_slice is not None:
+        view = pnl_e[:, :, risk.skew_slice]
+        np.abs(view, out=view)
+        np.negative(view, out=view)
+    elif risk.skew_index.size:
+        pnl_e[:, :, risk.skew_index] = -np.abs(pnl_e[:, :, risk.skew_index])
+    pnl = pnl_e.sum(axis=1)
+    if perp_pnl.any():
+        pnl += perp_pnl[:, None] * risk.perp_shock
+    worst = np.minimum(pnl.min(axis=1), (x[:, :, s:].min(axis=2) - base) @ risk.basis_factor)
+    m0 = base.sum(axis=1)
     im_factor = p.margin.im_loss_factor
     if stable_price < c.peg_loss_threshold:
         im_factor += (c.peg_loss_threshold - stable_price) * c.peg_loss_factor
-    maintenance = -worst * p.margin.mm_loss_factor + mm_cont
-    initial = -worst * im_factor + mm_cont + im_cont
+    mm_cont = naked * (spot * c.mm_option) + perp_abs * (spot * c.mm_perp)
+    im_cont = naked * (spot * c.im_option) + perp_abs * (spot * c.im_perp)
+    maintenance = worst * -p.margin.mm_loss_factor + mm_cont
+    initial = worst * -im_factor + mm_cont + im_cont
     return m0, maintenance, initial

@@ -1,0 +1,250 @@
+"""Revaluation of every account at once after a market-data update (the liquidation screen).
+
+Source: portfolio-margin.md "Performance shape" (risk arrays reused for every account) and
+exchange-rules.md "Standard margin". The per-account figures of ``health.Margin.health``
+are the authority (exact integers for standard margin; one PM evaluation per account);
+this module computes the same rules for all accounts with a few sparse matrix products, in
+float64, for the monitoring and liquidation screen after each oracle update:
+
+- :class:`PositionMatrix` — a columnar copy of the positions: CSR accounts × instruments
+  (contracts), cash and margin mode per account. Built from the state in one pass
+  (``from_state``); positions do not change on a market-data update, so one copy serves
+  every revaluation until the next fill (a production engine keeps it up to date on each
+  fill; the domain's fill path has no hook for that yet).
+- :func:`revalue_all` — equity, maintenance margin and initial margin of the positions
+  (open orders are not counted here: the pre-trade check counts them per account) for
+  every account, as int64 micro-USDC with the exchange's rounding (requirements up,
+  values down). Standard accounts: perps; short options per contract, capped per
+  (account, expiry) by the maximum settlement loss evaluated on the expiry's strike grid
+  (the grid points up to the account's highest strike there: a piecewise-linear payoff's
+  minimum is at 0 or one of its strikes, exchange-rules.md) plus the unpaired-call
+  charge. Portfolio accounts: Σ size × risk array per expiry as one sparse product with
+  ``UnderlyingRisk.expanded``, then ``portfolio_margin.finish`` for all of them at once.
+
+Agreement with the per-account figures: within a few micro-USDC (float summation order;
+standard margin rounds each short position up, the batch rounds the sum). Tests check it.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+import scipy.sparse as sp
+
+from clearway.domain.accounts import MarginMode
+from clearway.domain.instruments import Kind, OptionType
+from clearway.domain.units import PPM
+
+_TOL_ABS = 1e-3
+_TOL_REL = 1e-12
+
+
+def _up(usd: np.ndarray) -> np.ndarray:
+    v = usd * 1e6
+    return np.ceil(v - (_TOL_ABS + _TOL_REL * np.abs(v))).astype(np.int64)
+
+
+def _down(usd: np.ndarray) -> np.ndarray:
+    v = usd * 1e6
+    return np.floor(v + (_TOL_ABS + _TOL_REL * np.abs(v))).astype(np.int64)
+
+
+class PositionMatrix:
+    """Positions of every account (system accounts excluded) as arrays.
+
+    Attributes
+    ----------
+    accounts : int64 (A,)
+        Account ids, ascending.
+    portfolio : bool (A,)
+        Account is in portfolio mode.
+    cash : float64 (A,)
+        cash · min(1, stable price), USD (equity's cash term, exchange-rules.md).
+    sizes : scipy.sparse.csr_matrix (A, N)
+        Position sizes in contracts (lots / 10^size_decimals), N = number of instruments.
+    """
+
+    __slots__ = ("accounts", "portfolio", "cash", "sizes")
+
+    def __init__(self, accounts, portfolio, cash, sizes) -> None:
+        self.accounts = accounts
+        self.portfolio = portfolio
+        self.cash = cash
+        self.sizes = sizes
+
+    @classmethod
+    def from_state(cls, state) -> "PositionMatrix":
+        """One pass over ``state.accounts`` (ids ≥ 2)."""
+        inv = [1.0 / 10**state.instruments[i].size_decimals for i in range(len(state.instruments))]
+        ids, modes, cash, indptr, indices, data = [], [], [], [0], [], []
+        cash_value = state.margin.cash_value
+        portfolio = MarginMode.PORTFOLIO
+        for account_id, account in state.accounts.items():
+            if account_id < 2:
+                continue
+            ids.append(account_id)
+            modes.append(account.margin_mode is portfolio)
+            cash.append(cash_value(account.cash))
+            for instrument, position in account.positions.items():
+                indices.append(instrument)
+                data.append(position.size * inv[instrument])
+            indptr.append(len(indices))
+        n = len(state.instruments)
+        sizes = sp.csr_matrix((np.array(data, dtype=np.float64), np.array(indices, dtype=np.int64),
+                               np.array(indptr, dtype=np.int64)), shape=(len(ids), n))
+        sizes.sort_indices()
+        return cls(np.array(ids, dtype=np.int64), np.array(modes, dtype=bool), np.array(cash, dtype=np.float64) / 1e6,
+                   sizes)
+
+
+class Revaluation(NamedTuple):
+    """Figures of every account of a :class:`PositionMatrix`, int64 micro-USDC, row order
+    of ``accounts``; ``initial_margin`` counts positions only."""
+
+    accounts: np.ndarray
+    equity: np.ndarray
+    initial_margin: np.ndarray
+    maintenance_margin: np.ndarray
+
+
+def revalue_all(state, matrix: PositionMatrix) -> Revaluation:
+    """Equity, initial (positions only) and maintenance margin of every account.
+
+    Parameters
+    ----------
+    state : ExchangeState
+        Prices, market data and the margin engine (its risk-array cache is reused).
+    matrix : PositionMatrix
+
+    Returns
+    -------
+    Revaluation
+        int64 micro-USDC; requirements rounded up, values down (after float64 math).
+
+    Raises
+    ------
+    KeyError
+        If a held instrument has no mark or its underlying no index (or, in portfolio mode,
+        an option has no market data).
+    """
+    n = len(state.instruments)
+    specs = [state.instruments[i] for i in range(n)]
+    a = matrix.sizes.shape[0]
+    equity = np.zeros(a)
+    initial = np.zeros(a)
+    maintenance = np.zeros(a)
+    std = np.flatnonzero(~matrix.portfolio)
+    pm = np.flatnonzero(matrix.portfolio)
+    if std.size:
+        e, i, m = _standard(state, specs, matrix.sizes[std])
+        equity[std], initial[std], maintenance[std] = e, i, m
+    if pm.size:
+        e, i, m = _portfolio(state, specs, matrix.sizes[pm])
+        equity[pm], initial[pm], maintenance[pm] = e, i, m
+    return Revaluation(matrix.accounts, _down(matrix.cash + equity), _up(initial), _up(maintenance))
+
+
+def _mark_vector(state, specs) -> np.ndarray:
+    return np.array([state.marks.get(s.instrument_id, 0) / 1e6 for s in specs])
+
+
+def _standard(state, specs, sizes: sp.csr_matrix) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Standard margin of the rows of ``sizes`` (USD floats): position values (cash
+    excluded), initial and maintenance requirements."""
+    margin = state.margin
+    marks = _mark_vector(state, specs)
+    perp = np.array([s.kind == Kind.PERPETUAL for s in specs])
+    option = ~perp
+    imf = np.array([s.imf_ppm / PPM for s in specs])
+    mmf = np.array([s.mmf_ppm / PPM for s in specs])
+    absolute = abs(sizes)
+    shorts = (-sizes).maximum(0).tocsr()
+    equity = sizes @ (marks * perp) - shorts @ (marks * option)
+    initial = absolute @ (marks * imf * perp)
+    maintenance = absolute @ (marks * mmf * perp)
+    # options: one unit per (underlying, expiry)
+    units: dict[tuple[str, int], list[int]] = {}
+    for s in specs:
+        if s.kind == Kind.OPTION and s.instrument_id in state.marks:
+            units.setdefault((s.underlying, s.expiry_ms), []).append(s.instrument_id)
+    if not units:
+        return equity, initial, maintenance
+    csc = sizes.tocsc()
+    shorts_csc = shorts.tocsc()
+    for (underlying, _), ids in units.items():
+        spot = state.index[underlying]
+        ids = np.array(sorted(ids, key=lambda i: specs[i].strike))
+        block = csc[:, ids].tocsr()
+        rows = np.flatnonzero(np.diff(block.indptr))
+        if not rows.size:
+            continue
+        block = block[rows]
+        im_rate = np.empty(ids.size)
+        mm_rate = np.empty(ids.size)
+        for j, i in enumerate(ids):
+            im, mm = margin._short_option_rates(specs[i], state.marks[i])
+            im_rate[j], mm_rate[j] = im / 1e6, mm / 1e6
+        short_block = shorts_csc[:, ids].tocsr()[rows]
+        iso_im = short_block @ im_rate
+        iso_mm = short_block @ mm_rate
+        strikes = np.array([specs[i].strike / 1e6 for i in ids])
+        calls = np.array([specs[i].option_type == OptionType.CALL for i in ids])
+        points = np.concatenate([[0.0], np.unique(strikes)])
+        diff = points[None, :] - strikes[:, None]
+        payoff_matrix = np.where(calls[:, None], np.maximum(diff, 0.0), np.maximum(-diff, 0.0))
+        payoff = block @ payoff_matrix  # (rows, points)
+        # highest strike each row holds: only grid points up to it are kinks of its payoff
+        held_strike = strikes[block.indices]
+        top = np.maximum.reduceat(held_strike, block.indptr[:-1])
+        payoff[points[None, :] > top[:, None]] = np.inf
+        loss = np.maximum(-payoff.min(axis=1), 0.0)
+        unpaired = np.maximum(-(block @ calls.astype(np.float64)), 0.0) * (spot / 1e6)
+        cap_im = loss + unpaired * (margin.unpaired_im_ppm / PPM)
+        cap_mm = loss + unpaired * (margin.unpaired_mm_ppm / PPM)
+        initial[rows] += np.minimum(iso_im, cap_im)
+        maintenance[rows] += np.minimum(iso_mm, cap_mm)
+    return equity, initial, maintenance
+
+
+def _portfolio(state, specs, sizes: sp.csr_matrix) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Portfolio margin of the rows of ``sizes``, summed over underlyings (USD floats)."""
+    from clearway.domain.portfolio_margin import finish
+
+    margin = state.margin
+    marks = _mark_vector(state, specs)
+    k = sizes.shape[0]
+    equity = np.zeros(k)
+    initial = np.zeros(k)
+    maintenance = np.zeros(k)
+    n = len(specs)
+    for underlying in sorted({s.underlying for s in specs}):
+        in_u = np.array([s.underlying == underlying for s in specs])
+        perp = in_u & np.array([s.kind == Kind.PERPETUAL for s in specs])
+        risk = margin.risk.get(underlying) or margin.risk.empty()
+        opt_cols = np.array(sorted(risk.rows), dtype=np.int64)
+        opt_rows = np.array([risk.rows[i] for i in opt_cols], dtype=np.int64)
+        rows = np.flatnonzero(abs(sizes) @ in_u.astype(np.float64) != 0.0)
+        if not rows.size:
+            continue
+        block = sizes[rows]
+        perp_pnl = block @ (marks * perp)
+        perp_abs = abs(block) @ perp.astype(np.float64)
+        if opt_cols.size:
+            select = sp.csr_matrix((np.ones(opt_cols.size), (opt_cols, opt_rows)), shape=(n, len(risk.rows)))
+            q = (block @ select).tocsr()
+            agg = q @ risk.expanded
+            groups = sp.csr_matrix((np.ones(len(risk.rows)), (np.arange(len(risk.rows)), risk.strike_group)),
+                                   shape=(len(risk.rows), risk.n_groups))
+            shorts = (-q).maximum(0) @ groups
+            longs = q.maximum(0) @ groups
+            naked = np.asarray((shorts - longs).maximum(0).sum(axis=1)).ravel()
+        else:
+            agg = np.zeros((rows.size, risk.n_expiries * risk.width))
+            naked = np.zeros(rows.size)
+        m0, mm, im = finish(risk, np.ascontiguousarray(agg), naked, perp_pnl, perp_abs,
+                            state.index[underlying] / 1e6, margin.stable_price / PPM)
+        equity[rows] += m0 + perp_pnl
+        initial[rows] += im
+        maintenance[rows] += mm
+    return equity, initial, maintenance
