@@ -4,7 +4,8 @@ snapshots, recovery and event fan-out (DESIGN.md). Start with ``node.Node``."""
 from clearway.engine.errors import (
     CommandRejected, EngineErrorCode, JournalError, JournalLocked, NodeFailed, RecoveryError,
 )
-from clearway.engine.node import Node, Published, Subscription, Ticket
+from clearway.engine.delivery import Published, Subscription, Ticket
+from clearway.engine.node import Node
 from clearway.engine.recovery import RecoveryReport
 
 __all__ = [

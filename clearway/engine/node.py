@@ -12,8 +12,9 @@ Pipeline (three threads, every hand-off is per batch, not per command)::
   that type-checks every field) and appends to the open batch; refusals raise
   CommandRejected and never reach the journal.
 - The sequencer thread takes the whole open batch, stamps consecutive sequence numbers
-  and one timestamp (the injected clock, never behind the previous one), applies each
-  command with ``apply`` and encodes it as a journal record.
+  and one timestamp (the injected clock, never behind the previous one) into the node's
+  own decoded copies, applies each command with ``apply`` and encodes it as a journal
+  record.
 - The committer thread writes every batch waiting in its queue in one transaction (group
   commit: one fsync for all of them). Only when the commit has returned are the tickets
   completed and the events published to subscribers, so an acknowledgement always means
@@ -23,6 +24,10 @@ Pipeline (three threads, every hand-off is per batch, not per command)::
   encodes inline. A snapshot may be written before its commands are durable; its anchor
   makes recovery ignore it if they never were.
 
+Tickets (the acknowledgements) and subscriptions live in delivery.py; the journal back
+ends in journal.py and pgjournal.py; snapshots and recovery in snapshots.py and
+recovery.py.
+
 Failure: if the journal write fails, or ``apply`` raises (a domain bug), the node stops
 taking commands (fail-stop); pending tickets raise NodeFailed and a restart recovers from
 the journal. State read through ``query`` includes sequenced commands whose commit is
@@ -31,7 +36,6 @@ still in flight.
 
 from __future__ import annotations
 
-import asyncio
 import concurrent.futures
 import fcntl
 import gc
@@ -45,17 +49,17 @@ import time
 import traceback
 import zlib
 from pathlib import Path
-from typing import Any, Callable, Iterator, NamedTuple, get_args
+from typing import Any, Callable, get_args
 
 import msgspec
 
 from clearway.domain.commands import Command, decode_command, encode_command
-from clearway.domain.events import Event
 from clearway.domain.genesis import GenesisConfig
 from clearway.domain.state import ExchangeState, apply, state_hash
+from clearway.engine.delivery import END, Batch, Subscription, Ticket
 from clearway.engine.errors import CommandRejected, EngineErrorCode, JournalLocked, NodeFailed
 from clearway.engine.journal import Journal, open_journal
-from clearway.engine.recovery import RecoveryReport, recover, resolve_genesis
+from clearway.engine.recovery import recover, resolve_genesis
 from clearway.engine.snapshots import SnapshotStore, anchor_of, build_snapshot
 
 log = logging.getLogger("clearway.engine")
@@ -67,7 +71,6 @@ COMMAND_TAGS = frozenset(t.__struct_config__.tag for t in COMMAND_TYPES)
 _MASK32 = 0xFFFFFFFF
 _SNAPSHOT_CHILD_TIMEOUT_S = 600
 _STOP = object()
-_END = object()
 
 _RUNNING, _CLOSING, _FAILED, _CLOSED = "running", "closing", "failed", "closed"
 
@@ -75,167 +78,6 @@ _RUNNING, _CLOSING, _FAILED, _CLOSED = "running", "closing", "failed", "closed"
 def wall_clock_ms() -> int:
     """Milliseconds since the epoch (UTC), the default clock."""
     return time.time_ns() // 1_000_000
-
-
-class _Batch:
-    """Commands submitted between two takes of the sequencer; completed all at once."""
-
-    __slots__ = ("commands", "size", "events", "records", "first_seq", "ok", "error", "done", "waiters")
-
-    def __init__(self) -> None:
-        self.commands: list[Command] = []  # as submitted, then as sequenced (first ``ok``)
-        self.size = 0
-        self.events: list[list[Event]] = []
-        self.records: list[tuple[int, bytes, int]] = []
-        self.first_seq = 0
-        self.ok = 0  # commands[:ok] are sequenced and (once done) durable
-        self.error: BaseException | None = None  # raised by tickets at index >= ok
-        self.done = threading.Event()
-        self.waiters: list | None = []  # (loop, future) of async waiters; None once done
-
-    def complete(self) -> None:
-        with _WAITERS_LOCK:
-            self.done.set()
-            waiters, self.waiters = self.waiters, None
-        if waiters:
-            by_loop: dict[Any, list] = {}
-            for loop, future in waiters:
-                by_loop.setdefault(loop, []).append(future)
-            for loop, futures in by_loop.items():
-                try:
-                    loop.call_soon_threadsafe(_wake_futures, futures)
-                except RuntimeError:  # the loop was closed meanwhile
-                    pass
-
-
-_WAITERS_LOCK = threading.Lock()
-
-
-def _wake_futures(futures: list) -> None:
-    for future in futures:
-        if not future.done():
-            future.set_result(None)
-
-
-class Ticket:
-    """The pending acknowledgement of one submitted command (a light future).
-
-    ``result()`` blocks until the command is durable and returns its events; in asyncio,
-    ``await ticket`` does the same without blocking the loop. Raises NodeFailed if the
-    node stopped before the command became durable (its outcome is then unknown until
-    the node recovers).
-    """
-
-    __slots__ = ("_batch", "_index")
-
-    def __init__(self, batch: _Batch, index: int) -> None:
-        self._batch = batch
-        self._index = index
-
-    def done(self) -> bool:
-        return self._batch.done.is_set()
-
-    def wait(self, timeout: float | None = None) -> bool:
-        """Block until acknowledged or failed; False on timeout."""
-        return self._batch.done.wait(timeout)
-
-    def result(self, timeout: float | None = None) -> list[Event]:
-        """The command's events once it is durable. Raises TimeoutError or NodeFailed."""
-        batch = self._batch
-        if not batch.done.wait(timeout):
-            raise TimeoutError("command not acknowledged yet")
-        if self._index >= batch.ok:
-            raise batch.error  # type: ignore[misc]
-        return batch.events[self._index]
-
-    @property
-    def seq(self) -> int:
-        """The assigned sequence number (once done; 0 if the command failed)."""
-        batch = self._batch
-        return batch.first_seq + self._index if batch.done.is_set() and self._index < batch.ok else 0
-
-    @property
-    def command(self) -> Command:
-        """The command as sequenced, with its seq and ts (once done and not failed)."""
-        self.result(0)
-        return self._batch.commands[self._index]
-
-    def __await__(self):
-        return self._result_async().__await__()
-
-    async def _result_async(self) -> list[Event]:
-        batch = self._batch
-        if not batch.done.is_set():
-            loop = asyncio.get_running_loop()
-            future = loop.create_future()
-            with _WAITERS_LOCK:
-                pending = batch.waiters is not None
-                if pending:
-                    batch.waiters.append((loop, future))
-            if pending:
-                await future
-        return self.result(0)
-
-
-class Published(NamedTuple):
-    """One durable command and its events, as delivered to subscribers."""
-
-    seq: int
-    command: Command
-    events: list[Event]
-
-
-class Subscription:
-    """A stream of ``Published`` items in sequence order, starting with the first command
-    made durable after ``Node.subscribe``. Fed by the committer thread; read by one
-    consumer. If the consumer falls ``max_backlog`` batches behind, the subscription
-    ends with ``overflowed = True`` (the node never waits for a subscriber)."""
-
-    def __init__(self, node: "Node", max_backlog: int) -> None:
-        self._node = node
-        self._queue: queue.SimpleQueue = queue.SimpleQueue()
-        self._max_backlog = max_backlog
-        self._current: _Batch | None = None
-        self._pos = 0
-        self.closed = False
-        self.overflowed = False
-
-    def _push(self, batch: Any) -> bool:
-        """Called by the node; False if the subscription is over (overflow)."""
-        if batch is not _END and self._queue.qsize() >= self._max_backlog:
-            self.overflowed = True
-            self._queue.put(_END)
-            return False
-        self._queue.put(batch)
-        return True
-
-    def get(self, timeout: float | None = None) -> Published | None:
-        """The next item; None once the subscription has ended. Raises TimeoutError."""
-        while True:
-            batch = self._current
-            if batch is not None and self._pos < batch.ok:
-                i = self._pos
-                self._pos = i + 1
-                return Published(batch.first_seq + i, batch.commands[i], batch.events[i])
-            if self.closed:
-                return None
-            try:
-                item = self._queue.get(timeout=timeout)
-            except queue.Empty:
-                raise TimeoutError("no event yet") from None
-            if item is _END:
-                self.closed = True
-                self._current = None
-                return None
-            self._current, self._pos = item, 0
-
-    def __iter__(self) -> Iterator[Published]:
-        while (item := self.get()) is not None:
-            yield item
-
-    def close(self) -> None:
-        self._node._unsubscribe(self)
-        self._queue.put(_END)
 
 
 class Node:
@@ -338,7 +180,7 @@ class Node:
         self.largest_commit = 0
 
         self._cond = threading.Condition(threading.Lock())
-        self._open = _Batch()
+        self._open = Batch()
         self._queries: list[tuple[Callable, concurrent.futures.Future]] = []
         self._in_flight = 0
         self._run_state = _RUNNING
@@ -391,7 +233,7 @@ class Node:
         sub = Subscription(self, max_backlog)
         with self._cond:
             if self._run_state == _CLOSED:
-                sub._push(_END)
+                sub._push(END)
             else:
                 self._subs = (*self._subs, sub)
         return sub
@@ -459,7 +301,7 @@ class Node:
                 self._run_state = _CLOSED
                 subs, self._subs = self._subs, ()
             for sub in subs:
-                sub._push(_END)
+                sub._push(END)
             self._journal.close()
             os.close(self._lock_fd)
             if self._old_switch is not None:
@@ -525,7 +367,7 @@ class Node:
                     queries, self._queries = self._queries, []
                     batch = self._open
                     if batch.commands:
-                        self._open = _Batch()
+                        self._open = Batch()
                     else:
                         batch = None
                     if batch is None and not queries and self._run_state != _RUNNING:
@@ -547,7 +389,7 @@ class Node:
                 future.cancel()
             self._commit_queue.put(_STOP)
 
-    def _sequence(self, batch: _Batch) -> None:
+    def _sequence(self, batch: Batch) -> None:
         """Stamp, apply and encode ``batch`` (or fail it whole if the node has failed)."""
         commands = batch.commands
         batch.size = len(commands)

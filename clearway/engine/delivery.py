@@ -1,0 +1,183 @@
+"""Acknowledgements and event delivery: the batch a command rides in, the ``Ticket``
+a submitter waits on (blocking or ``await``), and ``Subscription`` streams of durable
+commands with their events. All completion happens per batch, never per command: one
+``threading.Event`` and one ``call_soon_threadsafe`` per event loop for a whole batch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import queue
+import threading
+from typing import TYPE_CHECKING, Any, Iterator, NamedTuple
+
+from clearway.domain.commands import Command
+from clearway.domain.events import Event
+
+if TYPE_CHECKING:
+    from clearway.engine.node import Node
+
+END = object()
+"""Pushed to a subscription to end it."""
+
+
+class Batch:
+    """Commands submitted between two takes of the sequencer; completed all at once.
+    Internal to the engine (the node fills it; tickets and subscriptions read it)."""
+
+    __slots__ = ("commands", "size", "events", "records", "first_seq", "ok", "error", "done", "waiters")
+
+    def __init__(self) -> None:
+        self.commands: list[Command] = []  # as submitted, then as sequenced (first ``ok``)
+        self.size = 0
+        self.events: list[list[Event]] = []
+        self.records: list[tuple[int, bytes, int]] = []
+        self.first_seq = 0
+        self.ok = 0  # commands[:ok] are sequenced and (once done) durable
+        self.error: BaseException | None = None  # raised by tickets at index >= ok
+        self.done = threading.Event()
+        self.waiters: list | None = []  # (loop, future) of async waiters; None once done
+
+    def complete(self) -> None:
+        with _WAITERS_LOCK:
+            self.done.set()
+            waiters, self.waiters = self.waiters, None
+        if waiters:
+            by_loop: dict[Any, list] = {}
+            for loop, future in waiters:
+                by_loop.setdefault(loop, []).append(future)
+            for loop, futures in by_loop.items():
+                try:
+                    loop.call_soon_threadsafe(_wake_futures, futures)
+                except RuntimeError:  # the loop was closed meanwhile
+                    pass
+
+
+_WAITERS_LOCK = threading.Lock()
+
+
+def _wake_futures(futures: list) -> None:
+    for future in futures:
+        if not future.done():
+            future.set_result(None)
+
+
+class Ticket:
+    """The pending acknowledgement of one submitted command (a light future).
+
+    ``result()`` blocks until the command is durable and returns its events; in asyncio,
+    ``await ticket`` does the same without blocking the loop. Raises NodeFailed if the
+    node stopped before the command became durable (its outcome is then unknown until
+    the node recovers).
+    """
+
+    __slots__ = ("_batch", "_index")
+
+    def __init__(self, batch: Batch, index: int) -> None:
+        self._batch = batch
+        self._index = index
+
+    def done(self) -> bool:
+        return self._batch.done.is_set()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until acknowledged or failed; False on timeout."""
+        return self._batch.done.wait(timeout)
+
+    def result(self, timeout: float | None = None) -> list[Event]:
+        """The command's events once it is durable. Raises TimeoutError or NodeFailed."""
+        batch = self._batch
+        if not batch.done.wait(timeout):
+            raise TimeoutError("command not acknowledged yet")
+        if self._index >= batch.ok:
+            raise batch.error  # type: ignore[misc]
+        return batch.events[self._index]
+
+    @property
+    def seq(self) -> int:
+        """The assigned sequence number (once done; 0 if the command failed)."""
+        batch = self._batch
+        return batch.first_seq + self._index if batch.done.is_set() and self._index < batch.ok else 0
+
+    @property
+    def command(self) -> Command:
+        """The command as sequenced, with its seq and ts (once done and not failed)."""
+        self.result(0)
+        return self._batch.commands[self._index]
+
+    def __await__(self):
+        return self._result_async().__await__()
+
+    async def _result_async(self) -> list[Event]:
+        batch = self._batch
+        if not batch.done.is_set():
+            loop = asyncio.get_running_loop()
+            future = loop.create_future()
+            with _WAITERS_LOCK:
+                pending = batch.waiters is not None
+                if pending:
+                    batch.waiters.append((loop, future))
+            if pending:
+                await future
+        return self.result(0)
+
+
+class Published(NamedTuple):
+    """One durable command and its events, as delivered to subscribers."""
+
+    seq: int
+    command: Command
+    events: list[Event]
+
+
+class Subscription:
+    """A stream of ``Published`` items in sequence order, starting with the first command
+    made durable after ``Node.subscribe``. Fed by the committer thread; read by one
+    consumer. If the consumer falls ``max_backlog`` batches behind, the subscription
+    ends with ``overflowed = True`` (the node never waits for a subscriber)."""
+
+    def __init__(self, node: "Node", max_backlog: int) -> None:
+        self._node = node
+        self._queue: queue.SimpleQueue = queue.SimpleQueue()
+        self._max_backlog = max_backlog
+        self._current: Batch | None = None
+        self._pos = 0
+        self.closed = False
+        self.overflowed = False
+
+    def _push(self, batch: Any) -> bool:
+        """Called by the node; False if the subscription is over (overflow)."""
+        if batch is not END and self._queue.qsize() >= self._max_backlog:
+            self.overflowed = True
+            self._queue.put(END)
+            return False
+        self._queue.put(batch)
+        return True
+
+    def get(self, timeout: float | None = None) -> Published | None:
+        """The next item; None once the subscription has ended. Raises TimeoutError."""
+        while True:
+            batch = self._current
+            if batch is not None and self._pos < batch.ok:
+                i = self._pos
+                self._pos = i + 1
+                return Published(batch.first_seq + i, batch.commands[i], batch.events[i])
+            if self.closed:
+                return None
+            try:
+                item = self._queue.get(timeout=timeout)
+            except queue.Empty:
+                raise TimeoutError("no event yet") from None
+            if item is END:
+                self.closed = True
+                self._current = None
+                return None
+            self._current, self._pos = item, 0
+
+    def __iter__(self) -> Iterator[Published]:
+        while (item := self.get()) is not None:
+            yield item
+
+    def close(self) -> None:
+        self._node._unsubscribe(self)
+        self._queue.put(END)
