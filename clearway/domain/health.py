@@ -214,14 +214,12 @@ class Margin(StandardMargin):
             risk = self.risk.empty()
         m0, mm, im = pm_evaluate(risk, g.rows, [st[0] for st in states] if n else [[]] * len(states),
                                  perp_pnl, perp_abs, self.index[underlying] / 1e6, self.stable_price / PPM)
-        m0 = m0.tolist()
-        im = im.tolist()
         equity0 = perp_values[0] + value_to_micro(m0[0])
         charges = [requirement_to_micro(im[0])]
         for j in range(1, len(states)):
             gain = states[j][2] + perp_values[j] + value_to_micro(m0[j]) - equity0
             charges.append(requirement_to_micro(im[j]) - gain)
-        mm0 = requirement_to_micro(float(mm[0]))
+        mm0 = requirement_to_micro(mm[0])
         if order is None:
             return equity0, mm0, max(charges), max(charges)
         before = max(charges[:-1])

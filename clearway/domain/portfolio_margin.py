@@ -84,7 +84,8 @@ class UnderlyingRisk:
     __slots__ = ("key", "underlying", "rows", "specs", "inv_scale", "table", "expiry_of", "strike_group",
                  "n_expiries", "n_groups", "n_scenarios", "static_pos", "static_neg", "basis_factor",
                  "dampening", "skew", "perp_shock", "params", "risk", "pm_market", "build_ms",
-                 "expanded", "group_of", "skew_slice", "skew_index", "width", "sp_col", "sn_col")
+                 "expanded", "group_of", "skew_slice", "skew_index", "width", "sp_col", "sn_col",
+                 "perp_row", "basis_all")
 
     def __init__(self, market: UnderlyingMarket, specs: list[InstrumentSpec], params: PMParams,
                  key: tuple[int, int]) -> None:
@@ -121,17 +122,31 @@ class UnderlyingRisk:
         self.skew = risk.is_skew
         shocks = np.array([sc.spot_shock for sc in params.scenarios], dtype=np.float64)
         self.perp_shock = (shocks - 1.0) * risk.dampening
-        # expanded[i] holds row i's (s + 3) numbers in its expiry's block of e·(s + 3)
-        # columns (zeros elsewhere): one matmul then gives every expiry's sums at once
+        # expanded[i]: row i's numbers in its expiry's block of width 2s + 3 —
+        # [value·d (s) | base·d (s) | base | basis up | basis down] — zeros elsewhere, so one
+        # matmul gives every expiry's sums at once, dampening folded in (d > 0 keeps the
+        # sign the static discount depends on). Row n, block e, is the perpetual per USD of
+        # notional: value s, base 1, static discount 1, no basis factor, so its block yields
+        # the perp's scenario PnL notional·(s − 1)·d.
         e = self.n_expiries
-        self.width = s + 3
-        expanded = np.zeros((n, e * (s + 3)), dtype=np.float64)
+        w = 2 * s + 3
+        self.width = w
+        damp = risk.dampening
+        expanded = np.zeros((n + 1, (e + 1) * w), dtype=np.float64)
         for i in range(n):
-            j = int(self.expiry_of[i]) * (s + 3)
-            expanded[i, j:j + s + 3] = table[i]
+            j = int(self.expiry_of[i]) * w
+            expanded[i, j:j + s] = table[i, :s] * damp
+            expanded[i, j + s:j + 2 * s] = table[i, s] * damp
+            expanded[i, j + 2 * s:j + w] = table[i, s:]
+        j = e * w
+        expanded[n, j:j + s] = np.array([sc.spot_shock for sc in params.scenarios]) * damp
+        expanded[n, j + s:j + 2 * s] = damp
+        expanded[n, j + 2 * s:j + w] = 1.0
         self.expanded = expanded
-        self.sp_col = self.static_pos[:, None]
-        self.sn_col = self.static_neg[:, None]
+        self.perp_row = n
+        self.sp_col = np.append(self.static_pos, 1.0)[:, None]
+        self.sn_col = np.append(self.static_neg, 1.0)[:, None]
+        self.basis_all = np.append(self.basis_factor, 0.0)
         self.group_of = [int(g) for g in self.strike_group]
         skew = np.flatnonzero(self.skew)
         contiguous = skew.size and skew[-1] - skew[0] + 1 == skew.size
@@ -185,7 +200,7 @@ class RiskCache:
         return entry
 
 
-def pm_evaluate(risk: UnderlyingRisk, rows: list[int], sizes: list[list[float]], perp_pnl: list[float],
+def pm_evaluate(risk: UnderlyingRisk, rows: list[int], sizes: list[list[float]], perp_notional: list[float],
                 perp_abs: list[float], spot: float, stable_price: float
                 ) -> tuple[list[float], list[float], list[float]]:
     """Portfolio margin of k portfolios of one underlying (the per-account step).
@@ -197,7 +212,7 @@ def pm_evaluate(risk: UnderlyingRisk, rows: list[int], sizes: list[list[float]],
         Rows of the options held in any of the k portfolios.
     sizes : k lists of m floats
         Signed sizes in contracts (short < 0) per portfolio and row.
-    perp_pnl : k floats
+    perp_notional : k floats
         Σ perp size (contracts) × perp price (USD): scenario PnL = this · (s − 1) · d.
     perp_abs : k floats
         Σ |perp size| (contracts), for the perp contingencies (× S).
@@ -217,73 +232,71 @@ def pm_evaluate(risk: UnderlyingRisk, rows: list[int], sizes: list[list[float]],
     Source: portfolio-margin.md "Per expiry", "Scenario loss", "Contingencies and result";
     the same steps as ``risk.portfolio.margin_from_risk_arrays``.
     """
-    k = len(sizes)
-    if rows:
-        q = np.array(sizes, dtype=np.float64)
-        agg = q @ risk.expanded[rows]
-        group_of = risk.group_of
-        groups = [group_of[r] for r in rows]
-        if len(set(groups)) == len(groups):
-            naked = np.negative(q)
-            naked = np.maximum(naked, 0.0, out=naked).sum(axis=1)
-        else:
-            naked = _naked_shared(sizes, groups)
-    else:
-        agg = np.zeros((k, risk.n_expiries * risk.width))
-        naked = np.zeros(k)
-    return finish(risk, agg, naked, np.array(perp_pnl, dtype=np.float64), np.array(perp_abs, dtype=np.float64),
-                  spot, stable_price)
-
-
-def _naked_shared(sizes: list[list[float]], groups: list[int]) -> np.ndarray:
-    """Σ over strike groups of max(shorts − longs, 0) per portfolio (some rows share a
-    strike: calls and puts of one expiry net, portfolio-margin.md "option contingency")."""
-    out = []
-    for q in sizes:
-        shorts: dict[int, float] = {}
-        for g, n in zip(groups, q):
-            shorts[g] = shorts.get(g, 0.0) - n  # shorts − longs
-        out.append(sum(v for v in shorts.values() if v > 0.0))
-    return np.array(out)
-
-
-def finish(risk: UnderlyingRisk, agg: np.ndarray, naked: np.ndarray, perp_pnl: np.ndarray, perp_abs: np.ndarray,
-           spot: float, stable_price: float):
-    """The non-linear steps of PM for k portfolios from their per-expiry sums.
-
-    ``agg`` (k, e·(s + 3)): per expiry, Σ size × (scenario values, base, basis up, basis
-    down) (``UnderlyingRisk.expanded``); ``naked`` (k,): naked short contracts after
-    netting at each strike; ``perp_pnl`` / ``perp_abs`` as in :func:`pm_evaluate`.
-    Returns (m0, maintenance, initial) as lists of k floats (USD). Used by the per-account
-    check (k ≤ 4) and by the all-accounts revaluation (k = every portfolio account).
-    """
+    q = np.array([[*row, notional] for row, notional in zip(sizes, perp_notional)], dtype=np.float64)
+    agg = q @ risk.expanded[[*rows, risk.perp_row]]
+    worst, m0 = scenario_worst(risk, agg)
+    group_of = risk.group_of
+    groups = [group_of[r] for r in rows]
+    shared = len(set(groups)) != len(groups)
     p = risk.params
     c = p.contingency
+    mm_loss = p.margin.mm_loss_factor
+    im_loss = im_loss_factor(p, stable_price)
+    mm_out, im_out = [], []
+    for j, lots in enumerate(sizes):
+        if shared:
+            net: dict[int, float] = {}
+            for g, v in zip(groups, lots):
+                net[g] = net.get(g, 0.0) - v  # shorts − longs at the strike
+            naked = sum(v for v in net.values() if v > 0.0)
+        else:
+            naked = -sum(v for v in lots if v < 0.0)
+        mm_cont = naked * (spot * c.mm_option) + perp_abs[j] * (spot * c.mm_perp)
+        im_cont = naked * (spot * c.im_option) + perp_abs[j] * (spot * c.im_perp)
+        mm_out.append(-worst[j] * mm_loss + mm_cont)
+        im_out.append(-worst[j] * im_loss + mm_cont + im_cont)
+    return m0, mm_out, im_out
+
+
+def im_loss_factor(p: PMParams, stable_price: float) -> float:
+    """im_loss_factor, plus (peg threshold − stable)·peg factor below the threshold
+    (portfolio-margin.md "Contingencies and result")."""
+    c = p.contingency
+    factor = p.margin.im_loss_factor
+    if stable_price < c.peg_loss_threshold:
+        factor += (c.peg_loss_threshold - stable_price) * c.peg_loss_factor
+    return factor
+
+
+def scenario_worst(risk: UnderlyingRisk, agg: np.ndarray):
+    """Worst loss and option base value of k portfolios from their per-expiry sums.
+
+    ``agg`` (k, (e + 1)·(2s + 3)): Σ size × ``UnderlyingRisk.expanded`` rows (options in
+    contracts, the perp row in USD of notional). Per expiry the shocked value M (already ×
+    d) is multiplied by the static discount of its sign, the base × d subtracted, skew
+    scenarios take −|…|; the expiries and the perp add up; worst = min(basis contingency,
+    min over scenarios). Returns (worst, m0) as lists for small k, arrays for large k
+    (the all-accounts revaluation).
+    """
     s = risk.n_scenarios
     k = agg.shape[0]
-    x = agg.reshape(k, risk.n_expiries, risk.width)
+    x = agg.reshape(k, risk.n_expiries + 1, risk.width)
     shocked = x[:, :, :s]
-    base = x[:, :, s]
     pnl_e = np.where(shocked >= 0.0, risk.sp_col, risk.sn_col)
     pnl_e *= shocked
-    pnl_e -= base[:, :, None]
-    pnl_e *= risk.dampening
+    pnl_e -= x[:, :, s:2 * s]
     if risk.skew_slice is not None:
         view = pnl_e[:, :, risk.skew_slice]
         np.abs(view, out=view)
         np.negative(view, out=view)
     elif risk.skew_index.size:
         pnl_e[:, :, risk.skew_index] = -np.abs(pnl_e[:, :, risk.skew_index])
-    pnl = pnl_e.sum(axis=1)
-    if perp_pnl.any():
-        pnl += perp_pnl[:, None] * risk.perp_shock
-    worst = np.minimum(pnl.min(axis=1), (x[:, :, s:].min(axis=2) - base) @ risk.basis_factor)
-    m0 = base.sum(axis=1)
-    im_factor = p.margin.im_loss_factor
-    if stable_price < c.peg_loss_threshold:
-        im_factor += (c.peg_loss_threshold - stable_price) * c.peg_loss_factor
-    mm_cont = naked * (spot * c.mm_option) + perp_abs * (spot * c.mm_perp)
-    im_cont = naked * (spot * c.im_option) + perp_abs * (spot * c.im_perp)
-    maintenance = worst * -p.margin.mm_loss_factor + mm_cont
-    initial = worst * -im_factor + mm_cont + im_cont
-    return m0, maintenance, initial
+    tail = x[:, :, 2 * s:]
+    base = tail[:, :, 0]
+    worst = np.minimum(pnl_e.sum(axis=1).min(axis=1), (tail.min(axis=2) - base) @ risk.basis_all)
+    m0 = base[:, :-1].sum(axis=1)
+    if k <= 8:
+        return worst.tolist(), m0.tolist()
+    return worst, m0
+
+

@@ -209,7 +209,7 @@ def _standard(state, specs, sizes: sp.csr_matrix) -> tuple[np.ndarray, np.ndarra
 
 def _portfolio(state, specs, sizes: sp.csr_matrix) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Portfolio margin of the rows of ``sizes``, summed over underlyings (USD floats)."""
-    from clearway.domain.portfolio_margin import finish
+    from clearway.domain.portfolio_margin import im_loss_factor, scenario_worst
 
     margin = state.margin
     marks = _mark_vector(state, specs)
@@ -233,18 +233,24 @@ def _portfolio(state, specs, sizes: sp.csr_matrix) -> tuple[np.ndarray, np.ndarr
         if opt_cols.size:
             select = sp.csr_matrix((np.ones(opt_cols.size), (opt_cols, opt_rows)), shape=(n, len(risk.rows)))
             q = (block @ select).tocsr()
-            agg = q @ risk.expanded
+            agg = q @ risk.expanded[:-1]
             groups = sp.csr_matrix((np.ones(len(risk.rows)), (np.arange(len(risk.rows)), risk.strike_group)),
                                    shape=(len(risk.rows), risk.n_groups))
             shorts = (-q).maximum(0) @ groups
             longs = q.maximum(0) @ groups
             naked = np.asarray((shorts - longs).maximum(0).sum(axis=1)).ravel()
         else:
-            agg = np.zeros((rows.size, risk.n_expiries * risk.width))
+            agg = np.zeros((rows.size, risk.expanded.shape[1]))
             naked = np.zeros(rows.size)
-        m0, mm, im = finish(risk, np.ascontiguousarray(agg), naked, perp_pnl, perp_abs,
-                            state.index[underlying] / 1e6, margin.stable_price / PPM)
+        agg += np.outer(perp_pnl, risk.expanded[-1])
+        worst, m0 = scenario_worst(risk, np.ascontiguousarray(agg))
+        worst, m0 = np.asarray(worst), np.asarray(m0)
+        spot = state.index[underlying] / 1e6
+        p = margin.risk.params
+        c = p.contingency
+        mm_cont = naked * (spot * c.mm_option) + perp_abs * (spot * c.mm_perp)
+        im_cont = naked * (spot * c.im_option) + perp_abs * (spot * c.im_perp)
         equity[rows] += m0 + perp_pnl
-        initial[rows] += im
-        maintenance[rows] += mm
+        initial[rows] += -worst * im_loss_factor(p, margin.stable_price / PPM) + mm_cont + im_cont
+        maintenance[rows] += -worst * p.margin.mm_loss_factor + mm_cont
     return equity, initial, maintenance
