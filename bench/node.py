@@ -6,7 +6,9 @@
    ``Node.submit`` from an in-process client thread; a second client thread waits for the
    acknowledgements.
    - ``commands_per_second``: saturation, the client keeps 2,000 commands in flight;
-     median of ``--runs``.
+     median of ``--runs``. ``cpu_us_per_command``: CPU time of the whole process (node
+     and client threads; not the PostgreSQL server) per command, a figure less
+     sensitive to other load on the machine than wall-clock rates.
    - ``ack_p50_ms`` / ``ack_p99_ms``: latency at a paced load of ``ack_load_cps`` =
      50,000 commands/s if the saturation rate exceeds it by 10%, else 80% of the
      saturation rate (a load the node sustains), for 4 s; measured from each command's
@@ -96,7 +98,8 @@ def print_report(result: dict) -> None:
             continue
         out(f"{name:>10}: {r['commands_per_second']:>9,.0f} durable commands/s (target {TARGET_CPS:,}); "
             f"ack p50 {r['ack_p50_ms']:.2f} ms, p99 {r['ack_p99_ms']:.2f} ms at {r['ack_load_cps']:,} commands/s "
-            f"(target p99 <= 5 ms); {r['commands_per_commit']:.0f} commands per commit at saturation\n")
+            f"(target p99 <= 5 ms); {r['commands_per_commit']:.0f} commands per commit and "
+            f"{r['cpu_us_per_command']:.1f} us of process CPU per command at saturation\n")
         for load, lat in r["ack_by_load_cps"].items():
             out(f"{'':>12}at {int(load):>6,} commands/s: ack p50 {lat['p50_ms']:.2f} ms, p99 {lat['p99_ms']:.2f} ms\n")
     out(f"crash test: {result['crash_cycles']} SIGKILLs, {result['crash_detail']['acknowledged']:,} acknowledged, "
@@ -127,6 +130,7 @@ def _throughput(root: Path, pg_url: str | None, commands: list, runs: int) -> di
         "ack_by_load_cps": curve,
         "saturation_ack_p99_ms": statistics.median(r["ack_p99_ms"] for r in saturation),
         "commands_per_commit": statistics.median(r["commands_per_commit"] for r in saturation),
+        "cpu_us_per_command": statistics.median(r["cpu_us_per_command"] for r in saturation),
         "all_runs_cps": [r["commands_per_second"] for r in saturation],
     }
 
@@ -140,7 +144,9 @@ def _one_run(root: Path, pg_url: str | None, commands: list, rate: int | None) -
             ticket.result(timeout=60)
         commits_before = node.commits
         timed = commands[WARMUP:]
+        cpu_before = time.process_time()
         started, latencies, elapsed = _drive(node, timed, rate)
+        cpu = time.process_time() - cpu_before
         commits = node.commits - commits_before
     finally:
         node.close(snapshot=False)
@@ -155,6 +161,7 @@ def _one_run(root: Path, pg_url: str | None, commands: list, rate: int | None) -
         "ack_p99_ms": round(latencies[min(n - 1, int(n * 0.99))] * 1e3, 3),
         "ack_max_ms": round(latencies[-1] * 1e3, 3),
         "commands_per_commit": round(n / max(1, commits), 1),
+        "cpu_us_per_command": round(cpu / n * 1e6, 1),
     }
 
 
