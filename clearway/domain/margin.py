@@ -308,22 +308,24 @@ class StandardMargin:
                 total += self._value(self.instruments[instrument], marks[instrument], position.size)
         return total
 
-    def initial(self, account: Account) -> int:
+    def initial(self, account: Account, skip=None) -> int:
         """Initial requirement including open orders, micro-USDC rounded up: Σ perpetual
-        ``charge`` + Σ expiry ``expiry_charge``."""
+        ``charge`` + Σ expiry ``expiry_charge``; ``skip`` (a perpetual's id or an
+        (underlying, expiry_ms) pair) leaves one unit out (the pre-trade check adds it)."""
         total = 0
         instruments = self.instruments
         positions = account.positions
         opened = account.open
         perps = self.perps
         for instrument, position in positions.items():
-            if instrument in perps:
+            if instrument in perps and instrument != skip:
                 total += self.charge(instruments[instrument], position.size, opened.get(instrument))
         for instrument, agg in opened.items():
-            if instrument in perps and instrument not in positions:
+            if instrument in perps and instrument not in positions and instrument != skip:
                 total += self.charge(instruments[instrument], 0, agg)
-        for underlying, expiry_ms in self._expiries(account):
-            total += self.expiry_charge(account, underlying, expiry_ms)
+        for unit in self._expiries(account):
+            if unit != skip:
+                total += self.expiry_charge(account, *unit)
         return total
 
     def maintenance(self, account: Account) -> int:
@@ -450,15 +452,19 @@ class StandardMargin:
             return ErrorCode.MARK_PRICE_UNAVAILABLE
         delta = self.order_delta(spec, side, price, lots, replaces)
         if spec.kind == _OPTION:
-            before_here = self.expiry_charge(account, spec.underlying, spec.expiry_ms)
+            unit = (spec.underlying, spec.expiry_ms)
             after_here = self.expiry_charge(account, spec.underlying, spec.expiry_ms, (instrument, *delta))
         else:
+            unit = instrument
             size = account.position_size(instrument)
             agg = account.open.get(instrument)
-            before_here = self.charge(spec, size, agg)
             after_here = self.charge(spec, size, agg, *delta)
-        if self.equity(account) >= self.initial(account) - before_here + after_here:
+        if StandardMargin.equity(self, account) >= StandardMargin.initial(self, account, unit) + after_here:
             return None
+        if spec.kind == _OPTION:
+            before_here = self.expiry_charge(account, spec.underlying, spec.expiry_ms)
+        else:
+            before_here = self.charge(spec, size, agg)
         if after_here <= before_here:
             return None  # risk-reducing: accepted even below initial margin
         return ErrorCode.INSUFFICIENT_MARGIN

@@ -213,3 +213,17 @@ def test_snapshot_round_trip_and_replay_with_market_data_and_portfolio_accounts(
     assert restored.markets == ex.state.markets and restored.stable_price == 995_000
     assert restored.margin.health(restored.accounts[a]) == ex.state.margin.health(ex.state.accounts[a])
     assert ex.replay_hash() == ex.hash()
+
+
+def test_amending_an_option_order_is_checked_with_the_old_order_replaced():
+    for mode in (MarginMode.STANDARD, PM):
+        ex, a, m = _exchange(deposit_usd=1_000)
+        if mode is PM:
+            set_mode(ex, a, PM)
+        assert kinds(ex.place(a, SELL, BTC // 10, usd(60), instrument=5)) == ["OrderAccepted"]
+        order_id = max(ex.state.accounts[a].orders)
+        before = content(ex)
+        assert ex.amend(a, order_id, 100 * BTC, usd(60))[0].code == ErrorCode.INSUFFICIENT_MARGIN
+        assert content(ex) == before
+        assert kinds(ex.amend(a, order_id, BTC // 5, usd(61))) == ["OrderAmended"]
+        assert ex.state.margin.health(ex.state.accounts[a]).initial_surplus >= 0
