@@ -267,7 +267,7 @@ class Margin(StandardMargin):
         """True when every instrument the account touches (and ``extra``) can be valued in
         the account's mode."""
         if account.margin_mode is _PORTFOLIO:
-            return self._gather(account, None if extra < 0 else (extra, 0, 0, 0, 0)) is not None
+            return self._gather(account, None if extra < 0 else (extra, 0, 0, 0, 0, 1)) is not None
         return super().priced(account, extra)
 
     def equity(self, account: Account) -> int:
