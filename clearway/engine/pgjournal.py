@@ -30,16 +30,18 @@ class PostgresJournal:
         libpq connection URL, e.g. ``postgresql://user:pass@127.0.0.1:5432/db``.
     schema : str
         Schema holding the tables (created if missing).
+    lock_wait_s : float
+        How long to wait for the writer lock before giving up.
 
     Raises
     ------
     JournalError
         Cannot connect or create the tables.
     JournalLocked
-        Another session holds this schema's writer lock.
+        Another session held this schema's writer lock for ``lock_wait_s``.
     """
 
-    def __init__(self, url: str, *, schema: str = "clearway") -> None:
+    def __init__(self, url: str, *, schema: str = "clearway", lock_wait_s: float = 10.0) -> None:
         self.url = url
         self.schema = schema
         try:
@@ -49,11 +51,14 @@ class PostgresJournal:
         try:
             conn = self._conn
             conn.execute("SET synchronous_commit TO on")
-            locked = conn.execute(
-                "SELECT pg_try_advisory_lock(hashtextextended(%s, 0))", ("clearway-journal:" + schema,)
-            ).fetchone()[0]
-            if not locked:
-                raise JournalLocked(f"another node is writing the journal in schema {schema!r}")
+            # Wait a little: the server drops the lock of a node that just closed (or died)
+            # only once its backend has noticed, a moment after the client is gone.
+            conn.execute(sql.SQL("SET lock_timeout = {}").format(sql.Literal(f"{max(1, int(lock_wait_s * 1000))}ms")))
+            try:
+                conn.execute("SELECT pg_advisory_lock(hashtextextended(%s, 0))", ("clearway-journal:" + schema,))
+            except psycopg.errors.LockNotAvailable:
+                raise JournalLocked(f"another node is writing the journal in schema {schema!r}") from None
+            conn.execute("SET lock_timeout = 0")
             ident = sql.Identifier(schema)
             conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(ident))
             conn.execute(sql.SQL("SET search_path TO {}").format(ident))

@@ -11,9 +11,10 @@ import pytest
 from clearway.domain.genesis import GenesisConfig
 from clearway.engine import JournalError, JournalLocked
 from clearway.engine.journal import SQLITE_FILE
+from clearway.engine.node import Node
 from clearway.engine.snapshots import SnapshotStore
 
-from engine_support import T0, Backend, reference_hash
+from engine_support import PG_URL, T0, Backend, reference_hash
 
 
 def run(node, commands) -> None:
@@ -186,16 +187,17 @@ def test_a_torn_sqlite_wal_tail_loses_only_the_unfinished_transaction(tmp_path, 
 def test_a_second_node_on_the_same_data_directory_is_refused(backend, genesis):
     with backend.node(genesis):
         with pytest.raises(JournalLocked):
-            backend.node(genesis)
+            Node(backend.data_dir, genesis)  # the directory lock comes before any journal
 
 
 def test_a_second_node_on_the_same_postgresql_journal_is_refused(backend, tmp_path, genesis):
     if backend.kind != "postgresql":
         pytest.skip("PostgreSQL only")
+    from clearway.engine.pgjournal import PostgresJournal
+
     with backend.node(genesis):
-        other = Backend("postgresql", tmp_path / "elsewhere", backend.schema)
         with pytest.raises(JournalLocked):
-            other.node(genesis)
+            PostgresJournal(PG_URL, schema=backend.schema, lock_wait_s=0.2)
 
 
 def test_a_journal_started_with_another_genesis_is_refused(backend, genesis, commands):
