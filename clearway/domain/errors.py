@@ -36,6 +36,16 @@ class ErrorCode(IntEnum):
     AMEND_SIZE_NOT_ABOVE_FILLED = 1022
     INVALID_PRICE = 1023
     TOO_MANY_OPEN_ORDERS = 1024
+    # oracle 15xx: a signed report or an oracle update that cannot be used
+    ORACLE_BAD_SIGNATURE = 1501
+    ORACLE_UNKNOWN_REPORTER = 1502
+    ORACLE_STALE_REPORT = 1503
+    ORACLE_DUPLICATE_REPORTER = 1504
+    ORACLE_INVALID_VALUE = 1505
+    ORACLE_MAX_MOVE = 1506
+    ORACLE_NO_QUORUM = 1507
+    ORACLE_FUTURE_REPORT = 1508
+    ORACLE_WRONG_UNDERLYING = 1509
     # risk 2xxx: the command is well formed but the account cannot afford it
     INSUFFICIENT_MARGIN = 2001
     REDUCE_ONLY_WOULD_INCREASE = 2002
