@@ -1,0 +1,85 @@
+"""Test support: a node with the API served on loopback, funded accounts, ccxt clients."""
+
+from __future__ import annotations
+
+import itertools
+import tempfile
+import threading
+
+import ccxt
+import ccxt.pro
+
+from clearway.api.server import ApiServer
+from clearway.api.service import ApiConfig
+from clearway.domain.commands import Deposit, SetMarkPrices
+from clearway.domain.genesis import GenesisConfig
+from clearway.domain.instruments import InstrumentSpec, Kind, OptionType
+from clearway.engine.node import Node
+
+USDC = 1_000_000
+PERP = "BTC_USDC-PERPETUAL"
+PERP_SYMBOL = "BTC/USDC:USDC"
+MID = 60_000 * USDC
+
+BTC_PERP = InstrumentSpec(0, "BTC", Kind.PERPETUAL, tick_size=100_000, size_decimals=4, size_increment=1,
+                          min_size=1, maker_fee_ppm=-100, taker_fee_ppm=500, imf_ppm=50_000, mmf_ppm=30_000)
+BTC_CALL = InstrumentSpec(1, "BTC", Kind.OPTION, tick_size=100_000, size_decimals=4, size_increment=1, min_size=1,
+                          maker_fee_ppm=0, taker_fee_ppm=300, strike=65_000 * USDC,
+                          expiry_ms=1_680_249_600_000, option_type=OptionType.CALL)
+
+
+class Harness:
+    """One node and its API server; ``account()`` makes a funded owner with an API key."""
+
+    def __init__(self, config: ApiConfig | None = None) -> None:
+        self.dir = tempfile.TemporaryDirectory()
+        self.node = Node(self.dir.name, GenesisConfig(instruments=[BTC_PERP, BTC_CALL]), snapshot_every=0,
+                         freeze_gc=False, switch_interval=None)
+        self._deposits = itertools.count(1)
+        self._owners = itertools.count(0x100)
+        self._lock = threading.Lock()
+        self.marks(MID)
+        self.server = ApiServer(self.node, config).start()
+        self.api = self.server.api
+
+    def close(self) -> None:
+        self.server.stop()
+        self.node.close(snapshot=False)
+        self.dir.cleanup()
+
+    def marks(self, price: int, option_mark: int = 1_000 * USDC) -> None:
+        self.node.submit(SetMarkPrices(0, 0, {"BTC": price}, {0: price, 1: option_mark})).result()
+
+    def account(self, usdc: int = 1_000_000, scope: str = "trade"):
+        """(owner, key) of a new address with ``usdc`` deposited (0: none) and an API key."""
+        with self._lock:
+            owner = "0x" + f"{next(self._owners):040x}"
+            if usdc:
+                self.node.submit(Deposit(0, 0, owner, usdc * USDC, next(self._deposits))).result()
+        return owner, self.api.keys.create(owner, "test", scope)
+
+    def ccxt(self, key=None) -> ccxt.deribit:
+        ex = ccxt.deribit({"enableRateLimit": False, "timeout": 20_000})
+        if key is not None:
+            ex.apiKey, ex.secret = key.client_id, key.client_secret
+        ex.urls["api"] = {"rest": self.server.url}
+        return ex
+
+    def pro(self, key=None) -> ccxt.pro.deribit:
+        ex = ccxt.pro.deribit({"enableRateLimit": False, "timeout": 20_000})
+        if key is not None:
+            ex.apiKey, ex.secret = key.client_id, key.client_secret
+        ex.urls["api"] = {"rest": self.server.url, "ws": self.server.ws_url}
+        return ex
+
+    def book(self, instrument: int = 0) -> tuple[list, list]:
+        """The domain's book as (bids, asks) of [price USDC, amount] best first."""
+        def levels(state):
+            book = state.books[instrument]
+            scale = 10**state.instruments[instrument].size_decimals
+            return ([[p / USDC, q / scale] for p, q in book.levels(1)],
+                    [[p / USDC, q / scale] for p, q in book.levels(-1)])
+        return self.node.query(levels).result()
+
+    def state_hash(self) -> str:
+        return self.node.state_hash()
