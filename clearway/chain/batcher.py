@@ -159,6 +159,7 @@ class Batcher:
         forced_records = [r for r in self.inbox.forced(unserved_only=True) if r.seq is not None]
         requests = {r.request.request_id: r.request for r in forced_records}
         count = self._limit_withdrawals(commands, {r.seq for r in forced_records if r.seq})
+        count = self._limit_forced(count, first_seq, forced_records)
         number = replica.batch_number + 1
         while True:
             batch = self._batch(number, first_seq, commands[:count], forced_records)
@@ -194,11 +195,24 @@ class Batcher:
                     return i
         return len(commands)
 
+    @staticmethod
+    def _limit_forced(count: int, first_seq: int, forced_records: list) -> int:
+        """Cut before the serving command of the first forced request that would exceed
+        MAX_FORCED_PER_BATCH inclusions, so that no serving command lands in a batch
+        without its inclusion (it would be paid as an ordinary withdrawal)."""
+        budget = MAX_FORCED_PER_BATCH - sum(1 for r in forced_records if not r.seq or r.seq < first_seq)
+        seqs = sorted(r.seq for r in forced_records if r.seq and r.seq >= first_seq)
+        if budget < 0:
+            return 0
+        if len(seqs) > budget:
+            count = min(count, seqs[budget] - first_seq)
+        return count
+
     def _batch(self, number: int, first_seq: int, commands: list, forced_records: list) -> Batch:
         last_seq = first_seq + len(commands) - 1
         auths = self.inbox.authorisations(first_seq, last_seq) if commands else {}
         inclusions = []
-        for record in forced_records:
+        for record in forced_records:  # by request id
             seq = record.seq
             if seq and seq > last_seq:
                 continue
@@ -266,7 +280,6 @@ class Batcher:
             if outcome.state_root != stored.new_root:
                 raise ChainError(ChainErrorCode.REPLAY_MISMATCH,
                                  f"stored batch {stored.batch_number} replays to another root")
-            self.replica.served.update(i.request_id for i in decode_batch(stored.data).forced)
         on_chain = self.client.batch_count()
         finalised = self.client.finalised_count()
         for stored in self.inbox.batches():

@@ -200,3 +200,16 @@ def test_verifiers_refuse_a_root_the_data_does_not_produce(stack):
         verifier.sync()
         assert good + 1 not in verifier.signatures
         assert "state root" in verifier.stats.alarms[0]
+
+
+def test_more_than_32_forced_inclusions_cut_the_batch_before_the_33rd_serving_command():
+    from clearway.chain.batcher import Batcher
+    from clearway.chain.inbox import ForcedRecord
+    from clearway.commitment.replay import ForcedRequest
+
+    records = [ForcedRecord(ForcedRequest(i, "0x" + "00" * 20, 1), seq, None)
+               for i, seq in enumerate([0, 0] + list(range(100, 140)), 1)]
+    # 2 without a command leave room for 30 serving commands: seq 100..129; cut before 130
+    assert Batcher._limit_forced(1_000, 90, records) == 130 - 90
+    assert Batcher._limit_forced(5, 90, records) == 5
+    assert Batcher._limit_forced(1_000, 90, records[:10]) == 1_000
