@@ -164,3 +164,16 @@ def test_serving_withdraw_takes_at_most_the_free_collateral():
     ex.place(a, 1, 3_000, usd(25_000))  # a resting bid ties up margin
     free = ex.state.margin.free_collateral(ex.state.accounts[a])
     assert serving_withdraw(ex.state, ForcedRequest(1, owner(1), usd(5_000))).amount == free < usd(1_000)
+
+
+def test_a_replica_started_from_a_snapshot_continues_with_the_same_roots():
+    from clearway.domain.snapshot import decode_snapshot, encode_snapshot
+
+    ex = random_flow(8, 200)
+    half = len(ex.commands) // 2
+    replica = Replica(ex.genesis)
+    replica.apply_batch(batch_of(1, ex.commands[:half]))
+    restored = Replica(ex.genesis, decode_snapshot(encode_snapshot(replica.state)), batch_number=1)
+    assert restored.root == replica.root
+    assert restored.apply_batch(batch_of(2, ex.commands[half:])).state_root == \
+        replica.apply_batch(batch_of(2, ex.commands[half:])).state_root
