@@ -123,10 +123,26 @@ def build_parser() -> argparse.ArgumentParser:
     conf.add_argument("--json", action="store_true")
     risk.set_defaults(func=_cmd_risk)
 
+    from clearway.chain.cli import add_chain_parser
     from clearway.engine.cli import add_node_parser
 
     add_node_parser(sub)
+    add_chain_parser(sub, engine=_Engine())
     return parser
+
+
+class _Engine:
+    """The engine as the chain layer sees it (chain may not import engine: DESIGN.md)."""
+
+    def open_node(self, data_dir, genesis):
+        from clearway.engine.node import Node
+
+        return Node(data_dir, genesis, snapshot_every=0)
+
+    def open_log(self, data_dir):
+        from clearway.engine.journal import SQLITE_FILE, SqliteJournal
+
+        return SqliteJournal(Path(data_dir) / SQLITE_FILE)
 
 
 def main(argv: list[str] | None = None) -> int:
