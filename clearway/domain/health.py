@@ -25,11 +25,15 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
+import numpy as np
+
 from clearway.domain.accounts import Account, MarginMode
 from clearway.domain.errors import ErrorCode
 from clearway.domain.instruments import InstrumentSpec, Kind
 from clearway.domain.margin import StandardMargin
-from clearway.domain.portfolio_margin import RiskCache, pm_evaluate, requirement_to_micro, value_to_micro
+from clearway.domain.portfolio_margin import (
+    RiskCache, im_loss_factor, pm_evaluate, requirement_to_micro, value_to_micro,
+)
 from clearway.domain.risk.portfolio import PMParams
 from clearway.domain.units import PPM
 
@@ -75,6 +79,21 @@ class _Underlying:
         self.order: tuple | None = None
 
 
+def _fingerprint(account: Account) -> tuple:
+    """Cash and positions of an account, compared by value (the screen's validity)."""
+    return account.cash, tuple([(i, p.size) for i, p in account.positions.items()])
+
+
+class _Screen:
+    """Remembered lower bounds of portfolio accounts' initial surplus (``Margin.remember``)."""
+
+    __slots__ = ("key", "accounts")
+
+    def __init__(self, key: tuple, accounts: dict[int, tuple]) -> None:
+        self.key = key
+        self.accounts = accounts
+
+
 class Margin(StandardMargin):
     """Standard and portfolio margin over the state's prices and market data.
 
@@ -87,13 +106,83 @@ class Margin(StandardMargin):
         Default ``risk.portfolio.default_pm_params()``.
     """
 
-    __slots__ = ("markets", "risk")
+    __slots__ = ("markets", "risk", "screen")
 
     def __init__(self, marks, index, instruments, option_im_ppm, option_im_floor_ppm, option_mm_ppm,
                  markets, pm_params: PMParams | None = None) -> None:
         super().__init__(marks, index, instruments, option_im_ppm, option_im_floor_ppm, option_mm_ppm)
         self.markets = markets
         self.risk = RiskCache(markets, instruments, pm_params)
+        self.screen: _Screen | None = None
+
+    # -- the pre-trade screen -------------------------------------------------------------
+    def _price_key(self) -> tuple:
+        """Everything portfolio margin reads besides the accounts: listings, stable price,
+        index prices, market-data updates and perpetual marks."""
+        marks = self.marks
+        return (len(self.instruments), self.stable_price, tuple(sorted(self.index.items())),
+                tuple(sorted((u, m.seq) for u, m in self.markets.items())),
+                tuple(marks.get(i) for i in self.perps))
+
+    def remember(self, accounts: dict[int, Account], matrix, revaluation) -> int:
+        """Keep the initial surplus of every portfolio account of an all-accounts
+        revaluation (revalue.py) as a lower bound for later pre-trade checks.
+
+        For each portfolio account without open orders: its fingerprint (cash and
+        positions) and surplus_lb = equity − initial margin − slack (10 micro-USDC +
+        10⁻⁹ of the amounts, more than the batch's float difference from ``health``).
+        ``check_order`` then accepts an order without a full evaluation when surplus_lb
+        minus a bound on the order's effect (``_screen_accepts``) is still ≥ 0 — a
+        sufficient condition for the exact rule, so decisions never differ from the exact
+        check and the state never depends on the screen. Any price, market-data, listing,
+        cash or position change voids an entry. Returns the number of entries kept.
+        """
+        portfolio = MarginMode.PORTFOLIO
+        entries: dict[int, tuple] = {}
+        for row in np.flatnonzero(matrix.portfolio).tolist():
+            account_id = int(revaluation.accounts[row])
+            account = accounts.get(account_id)
+            if account is None or account.open or account.margin_mode is not portfolio:
+                continue
+            equity = int(revaluation.equity[row])
+            initial = int(revaluation.initial_margin[row])
+            slack = 10 + (abs(equity) + abs(initial)) // 10**9
+            entries[account_id] = (_fingerprint(account), equity - initial - slack)
+        self.screen = _Screen(self._price_key(), entries)
+        return len(entries)
+
+    def _screen_accepts(self, account: Account, spec: InstrumentSpec, side: int, price: int, lots: int) -> bool:
+        """True when the remembered surplus minus a bound on the order's effect is ≥ 0.
+
+        Bound (portfolio-margin.md steps, each Lipschitz in one row's size Δ contracts):
+        worst loss moves by ≤ |Δ|·L_row (``UnderlyingRisk.lipschitz``; the perpetual:
+        |Δ|·price·max_s|s − 1|·d_s), naked shorts and |perp| by ≤ |Δ|; so the charge rises
+        by ≤ |Δ|·(L·F + S·(mm + im contingency rates)) − Δ·(base value − limit price),
+        with F the IM loss factor. 10 micro-USDC cover rounding."""
+        screen = self.screen
+        entry = screen.accounts.get(account.account_id)
+        if entry is None or account.open or entry[0] != _fingerprint(account) or screen.key != self._price_key():
+            return False
+        risk = self.risk.get(spec.underlying)
+        if risk is None:
+            risk = self.risk.empty()
+        p = risk.params
+        c = p.contingency
+        spot = self.index[spec.underlying] / 1e6
+        factor = im_loss_factor(p, self.stable_price / PPM)
+        delta = side * lots / 10**spec.size_decimals
+        limit = price / 1e6
+        if spec.kind == _OPTION:
+            row = risk.rows.get(spec.instrument_id)
+            if row is None:
+                return False
+            change = delta * (risk.base_of[row] - limit) - abs(delta) * (
+                factor * risk.lipschitz[row] + spot * (c.mm_option + c.im_option))
+        else:
+            mark = self.marks[spec.instrument_id] / 1e6
+            change = delta * (mark - limit) - abs(delta) * (
+                factor * risk.perp_lipschitz * mark + spot * (c.mm_perp + c.im_perp))
+        return entry[1] + change * 1e6 - 10.0 >= 0.0
 
     # -- portfolio accounts -------------------------------------------------------------
     def _gather(self, account: Account, order: tuple | None = None) -> dict[str, _Underlying] | None:
@@ -314,6 +403,8 @@ class Margin(StandardMargin):
         (risk-reducing). Never mutates."""
         if account.margin_mode is not _PORTFOLIO:
             return super().check_general(account, spec, side, price, lots, replaces)
+        if self.screen is not None and replaces is None and self._screen_accepts(account, spec, side, price, lots):
+            return None
         delta = self.order_delta(spec, side, price, lots, replaces)
         groups = self._gather(account, (spec.instrument_id, *delta, side))
         if groups is None:

@@ -85,7 +85,7 @@ class UnderlyingRisk:
                  "n_expiries", "n_groups", "n_scenarios", "static_pos", "static_neg", "basis_factor",
                  "dampening", "skew", "perp_shock", "params", "risk", "pm_market", "build_ms",
                  "expanded", "group_of", "skew_slice", "skew_index", "width", "sp_col", "sn_col",
-                 "perp_row", "basis_all")
+                 "perp_row", "basis_all", "lipschitz", "perp_lipschitz", "base_of")
 
     def __init__(self, market: UnderlyingMarket, specs: list[InstrumentSpec], params: PMParams,
                  key: tuple[int, int]) -> None:
@@ -152,6 +152,23 @@ class UnderlyingRisk:
         contiguous = skew.size and skew[-1] - skew[0] + 1 == skew.size
         self.skew_slice = slice(int(skew[0]), int(skew[-1]) + 1) if contiguous else None
         self.skew_index = skew
+        # Bounds of how fast the worst loss can move per contract of each row (USD): with
+        # f(M)·M Lipschitz in M with max(static discounts), −|x| and min 1-Lipschitz, and
+        # min(base, up, down) − base moving by at most twice the largest of them. Used by
+        # the pre-trade screen (health.Margin.remember) to accept an order without a full
+        # evaluation when even the bound leaves the account above initial margin.
+        lipschitz = []
+        for i in range(n):
+            e_i = int(self.expiry_of[i])
+            j = e_i * w
+            fmax = max(self.static_pos[e_i], self.static_neg[e_i])
+            scen = float(np.max(fmax * np.abs(expanded[i, j:j + s]) + np.abs(expanded[i, j + s:j + 2 * s])))
+            basis = 2.0 * float(self.basis_factor[e_i]) * float(np.max(np.abs(table[i, s:])))
+            lipschitz.append(max(scen, basis))
+        self.lipschitz = lipschitz
+        shocks = np.array([sc.spot_shock for sc in params.scenarios])
+        self.perp_lipschitz = float(np.max(np.abs(shocks - 1.0) * damp))  # per USD of perp notional
+        self.base_of = [float(v) for v in table[:, s]]
         self.build_ms = (time.perf_counter() - started) * 1e3
 
 
