@@ -64,6 +64,7 @@ USDC = 1_000_000
 TICK = 100_000
 LOT = 10_000                      # lots per contract (size_decimals 4)
 NAIVE_SAMPLE = 100
+SCREEN_HITS = [0]
 CHECKS = 2_000
 
 
@@ -150,6 +151,8 @@ def _checks(state, ids, rng, count) -> list[float]:
         margin.check_order(account, spec, side, price, lots)
         wall = time.perf_counter_ns() - started
         out.append((wall / 1e3, (time.thread_time_ns() - cpu) / 1e3))
+        if margin.screen is not None and account.margin_mode is MarginMode.PORTFOLIO:
+            SCREEN_HITS[0] += margin._screen_accepts(account, spec, side, price, lots)  # after, untimed
     return out
 
 
@@ -260,6 +263,8 @@ def run(args) -> dict:
         "pretrade_check_pm_exact_p99_us": round(_percentile([w for w, _ in checks_pm_exact], 0.99), 1),
         "pretrade_check_pm_exact_cpu_p99_us": round(_percentile([c for _, c in checks_pm_exact], 0.99), 1),
         "screen_ms": round(statistics.median(screen_ms), 2),
+        "pretrade_pm_screen_hits": SCREEN_HITS[0],
+        "pretrade_pm_checks": len(checks_pm),
         "pretrade_checks_over_1ms_wall": sum(w > 1_000 for w in wall),
         "pretrade_checks": len(wall),
         "health_per_account_us": round(statistics.median(health_us), 1),
