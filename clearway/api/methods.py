@@ -413,7 +413,7 @@ def auth(api, ctx, p):
     return result
 
 
-@method("private/logout")
+@method("private/logout", private=True)
 def logout(api, ctx, p):
     if ctx.conn is not None:
         ctx.conn.key = None
@@ -463,7 +463,9 @@ def remove_api_key(api, ctx, p):
 
 
 # ---------------------------------------------------------------------------- trading
-def _place(api, ctx: Context, p: Params, side: int):
+def _place(api, ctx: Context, p: Params, side: int, fresh: bool = False):
+    if not fresh and api.account_id(_owner(ctx)) is None:
+        return _place_fresh(api, ctx, p, side)  # a new account: let the read model see its deposit
     inst = _instrument(api, p)
     lots = inst.parse_amount(p.get("amount") if p.has("amount") else p.get("contracts"),
                              "amount" if p.has("amount") else "contracts")
@@ -483,6 +485,11 @@ def _place(api, ctx: Context, p: Params, side: int):
     signed = _signed(api, p, command, owner)
     ticket = _submit(api, ctx, command)
     return _placed(api, ticket, account, market, owner, signed)
+
+
+async def _place_fresh(api, ctx, p, side: int):
+    await _fresh(api, ctx)
+    return await _place(api, ctx, p, side, fresh=True)
 
 
 async def _placed(api, ticket, account: int, market: bool, owner: str, signed):

@@ -317,7 +317,13 @@ def create_app(api: Api) -> Starlette:
         Route("/api/v2/{method:path}", transport.post, methods=["POST"]),
         WebSocketRoute("/ws/api/v2", transport.ws_endpoint),
     ]
-    return Starlette(routes=routes, lifespan=lifespan)
+    async def not_found(request, exc):
+        error = ApiError(INVALID_REQUEST, "Invalid Request",
+                         {"reason": f"no route {request.method} {request.url.path[:64]}; use /api/v2/{{method}}"})
+        return Response(encode(envelope(None, _now_us(), error=error)), getattr(exc, "status_code", 404),
+                        media_type=_JSON)
+
+    return Starlette(routes=routes, lifespan=lifespan, exception_handlers={404: not_found, 405: not_found})
 
 
 class ApiServer:

@@ -56,7 +56,15 @@ class Harness:
             owner = "0x" + f"{next(self._owners):040x}"
             if usdc:
                 self.node.submit(Deposit(0, 0, owner, usdc * USDC, next(self._deposits))).result()
+        self.sync()
         return owner, self.api.keys.create(owner, "test", scope)
+
+    def sync(self) -> None:
+        """Wait until the API's read model has every durable command."""
+        import asyncio
+
+        model = self.api.model
+        asyncio.run_coroutine_threadsafe(model.wait_for(self.node.durable_seq), model._loop).result(30)
 
     def ccxt(self, key=None) -> ccxt.deribit:
         ex = ccxt.deribit({"enableRateLimit": False, "timeout": 20_000})
@@ -83,3 +91,29 @@ class Harness:
 
     def state_hash(self) -> str:
         return self.node.state_hash()
+
+
+class CommitmentSigning:
+    """The CommandSigning adapter over ``clearway.commitment.authorisation`` (what the
+    CLI wiring passes to ApiConfig.signing)."""
+
+    def __init__(self, chain_id: int = 31337, vault: str = "0x" + "ab" * 20) -> None:
+        from clearway.commitment.authorisation import exchange_domain_separator
+
+        self.chain_id, self.vault = chain_id, vault
+        self.separator = exchange_domain_separator(chain_id, vault)
+
+    def recover(self, command, owner, nonce, signature):
+        from clearway.commitment.authorisation import Authorisation, AuthKind, recover_signer
+
+        return recover_signer(self.separator, command, owner, Authorisation(AuthKind.SIGNED, nonce, signature))
+
+    def typed_data(self, command, owner, nonce):
+        from clearway.commitment.authorisation import typed_data
+
+        return typed_data(self.chain_id, self.vault, command, owner, nonce)
+
+    def sign(self, private_key: bytes, command, owner: str, nonce: int) -> str:
+        from clearway.commitment.authorisation import sign_command
+
+        return "0x" + sign_command(private_key, self.separator, command, owner, nonce).signature.hex()
