@@ -107,6 +107,13 @@ async def _fresh(api, ctx: Context, seq: int = 0) -> None:
         raise ApiError(RETRY, "retry", {"reason": "read model is catching up"}) from None
 
 
+async def _after_fresh(api, ctx: Context, build):
+    """``build()`` once the read model has every command acknowledged so far (a client
+    sees its own orders in the book it asks for right after)."""
+    await _fresh(api, ctx)
+    return build()
+
+
 async def _query(api, fn, *args):
     """Run ``fn(state, *args)`` on the sequencer; its result."""
     try:
@@ -305,7 +312,8 @@ def ticker_json(api, inst: Instrument) -> dict:
 
 @method("public/ticker")
 def ticker(api, ctx, p):
-    return ticker_json(api, _instrument(api, p))
+    inst = _instrument(api, p)
+    return _after_fresh(api, ctx, lambda: ticker_json(api, inst))
 
 
 def book_json(api, inst: Instrument, depth: int | None) -> dict:
@@ -320,7 +328,8 @@ def book_json(api, inst: Instrument, depth: int | None) -> dict:
 @method("public/get_order_book")
 def get_order_book(api, ctx, p):
     inst = _instrument(api, p)
-    return book_json(api, inst, p.int("depth", 20, lo=1, hi=10_000))
+    depth = p.int("depth", 20, lo=1, hi=10_000)
+    return _after_fresh(api, ctx, lambda: book_json(api, inst, depth))
 
 
 @method("public/get_order_book_by_instrument_id")
@@ -328,7 +337,8 @@ def get_order_book_by_id(api, ctx, p):
     instrument = api.model.instruments.get(p.int("instrument_id", required=True))
     if instrument is None:
         raise invalid_params("instrument_id", "instrument not found")
-    return book_json(api, instrument, p.int("depth", 20, lo=1, hi=10_000))
+    depth = p.int("depth", 20, lo=1, hi=10_000)
+    return _after_fresh(api, ctx, lambda: book_json(api, instrument, depth))
 
 
 def _summary(api, inst: Instrument) -> dict:
@@ -373,13 +383,15 @@ def _trade_page(trades: list, p: Params, render, time_range: bool) -> dict:
 @method("public/get_last_trades_by_instrument")
 def last_trades_by_instrument(api, ctx, p):
     inst = _instrument(api, p)
-    return _trade_page(list(api.model.trades[inst.instrument_id]), p, TradeView.public_json, False)
+    return _after_fresh(api, ctx, lambda: _trade_page(list(api.model.trades[inst.instrument_id]), p,
+                                                      TradeView.public_json, False))
 
 
 @method("public/get_last_trades_by_instrument_and_time")
 def last_trades_by_instrument_and_time(api, ctx, p):
     inst = _instrument(api, p)
-    return _trade_page(list(api.model.trades[inst.instrument_id]), p, TradeView.public_json, True)
+    return _after_fresh(api, ctx, lambda: _trade_page(list(api.model.trades[inst.instrument_id]), p,
+                                                      TradeView.public_json, True))
 
 
 def _currency_trades(api, p: Params) -> list:
