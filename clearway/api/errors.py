@@ -77,6 +77,8 @@ WIRE_CODES: dict[int, _T] = {
     ErrorCode.AMEND_SIZE_NOT_ABOVE_FILLED: (ALREADY_FILLED, "already_filled"),
     ErrorCode.INVALID_PRICE: (INVALID_PRICE, "invalid_price"),
     ErrorCode.TOO_MANY_OPEN_ORDERS: (MAX_OPEN_ORDERS, "max_open_orders"),
+    # -- oracle reports 15xx (operator and reporter commands; never sent through the API)
+    **{code: (OTHER_REJECT, "other_reject") for code in ErrorCode if 1500 <= code < 1600},
     # -- domain risk 2xxx ---------------------------------------------------------------
     ErrorCode.INSUFFICIENT_MARGIN: (NOT_ENOUGH_FUNDS, "not_enough_funds"),
     ErrorCode.REDUCE_ONLY_WOULD_INCREASE: (OTHER_REJECT, "other_reject"),
