@@ -97,7 +97,20 @@ WIRE_CODES: dict[int, _T] = {
     EngineErrorCode.NODE_FAILED: (SYSTEM_MAINTENANCE, "system_maintenance"),
 }
 """Domain and engine code → (Deribit wire code, Deribit message). Every ``ErrorCode`` and
-``EngineErrorCode`` member has an entry (a test checks it)."""
+``EngineErrorCode`` member has an entry (a test checks it): a code the domain adds later
+gets its group's default below until it is given a closer Deribit code here."""
+
+_GROUP_DEFAULTS = ((1000, 1500, (INVALID_ARGUMENTS, "invalid_arguments")),   # validation
+                   (1500, 2000, (OTHER_REJECT, "other_reject")),             # oracle, operator
+                   (2000, 3000, (NOT_ENOUGH_FUNDS, "not_enough_funds")),     # risk
+                   (3000, 10_000, (OTHER_REJECT, "other_reject")))           # matching and later
+_BY_NAME = {"MARKET_HALTED": (BOOK_CLOSED, "book_closed")}  # codes newer than this table's first version
+for _name, _wire in _BY_NAME.items():
+    if hasattr(ErrorCode, _name):
+        WIRE_CODES[getattr(ErrorCode, _name)] = _wire
+for _code in ErrorCode:
+    if _code not in WIRE_CODES:
+        WIRE_CODES[_code] = next(wire for lo, hi, wire in _GROUP_DEFAULTS if lo <= _code < hi)
 
 
 class ApiError(Exception):

@@ -53,6 +53,8 @@ _CANCEL_REASONS = {
     int(CancelReason.REDUCE_ONLY_NO_POSITION): "reduce_only",
     int(CancelReason.CANCEL_ALL): "user_request",
     int(CancelReason.AMENDED_AWAY): "edit",
+    7: "autoliquidation",  # CancelReason.LIQUIDATION
+    8: "settlement",       # CancelReason.EXPIRED
 }
 
 
