@@ -123,10 +123,11 @@ def build_parser() -> argparse.ArgumentParser:
     conf.add_argument("--json", action="store_true")
     risk.set_defaults(func=_cmd_risk)
 
+    from clearway.api.cli import add_api_arguments
     from clearway.chain.cli import add_chain_parser
     from clearway.engine.cli import add_node_parser
 
-    add_node_parser(sub)
+    add_api_arguments(add_node_parser(sub))
     add_chain_parser(sub, engine=_Engine())
     return parser
 

@@ -31,8 +31,9 @@ from clearway.domain.genesis import GenesisConfig
 _END = object()
 
 
-def add_node_parser(subparsers) -> None:
-    """Register the ``node`` subcommand (and its handler) on ``subparsers``."""
+def add_node_parser(subparsers) -> argparse.ArgumentParser:
+    """Register the ``node`` subcommand (and its handler) on ``subparsers``; returns its
+    parser so upper layers (the API) can add their options."""
     node = subparsers.add_parser("node", help="run a sequencer node (commands as JSON lines on stdin)")
     node.add_argument("--data-dir", required=True, help="lock file, snapshots and the SQLite journal")
     node.add_argument("--journal", default=None, metavar="URL",
@@ -47,6 +48,7 @@ def add_node_parser(subparsers) -> None:
     node.add_argument("--recover-only", action="store_true", help="recover, print the report and exit")
     node.add_argument("--no-final-snapshot", action="store_true", help="skip the snapshot at shutdown")
     node.set_defaults(func=run_node)
+    return node
 
 
 def run_node(args: argparse.Namespace) -> int:
