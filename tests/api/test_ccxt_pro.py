@@ -155,3 +155,29 @@ def test_book_notifications_chain_change_ids_from_the_snapshot(harness):
         actions = [entry[0] for d in data[1:] for entry in d["bids"]]
         assert actions.count("new") >= 3 and actions.count("delete") >= 3
     asyncio.run(scenario())
+
+
+def test_watch_balance_gets_the_portfolio_after_a_trade(harness):
+    owner, key = harness.account(usdc=20_000)
+    _, maker_key = harness.account()
+
+    async def scenario():
+        ex, maker = harness.pro(key), harness.pro(maker_key)
+        try:
+            await ex.load_markets()
+            task = asyncio.ensure_future(ex.watch_balance())
+            await asyncio.wait_for(_registered(harness, "user.portfolio.USDC", owner), WAIT)
+            await maker.create_order(PERP_SYMBOL, "limit", "sell", 0.1, 60_000)
+            await ex.create_order(PERP_SYMBOL, "limit", "buy", 0.1, 60_000)
+
+            def usdc():  # ccxt.pro files the parsed portfolio under its currency
+                return ((ex.balance or {}).get("USDC") or {}).get("USDC") or {}
+
+            def updated():
+                return (usdc().get("used") or 0) > 0
+            await _eventually(updated, ex.watch_balance)
+            task.cancel()
+            assert usdc()["total"] < 20_000  # the taker fee was paid
+        finally:
+            await asyncio.gather(ex.close(), maker.close())
+    asyncio.run(scenario())
