@@ -1,0 +1,145 @@
+"""The escape hatch, from chain data only: ``clearway escape --account ADDRESS``.
+
+Once the vault is frozen, each account is paid once its value at the last finalised root
+(DESIGN.md "Trust model"). Nothing of the sequencer is needed (it may be gone):
+
+1. :meth:`EscapeTool.rebuild` replays batches 1 … ``escape_batch`` (the vault's last
+   finalised batch at the freeze) from their ``submit_batch`` calldata with the domain's
+   ``apply()``, starting from the genesis config whose keccak the vault holds, and checks
+   each replayed root against the vault's ``batch_root``;
+2. :meth:`EscapeTool.open` reveals the accounts and instruments roots behind the frozen
+   state root (``open_escape``, once for everyone) and posts, with proofs, the committed
+   settlement values of the instruments an account holds (``post_instrument``, once each);
+3. :meth:`EscapeTool.escape` builds the account's leaf and compact Merkle proof and sends
+   ``escape``; the vault pays the leaf's owner (anyone may send it). An account whose
+   value is 0 has nothing to escape (no transaction).
+
+:meth:`EscapeTool.refund` returns deposits that no finalised batch included.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from eth_account.signers.local import LocalAccount
+
+from clearway.chain.vault import VaultClient
+from clearway.commitment import escape_value
+from clearway.commitment.batch import decode_batch
+from clearway.commitment.exchange_state import committed_genesis_hash
+from clearway.commitment.replay import Replica
+from clearway.domain.genesis import GenesisConfig
+from clearway.verifier.oracle_evidence import split_evidence
+
+
+class EscapeError(Exception):
+    """The escape cannot proceed (vault not frozen, chain data that does not rebuild the
+    finalised root, unknown account, already escaped)."""
+
+
+@dataclass(frozen=True, slots=True)
+class EscapeResult:
+    """One account's escape: ``value`` is what the committed leaf is worth (micro-USDC),
+    ``paid`` what the vault paid now (0 when the value is 0); ``gas`` of the escape
+    transaction (0 if none was sent)."""
+
+    account: int
+    owner: str
+    value: int
+    paid: int
+    gas: int = 0
+
+
+class EscapeTool:
+    """Rebuilds the frozen vault's last finalised state and escapes accounts (module
+    docstring). ``start_block``: first block to read events from."""
+
+    def __init__(self, client: VaultClient, genesis: GenesisConfig, start_block: int = 0) -> None:
+        if client.view("genesis_config_hash") != committed_genesis_hash(genesis):
+            raise EscapeError("the vault's genesis_config_hash is not the keccak of this genesis config")
+        self.client = client
+        self.genesis = genesis
+        self.start_block = start_block
+        self.replica: Replica | None = None
+
+    # ------------------------------------------------------------------ rebuild
+    def rebuild(self) -> Replica:
+        """Replay batches 1 … escape batch from calldata (module docstring, step 1)."""
+        client = self.client
+        if not client.frozen():
+            raise EscapeError("the vault is not frozen: escapes open only after a freeze")
+        target = client.view("escape_batch")
+        submitted = {s.batch_number: s for s in client.submitted_batches(self.start_block)}
+        requests = {r.request_id: r for r, _ in client.forced_requests(self.start_block, client.chain.block_number())}
+        replica = Replica(self.genesis)
+        for number in range(1, target + 1):
+            if number not in submitted:
+                raise EscapeError(f"batch {number} is not on chain from block {self.start_block}")
+            raw, _ = split_evidence(client.batch_data(submitted[number]))
+            outcome = replica.apply_batch(decode_batch(raw), requests)
+            if outcome.state_root != client.batch_root(number):
+                raise EscapeError(f"finalised batch {number} does not replay to its root: the chain data cannot "
+                                  "prove any account")
+        if replica.root != client.view("escape_state_root"):
+            raise EscapeError("the rebuilt root is not the vault's escape state root")
+        self.replica = replica
+        return replica
+
+    # ------------------------------------------------------------------ escape
+    def open(self, sender: LocalAccount, instrument_ids=None) -> None:
+        """``open_escape`` if nobody did yet, then ``post_instrument`` for each of
+        ``instrument_ids`` (default: every committed instrument) not posted yet."""
+        replica = self.replica or self.rebuild()
+        committed = replica.committer.committed
+        client = self.client
+        if not client.view("escape_open"):
+            client.open_escape(sender, committed.accounts.root, committed.instruments.root, replica.state.last_seq)
+        leaves = committed.instrument_leaves()
+        for instrument_id in sorted(leaves if instrument_ids is None else instrument_ids):
+            if not client.view("instrument", instrument_id)[0]:
+                client.post_instrument(sender, leaves[instrument_id], committed.instrument_proof(instrument_id))
+
+    def value(self, account_id: int) -> int:
+        """The account's escape value at the frozen root (micro-USDC)."""
+        replica = self.replica or self.rebuild()
+        committed = replica.committer.committed
+        return escape_value(committed.account(account_id), committed.instrument_leaves())
+
+    def account_of(self, owner: str) -> int:
+        """Account index of ``owner`` at the frozen root (EscapeError if it has none)."""
+        replica = self.replica or self.rebuild()
+        account_id = replica.state.owners.get(owner.lower())
+        if account_id is None:
+            raise EscapeError(f"{owner} has no account at the last finalised root")
+        return account_id
+
+    def escape(self, sender: LocalAccount, account_id: int) -> EscapeResult:
+        """Escape account ``account_id`` (module docstring, steps 2–3)."""
+        replica = self.replica or self.rebuild()
+        committed = replica.committer.committed
+        leaf = committed.account(account_id)
+        value = escape_value(leaf, committed.instrument_leaves())
+        if self.client.view("has_escaped", account_id):
+            raise EscapeError(f"account {account_id} has already escaped")
+        if value <= 0:
+            return EscapeResult(account_id, leaf.owner, 0, 0)
+        self.open(sender, [p.instrument_id for p in leaf.positions])
+        paid, receipt = self.client.escape(sender, leaf, committed.account_proof(account_id))
+        return EscapeResult(account_id, leaf.owner, value, paid, receipt.gas_used)
+
+    def refund(self, sender: LocalAccount, depositor: str | None = None) -> list[tuple[int, int]]:
+        """Refund every deposit no finalised batch included (only ``depositor``'s if given);
+        returns ``(deposit id, amount)`` of each refund sent."""
+        client = self.client
+        if not client.frozen():
+            raise EscapeError("the vault is not frozen")
+        out = []
+        first = client.view("finalised_last_deposit_id") + 1
+        for deposit_id in range(first, client.deposit_count() + 1):
+            if client.view("deposit_refunded", deposit_id):
+                continue
+            if depositor is not None and client.view("deposit_depositor", deposit_id).lower() != depositor.lower():
+                continue
+            amount, _ = client.refund_deposit(sender, deposit_id)
+            out.append((deposit_id, amount))
+        return out

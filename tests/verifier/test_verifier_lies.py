@@ -1,0 +1,85 @@
+"""Each lie of a dishonest sequencer is refused by every verifier, with an alarm naming the
+first diverging command and the accounts affected, and is never finalised; every later
+batch built on it is refused too."""
+
+from __future__ import annotations
+
+import pytest
+from verifier_harness import first_alarms, scenario
+
+from clearway.domain.genesis import FEE_ACCOUNT
+from clearway.verifier.alarms import AlarmCode
+
+
+@pytest.fixture
+def honest(tmp_path):
+    s = scenario(tmp_path)
+    s.honest_prefix()
+    yield s
+    s.close()
+
+
+def test_honest_batches_are_attested_by_every_verifier_and_finalised(honest):
+    assert honest.client.finalised_count() == 2
+    for verifier in honest.verifiers:
+        assert verifier.height == 2 and verifier.alarms == [] and not verifier.halted
+        assert verifier.store.attestation(1) is not None and verifier.store.attestation(2) is not None
+        stats = verifier.stats
+        assert stats.signed_commands == 2 and stats.operator_attested == 4  # alice's order, carol's withdrawal
+        assert stats.oracle_backed_prices == 2 and stats.operator_prices == 0
+        assert stats.oracle_reports == 16 and stats.oracle_reports_rejected == 0
+        assert stats.deposits == 4 and stats.forced_served == 1 and stats.trades >= 2
+
+
+def _lie(s, letter):
+    outcome = s.lie(letter)
+    assert outcome["finalised"] is False and s.client.finalised_count() == 2
+    alarms = first_alarms(s, 3)
+    assert all(a is not None for a in alarms)
+    assert len({(a.code, a.seq, a.accounts) for a in alarms}) == 1  # every verifier says the same
+    for verifier in s.verifiers:
+        assert verifier.height == 2 and verifier.refuse_from == 3
+        later = [a for a in verifier.alarms if a.batch_number == 4]
+        assert [a.code for a in later] == [AlarmCode.BUILT_ON_REFUSED]
+    return alarms[0]
+
+
+def test_a_root_that_credits_the_sequencers_account_is_refused(honest):
+    alarm = _lie(honest, "a")
+    assert alarm.code == AlarmCode.ROOT_MISMATCH and alarm.seq is None  # the root commits only the end
+    assert FEE_ACCOUNT in [a.account for a in alarm.accounts]
+
+
+def test_b_data_that_does_not_produce_the_posted_root_is_refused(honest):
+    alarm = _lie(honest, "b")
+    assert alarm.code == AlarmCode.ROOT_MISMATCH
+    assert honest.account("bob") in [a.account for a in alarm.accounts]
+
+
+def test_c_data_that_cannot_be_decoded_is_refused(honest):
+    alarm = _lie(honest, "c")
+    assert alarm.code == AlarmCode.UNDECODABLE and alarm.first.all_accounts
+
+
+def test_d_a_forged_order_signature_is_refused_naming_the_order_and_the_victim(honest):
+    alarm = _lie(honest, "d")
+    assert alarm.code == AlarmCode.BAD_SIGNATURE
+    assert alarm.seq == 13  # the first command of batch 3
+    assert [a.account for a in alarm.accounts] == [honest.account("alice")]
+    assert honest.drill.sequencer.address.lower() in alarm.first.message
+
+
+def test_e_a_price_update_below_the_oracle_quorum_is_refused(honest):
+    alarm = _lie(honest, "e")
+    assert alarm.code == AlarmCode.ORACLE_NO_QUORUM and alarm.seq == 13
+    assert "ORACLE_BAD_SIGNATURE" in alarm.first.message and "quorum 3" in alarm.first.message
+    holders = {a.account for a in alarm.accounts}
+    assert {honest.account("alice"), honest.account("bob"), honest.account("maker")} <= holders
+
+
+def test_f_a_skipped_deposit_is_refused_naming_its_owner(honest):
+    alarm = _lie(honest, "f")
+    assert alarm.code == AlarmCode.DEPOSIT_SKIPPED and alarm.seq == 13
+    assert [a.owner for a in alarm.accounts] == [honest.user("dave").address.lower()]
+    codes = {f.code for f in alarm.others}
+    assert {AlarmCode.ROOT_MISMATCH, AlarmCode.EFFECTS_MISMATCH} <= codes
