@@ -568,10 +568,20 @@ async def _edited(api, ctx, ticket, order_id: int, account: int, owner: str, sig
         api.record_signed(ticket.seq, ticket.command, owner, *signed)
     await _fresh(api, ctx, ticket.seq)
     order = api.model.orders.get(order_id)
-    ts = ticket.command.ts
-    _, trades = _order_from_events(api, [ev.OrderAccepted(order_id, account, order.instrument.instrument_id,
-                                                          order.side, 0, 0, 0, False, False, ""), *events], ts)
-    return {"order": order.to_json(), "trades": [t.user_json(account) for t in trades]}
+    return {"order": order.to_json(), "trades": [t.user_json(account) for t in _taker_trades(api, events, order_id)]}
+
+
+def _taker_trades(api, events: list, order_id: int) -> list:
+    """The read model's TradeViews of the trades in ``events`` where ``order_id`` took."""
+    ids = {e.trade_id for e in events if type(e) is ev.Trade and e.taker_order_id == order_id}
+    if not ids:
+        return []
+    found = []
+    for event in events:
+        if type(event) is ev.Trade and event.trade_id in ids:
+            recent = api.model.trades.get(event.instrument, ())
+            found.extend(t for t in reversed(recent) if t.trade_id == event.trade_id)
+    return found
 
 
 @method("private/cancel", private=True, matching=True, write=True)

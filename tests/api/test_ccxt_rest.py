@@ -147,3 +147,14 @@ def test_read_only_key_cannot_trade(harness):
     assert ex.fetch_balance()["USDC"]["total"] == 1_000_000
     with pytest.raises(ccxt.PermissionDenied):  # 13021
         ex.create_order(PERP_SYMBOL, "limit", "buy", 0.1, 50_000)
+
+
+def test_edit_that_crosses_trades_as_taker_and_reports_the_trades(harness):
+    _, maker_key = harness.account()
+    _, key = harness.account()
+    maker, ex = harness.ccxt(maker_key), harness.ccxt(key)
+    maker.create_order(PERP_SYMBOL, "limit", "sell", 0.05, 60_700)
+    order = ex.create_order(PERP_SYMBOL, "limit", "buy", 0.05, 57_000)
+    edited = ex.edit_order(order["id"], PERP_SYMBOL, "limit", "buy", 0.05, 60_700)
+    assert edited["status"] == "closed" and edited["filled"] == 0.05 and edited["average"] == 60_700
+    assert [(t["price"], t["amount"], t["takerOrMaker"]) for t in edited["trades"]] == [(60_700, 0.05, "taker")]
