@@ -7,7 +7,7 @@
                       [--from-block N] [--deposit-window BLOCKS] [--interval S] [--once]
                       [--no-finalise] [--no-freeze]
     clearway verifier status [--data-dir DIR] [--rpc-url URL --vault ADDRESS] [--json]
-    clearway verifier drill [--json] [--data-dir DIR] [--seed N]
+    clearway verifier drill [--json] [--data-dir DIR] [--seed N] [--rpc-url URL]
     clearway escape --account ADDRESS --rpc-url URL --vault ADDRESS --genesis FILE
                     [--key KEYFILE] [--from-block N] [--no-refund] [--json]
 
@@ -70,6 +70,8 @@ def add_verifier_parsers(subparsers) -> None:
     drill.add_argument("--json", action="store_true")
     drill.add_argument("--data-dir", default=None, metavar="DIR", help="keep the verifiers' directories here")
     drill.add_argument("--seed", type=int, default=7)
+    drill.add_argument("--rpc-url", default=None, metavar="URL",
+                       help="run on this dev node (anvil) instead of the embedded chain")
     drill.set_defaults(func=run_drill_command)
 
     escape = subparsers.add_parser("escape", help="escape an account from a frozen vault, from chain data only")
@@ -209,7 +211,12 @@ def run_drill_command(args: argparse.Namespace) -> int:
     attested and the escape paid everything owed."""
     from clearway.verifier.drill import run_drill
 
-    report = run_drill(Path(args.data_dir) if args.data_dir else None, args.seed)
+    from clearway.chain.errors import ChainError
+
+    try:
+        report = run_drill(Path(args.data_dir) if args.data_dir else None, args.seed, args.rpc_url)
+    except ChainError as exc:
+        return _fail("verifier drill", str(exc), 1)
     _out(report, args.json)
     ok = (report["dishonest_finalised"] == 0 and report["honest_attested"] == report["honest_batches"]
           and report["escape_shortfall"] == 0 and report["details"]["escape"].get("reconciled") is True)

@@ -36,7 +36,7 @@ from typing import Any
 
 import msgspec
 
-from clearway.chain.backend import EmbeddedChain
+from clearway.chain.backend import Chain, EmbeddedChain, open_chain
 from clearway.chain.errors import ChainError
 from clearway.chain.vault import VaultClient
 from clearway.commitment import escape_value
@@ -84,6 +84,7 @@ class DrillReport:
     honest_attested: int = 0
     attempts: list[dict[str, Any]] = field(default_factory=list)
     escape: dict[str, Any] = field(default_factory=dict)
+    chain: str = "embedded"
 
     def to_json(self) -> dict[str, Any]:
         finalised = sum(1 for a in self.attempts if a["finalised"])
@@ -95,7 +96,7 @@ class DrillReport:
             "alarms": {f"{a['attempt']}_{ATTEMPTS[a['attempt']]}": a["alarm"] for a in self.attempts},
             "escaped_accounts": self.escape.get("escaped_accounts", 0),
             "escape_shortfall": self.escape.get("shortfall", 0),
-            "details": {"attempts": self.attempts, "escape": self.escape,
+            "details": {"chain": self.chain, "attempts": self.attempts, "escape": self.escape,
                         "alarms_recorded": sum(a["alarms_recorded"] for a in self.attempts)},
         }
 
@@ -103,10 +104,10 @@ class DrillReport:
 class Drill:
     """The whole drill (module docstring); ``run()`` returns the report."""
 
-    def __init__(self, data_dir: Path, seed: int = 7) -> None:
+    def __init__(self, data_dir: Path, seed: int = 7, chain: Chain | None = None) -> None:
         self.data_dir = Path(data_dir)
         self.rng = random.Random(seed)
-        self.chain = EmbeddedChain(seed=b"clearway-drill-%d" % seed)
+        self.chain = chain or EmbeddedChain(seed=b"clearway-drill-%d" % seed)
         chain = self.chain
         self.deployer = chain.new_account("deployer")
         self.sequencer = chain.new_account("sequencer")
@@ -116,7 +117,7 @@ class Drill:
         self.genesis = drill_genesis(self.sequencer.address, chain.new_account("insurance").address)
         self.oracle = OracleParams(tuple(r.address.lower() for r in self.reporters), quorum=3)
         self.config = VerifierConfig(oracle=self.oracle, require_oracle=True, deposit_window_blocks=200)
-        self.report = DrillReport()
+        self.report = DrillReport(chain=self.chain.describe())
 
     def run(self) -> dict[str, Any]:
         for letter in ATTEMPTS:
@@ -396,16 +397,19 @@ def replace_struct(struct, **changes):
     return msgspec.structs.replace(struct, **changes)
 
 
-def run_drill(data_dir: Path | None = None, seed: int = 7) -> dict[str, Any]:
-    """Run the drill in ``data_dir`` (default: a temporary directory); the report. The
-    verifiers' warnings (every refusal is expected here) are muted while it runs."""
+def run_drill(data_dir: Path | None = None, seed: int = 7, rpc_url: str | None = None) -> dict[str, Any]:
+    """Run the drill in ``data_dir`` (default: a temporary directory) on a fresh embedded
+    chain, or on the dev node at ``rpc_url`` (it must allow ``evm_increaseTime``: anvil
+    does); the report. The verifiers' warnings (every refusal is expected here) are muted
+    while it runs."""
     logger = logging.getLogger("clearway.verifier")
     level = logger.level
     logger.setLevel(logging.ERROR)
+    chain = open_chain(rpc_url) if rpc_url else None
     try:
         if data_dir is not None:
-            return Drill(Path(data_dir), seed).run()
+            return Drill(Path(data_dir), seed, chain).run()
         with tempfile.TemporaryDirectory(prefix="clearway-drill-") as tmp:
-            return Drill(Path(tmp), seed).run()
+            return Drill(Path(tmp), seed, chain).run()
     finally:
         logger.setLevel(level)

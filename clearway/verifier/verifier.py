@@ -81,8 +81,8 @@ class VerifierConfig:
     """How a verifier judges and acts.
 
     oracle : OracleParams | None
-        Reporters and quorum for evidenced price commands (None: prices are operator
-        prices). Interim until the genesis config carries them (oracle_evidence.py).
+        Reporters and quorum for evidenced price commands (None: the genesis config's
+        oracle rules when it has reporters, else prices are operator prices).
     require_oracle : bool
         Refuse price commands without signed reports.
     deposit_window_blocks : int | None
@@ -168,6 +168,9 @@ class Verifier:
             raise VerifierError("the vault's genesis_config_hash is not the keccak of this genesis config")
         if client.view("verifier_slot", key.address) == 0:
             raise VerifierError(f"{key.address} is not a verifier of the vault {client.address}")
+        self.oracle = config.oracle
+        if self.oracle is None and getattr(genesis, "oracle_reporters", None):
+            self.oracle = genesis.oracle_params()  # once the genesis config carries the oracle rules
         self.threshold = client.view("threshold")
         self.verifier_set = {client.view("verifiers", i) for i in range(client.view("verifier_count"))}
         self._separator = exchange_domain_separator(self.chain_id, client.address)
@@ -348,7 +351,7 @@ class Verifier:
                                                           submitted.block_number, self.config.deposit_window_blocks,
                                                           state)
         findings += deposit_findings
-        prices = check_prices(batch.commands, evidence, state, self.config.oracle, self.config.require_oracle,
+        prices = check_prices(batch.commands, evidence, state, self.oracle, self.config.require_oracle,
                               self._oracle_last)
         findings += prices.findings
         stats.oracle_backed_prices, stats.operator_prices = prices.oracle_backed, prices.operator_prices

@@ -5,8 +5,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+
+import pytest
 
 from clearway.verifier.cli import add_verifier_parsers
+
+RPC_URL = os.environ.get("CLEARWAY_TEST_RPC_URL")
 
 KEYS = ["honest_batches", "honest_attested", "dishonest_attempts", "dishonest_finalised", "alarms",
         "escaped_accounts", "escape_shortfall"]
@@ -19,8 +24,12 @@ def run_cli(argv: list[str]) -> int:
     return args.func(args)
 
 
-def test_drill_refuses_every_lie_and_escapes_everyone(capsys, tmp_path):
-    assert run_cli(["verifier", "drill", "--json", "--data-dir", str(tmp_path)]) == 0
+@pytest.mark.parametrize("rpc", [False, True], ids=["embedded", "rpc"])
+def test_drill_refuses_every_lie_and_escapes_everyone(rpc, capsys, tmp_path):
+    if rpc and not RPC_URL:
+        pytest.skip("CLEARWAY_TEST_RPC_URL is not set (source .ci/anvil.sh)")
+    argv = ["verifier", "drill", "--json", "--data-dir", str(tmp_path)] + (["--rpc-url", RPC_URL] if rpc else [])
+    assert run_cli(argv) == 0
     report = json.loads(capsys.readouterr().out)
     assert list(report)[:len(KEYS)] == KEYS
     assert report["honest_batches"] == report["honest_attested"] == 15
