@@ -56,7 +56,12 @@ def _serve(pipe) -> None:
         node.submit(SetMarkPrices(0, 0, {"BTC": 60_000_000_000}, {0: 60_000_000_000})).result()
         limits = Limits(matching_rate=1e9, matching_burst=1e9, other_rate=1e9, other_burst=1e9)
         config = ApiConfig(limits=limits, ws_queue_max_messages=1_000_000, ws_queue_max_bytes=1 << 30)
-        server = ApiServer(node, config, loop="uvloop").start()
+        try:
+            import uvloop  # noqa: F401
+            loop = "uvloop"
+        except ImportError:  # pragma: no cover
+            loop = "asyncio"
+        server = ApiServer(node, config, loop=loop).start()
         key = server.api.keys.create(owner, "bench")
         pipe.send((server.port, key.client_id, key.client_secret))
         pipe.recv()  # stop
