@@ -35,6 +35,7 @@ class AlarmCode(IntEnum):
     ORACLE_NO_QUORUM = 8301
     ORACLE_MISMATCH = 8302
     ORACLE_MISSING = 8303
+    ORACLE_REJECTED = 8304
     # L1 inclusion 84xx: deposits and forced withdrawals, in order and in time
     DEPOSIT_MISMATCH = 8401
     DEPOSIT_SKIPPED = 8402
@@ -164,10 +165,12 @@ class VerifierStats:
 
     commands : all commands replayed; signed_commands / operator_attested : account
     commands with an EIP-712 signature / through an API-key session (trusted to the
-    operator, DESIGN.md "Trust model"); oracle_backed_prices / operator_prices : price
-    commands backed by a quorum of signed reports / without reports; oracle_reports and
-    oracle_reports_rejected : reports checked and reports that did not count (bad
-    signature, stale, unknown reporter…; the update may still reach quorum); deposits,
+    operator, DESIGN.md "Trust model"); oracle_updates : the domain's oracle-update
+    commands (``apply()`` checks their reports); oracle_backed_prices / operator_prices :
+    price commands backed by a quorum of signed reports in the evidence annex / without
+    reports; oracle_reports and oracle_reports_rejected : reports carried and reports of the
+    annex that did not count (bad signature, stale, unknown reporter…; the update may still
+    reach quorum); deposits,
     forced_served : L1 inclusions checked.
     """
 
@@ -175,6 +178,7 @@ class VerifierStats:
     commands: int = 0
     signed_commands: int = 0
     operator_attested: int = 0
+    oracle_updates: int = 0
     oracle_backed_prices: int = 0
     operator_prices: int = 0
     oracle_reports: int = 0

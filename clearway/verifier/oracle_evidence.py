@@ -122,6 +122,7 @@ class PriceCheck:
     """Outcome of :func:`check_prices` over one batch."""
 
     findings: list[Finding] = field(default_factory=list)
+    oracle_updates: int = 0
     oracle_backed: int = 0
     operator_prices: int = 0
     reports: int = 0
@@ -130,7 +131,7 @@ class PriceCheck:
     """Underlying → (index, ts) accepted by this batch (for the next batch's max move)."""
 
 
-def _holders(state, underlying: str) -> tuple[AffectedAccount, ...]:
+def holders(state, underlying: str) -> tuple[AffectedAccount, ...]:
     """Accounts with a position or an open order on an instrument of ``underlying``."""
     ids = {i for i, spec in state.instruments.items() if spec.underlying == underlying}
     out = []
@@ -173,6 +174,10 @@ def check_prices(commands: Sequence, evidence: Evidence, state, params: OraclePa
             result.findings.append(Finding(AlarmCode.ORACLE_MISMATCH, f"evidence for seq {seq}, not in this batch", seq))
     for command in commands:
         t = type(command)
+        if hasattr(command, "reports") and command.seq not in evidence:  # the domain's own oracle update (issue 4)
+            result.oracle_updates += 1
+            result.reports += len(command.reports)
+            continue
         if t is not SetMarkPrices and t is not SetMarketData:
             if command.seq in evidence:
                 result.findings.append(Finding(AlarmCode.ORACLE_MISMATCH,
@@ -183,7 +188,7 @@ def check_prices(commands: Sequence, evidence: Evidence, state, params: OraclePa
             result.operator_prices += 1
             if require:
                 underlyings = [command.underlying] if t is SetMarketData else sorted(command.index)
-                affected = tuple(a for u in underlyings for a in _holders(state, u))
+                affected = tuple(a for u in underlyings for a in holders(state, u))
                 result.findings.append(Finding(AlarmCode.ORACLE_MISSING,
                                                f"{t.__name__} without signed oracle reports", command.seq, affected))
             continue
@@ -202,7 +207,7 @@ def _no_quorum(command, underlying: str, rejected, count: int, params: OraclePar
     passing = count - len(rejected)
     return Finding(AlarmCode.ORACLE_NO_QUORUM,
                    f"{underlying}: {passing} valid report(s) of {count}, quorum {params.quorum} ({reasons})",
-                   command.seq, _holders(state, underlying))
+                   command.seq, holders(state, underlying))
 
 
 def _check_market_data(command: SetMarketData, reports, state, params, memory, result) -> Finding | None:
@@ -212,7 +217,7 @@ def _check_market_data(command: SetMarketData, reports, state, params, memory, r
         return _no_quorum(command, underlying, rejected, count, params, state)
     if (command.index, command.stable_price, tuple(command.expiries)) != (agg.index, agg.stable_price, agg.expiries):
         return Finding(AlarmCode.ORACLE_MISMATCH, f"{underlying}: the command's market data is not the reports' median "
-                       f"(index {command.index} vs {agg.index})", command.seq, _holders(state, underlying))
+                       f"(index {command.index} vs {agg.index})", command.seq, holders(state, underlying))
     memory[underlying] = (agg.index, command.ts)
     return None
 
@@ -225,7 +230,7 @@ def _check_mark_prices(command: SetMarkPrices, reports, state, params, memory, r
             return _no_quorum(command, underlying, rejected, count, params, state)
         if agg.index != command.index[underlying]:
             return Finding(AlarmCode.ORACLE_MISMATCH, f"{underlying}: index {command.index[underlying]} is not the "
-                           f"reports' median {agg.index}", command.seq, _holders(state, underlying))
+                           f"reports' median {agg.index}", command.seq, holders(state, underlying))
         backed[underlying] = agg.index
     for instrument, mark in sorted(command.marks.items()):
         spec = state.instruments.get(instrument)
@@ -233,10 +238,10 @@ def _check_mark_prices(command: SetMarkPrices, reports, state, params, memory, r
             continue  # the domain rejects the command; nothing is priced by it
         if spec.underlying not in backed:
             return Finding(AlarmCode.ORACLE_MISSING, f"mark of {spec.name} without reports on {spec.underlying}",
-                           command.seq, _holders(state, spec.underlying))
+                           command.seq, holders(state, spec.underlying))
         if spec.kind == Kind.PERPETUAL and mark != backed[spec.underlying]:
             return Finding(AlarmCode.ORACLE_MISMATCH, f"mark {mark} of {spec.name} is not the reports' index "
-                           f"{backed[spec.underlying]}", command.seq, _holders(state, spec.underlying))
+                           f"{backed[spec.underlying]}", command.seq, holders(state, spec.underlying))
     for underlying, index in backed.items():
         memory[underlying] = (index, command.ts)
     return None

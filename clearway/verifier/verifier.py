@@ -26,7 +26,9 @@ Each :meth:`Verifier.sync`:
       with the forced requests as the vault recorded them — succeeds;
    f. every SIGNED command recovers to its account's owner with a fresh nonce;
       operator-attested ones are counted;
-   g. the replayed state root and effects hash equal the posted ones.
+   g. the replayed state root and effects hash equal the posted ones; when they do not,
+      the batch is replayed again command by command to name a command the domain rejects
+      as an oracle update (``_diagnose``), else the mismatch is at the end of the batch.
 
    No finding: it signs the EIP-712 attestation, records it (store.py) and posts it on
    the attestation board (board.py). Any finding: it refuses the batch and records one
@@ -58,15 +60,18 @@ from clearway.commitment.exchange_state import SYSTEM_ACCOUNTS, committed_genesi
 from clearway.commitment.replay import ForcedRequest, Replica, ReplayError
 from clearway.domain.genesis import GenesisConfig
 from clearway.domain.oracle import OracleParams
+from clearway.domain.events import Rejected
 from clearway.domain.snapshot import decode_snapshot, encode_snapshot
+from clearway.domain.state import ExchangeState, apply
 from clearway.verifier.alarms import AffectedAccount, Alarm, AlarmCode, Finding, VerifierStats
 from clearway.verifier.board import AttestationBoard, finalisable_signatures
 from clearway.verifier.checks import affected, check_authorisations, check_deposits, effects_difference, owner_account
-from clearway.verifier.oracle_evidence import AnnexError, check_prices, split_evidence
+from clearway.verifier.oracle_evidence import AnnexError, check_prices, holders, split_evidence
 from clearway.verifier.store import Snapshot, VerifierStore
 
 log = logging.getLogger("clearway.verifier")
 
+_ORACLE_CODES = (1500, 1600)  # ErrorCode's oracle group
 _FORCED_CODES = {"FORCED_UNKNOWN_REQUEST", "FORCED_NOT_A_WITHDRAWAL", "FORCED_WRONG_ACCOUNT", "FORCED_TOO_MUCH",
                  "FORCED_DUPLICATE"}
 
@@ -355,6 +360,7 @@ class Verifier:
                               self._oracle_last)
         findings += prices.findings
         stats.oracle_backed_prices, stats.operator_prices = prices.oracle_backed, prices.operator_prices
+        stats.oracle_updates = prices.oracle_updates
         stats.oracle_reports, stats.oracle_reports_rejected = prices.reports, prices.reports_rejected
         touched_before = {a for a in state.accounts}
         requests = {i.request_id: self._forced[i.request_id] for i in batch.forced if i.request_id in self._forced}
@@ -379,6 +385,8 @@ class Verifier:
                                     None, affected(state, touched)))
         if outcome.effects.hash() != submitted.effects_hash:
             findings.append(self._effects_finding(submitted, outcome, requests))
+        if findings and all(f.seq is None for f in findings):
+            findings += self._diagnose(number, batch)
         if findings:
             return _Verdict(findings, dirty=True)
         attestation = Attestation(number, submitted.prev_root, submitted.new_root, submitted.data_hash,
@@ -399,6 +407,34 @@ class Verifier:
             detail.append("payments differ")
         return Finding(AlarmCode.EFFECTS_MISMATCH, "the posted L1 effects are not the replay's: "
                        + ("; ".join(detail) or "hash differs"), None, accounts)
+
+    def _diagnose(self, number: int, batch) -> list[Finding]:
+        """Name the first diverging command of a root or effects mismatch where the domain
+        says why: replay the batch again, command by command, from the state before it
+        (genesis, or the snapshot of batch ``number − 1``), and return an ORACLE_REJECTED
+        finding at the first command ``apply()`` rejects with an oracle code (an update below
+        quorum, …) — a sequencer that applied it anyway posts another root. Nothing when no
+        such snapshot is kept (``snapshot_every`` > 1) or no command qualifies."""
+        if number == 1:
+            state = ExchangeState(self.genesis)
+        else:
+            snapshot = self.store.snapshot()
+            if snapshot is None or snapshot.batch_number != number - 1:
+                return []
+            state = decode_snapshot(snapshot.state)
+        for command in batch.commands:
+            try:
+                events = apply(state, command)
+            except Exception:  # the replay itself failed on it: REPLAY_FAILED says so
+                return []
+            for event in events:
+                if type(event) is Rejected and _ORACLE_CODES[0] <= int(event.code) < _ORACLE_CODES[1]:
+                    underlying = getattr(command, "underlying", None)
+                    return [Finding(AlarmCode.ORACLE_REJECTED,
+                                    f"the domain rejects this {type(command).__name__} ({event.code.name}: "
+                                    f"{event.message}); a sequencer that applied it posts another root",
+                                    command.seq, holders(state, underlying) if underlying else ())]
+        return []
 
     # ------------------------------------------------------------------ liveness
     def _check_overdue(self, finalised: int, frozen: bool, head: int, report: SyncReport) -> bool:
