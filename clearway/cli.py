@@ -127,9 +127,41 @@ def build_parser() -> argparse.ArgumentParser:
     from clearway.chain.cli import add_chain_parser
     from clearway.engine.cli import add_node_parser
 
-    add_api_arguments(add_node_parser(sub))
+    add_api_arguments(add_node_parser(sub), signing_factory=_command_signing)
     add_chain_parser(sub, engine=_Engine())
     return parser
+
+
+class _CommandSigning:
+    """EIP-712 order/withdrawal signatures for the API (clearway.commitment.authorisation),
+    bound to the vault's chain id and address when an L1 is plugged in; the API layer may
+    not import commitment (DESIGN.md), so the CLI connects them."""
+
+    def __init__(self, chain_id: int, vault: str) -> None:
+        from clearway.commitment.authorisation import exchange_domain_separator
+
+        self.chain_id, self.vault = chain_id, vault
+        self.separator = exchange_domain_separator(chain_id, vault)
+
+    def recover(self, command, owner, nonce, signature):
+        from clearway.commitment.authorisation import Authorisation, AuthKind, recover_signer
+
+        return recover_signer(self.separator, command, owner, Authorisation(AuthKind.SIGNED, nonce, signature))
+
+    def typed_data(self, command, owner, nonce):
+        from clearway.commitment.authorisation import typed_data
+
+        return typed_data(self.chain_id, self.vault, command, owner, nonce)
+
+
+def _command_signing(settlement) -> _CommandSigning:
+    info = {}
+    if settlement is not None:
+        try:
+            info = settlement.l1_info()
+        except Exception:  # an unavailable L1 leaves the development defaults
+            info = {}
+    return _CommandSigning(int(info.get("chain_id", 31337)), str(info.get("vault", "0x" + "00" * 20)))
 
 
 class _Engine:
