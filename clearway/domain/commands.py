@@ -17,6 +17,7 @@ from clearway.domain.ids import AccountId, DepositId, InstrumentId, OrderId
 from clearway.domain.units import BaseAmount, Price, QuoteAmount
 from clearway.domain.instruments import InstrumentSpec
 from clearway.domain.market import ExpiryData
+from clearway.domain.oracle import OracleReport
 from clearway.domain.orders import OrderType, TimeInForce
 
 _OPTS = dict(frozen=True, array_like=True, tag_field="t")
@@ -145,9 +146,61 @@ class SetMarginMode(msgspec.Struct, tag="margin_mode", **_OPTS):
     mode: int
 
 
+class OracleUpdate(msgspec.Struct, tag="oracle", **_OPTS):
+    """Signed oracle reports of one underlying (exchange-rules.md "Index, mark price and
+    oracle"; oracle.py): index, USDC/USD and per-expiry forward, rate and SVI surface, one
+    report per reporter. Accepted when ``GenesisConfig.oracle_quorum`` distinct reporters
+    pass every check; the medians become the underlying's market data, the perp marks and
+    option marks are recomputed, and liquidations are screened. The sequencer relays the
+    reports as the reporters signed them; it cannot alter a price without breaking a
+    signature."""
+
+    seq: int
+    ts: int
+    underlying: str
+    reports: tuple[OracleReport, ...]
+
+
+class ForcedWithdrawal(msgspec.Struct, tag="forced_wd", **_OPTS):
+    """Serve the vault's forced-withdrawal request ``request_id`` of ``owner`` (an L1
+    address): pay min(``amount``, free collateral ≥ 0) micro-USDC from the owner's account.
+    Always served once (possibly with 0); a request id seen before is rejected."""
+
+    seq: int
+    ts: int
+    request_id: int
+    owner: str
+    amount: QuoteAmount
+
+
+class ListOptionSeries(msgspec.Struct, tag="list_series", **_OPTS):
+    """Operator command: list calls and puts of one expiry on a strike grid around the
+    forward (exchange-rules.md "Option expiry and netting": new expiries by operator command).
+
+    Strikes: K₀ = the expiry's forward (or the index when the surface has no such expiry
+    yet) rounded to the nearest multiple of ``strike_step``; K₀ + i·strike_step for
+    i = −strikes_each_side … +strikes_each_side, positive ones only. Strikes already listed
+    are skipped. ``expiry_ms`` must be in the future and at 08:00 UTC. The remaining
+    fields are those of ``InstrumentSpec`` (ids are assigned in order: strikes ascending,
+    call before put)."""
+
+    seq: int
+    ts: int
+    underlying: str
+    expiry_ms: int
+    strike_step: Price
+    strikes_each_side: int
+    tick_size: Price
+    size_decimals: int
+    size_increment: BaseAmount
+    min_size: BaseAmount
+    maker_fee_ppm: int
+    taker_fee_ppm: int
+
+
 Command = (
     Deposit | Withdraw | ListInstrument | SetMarkPrices | PlaceOrder | CancelOrder | CancelAll | AmendOrder
-    | SetMarketData | SetMarginMode
+    | SetMarketData | SetMarginMode | OracleUpdate | ForcedWithdrawal | ListOptionSeries
 )
 
 _encoder = msgspec.msgpack.Encoder()

@@ -36,6 +36,8 @@ class ErrorCode(IntEnum):
     AMEND_SIZE_NOT_ABOVE_FILLED = 1022
     INVALID_PRICE = 1023
     TOO_MANY_OPEN_ORDERS = 1024
+    MARKET_HALTED = 1025  # the underlying's oracle is stale: only cancels and risk-reducing orders
+    FORCED_REQUEST_SEEN = 1026  # a forced-withdrawal request id that was already served
     # oracle 15xx: a signed report or an oracle update that cannot be used
     ORACLE_BAD_SIGNATURE = 1501
     ORACLE_UNKNOWN_REPORTER = 1502
@@ -46,6 +48,7 @@ class ErrorCode(IntEnum):
     ORACLE_NO_QUORUM = 1507
     ORACLE_FUTURE_REPORT = 1508
     ORACLE_WRONG_UNDERLYING = 1509
+    ORACLE_NOT_CONFIGURED = 1510  # the genesis config lists no reporters
     # risk 2xxx: the command is well formed but the account cannot afford it
     INSUFFICIENT_MARGIN = 2001
     REDUCE_ONLY_WOULD_INCREASE = 2002
@@ -66,6 +69,8 @@ class CancelReason(IntEnum):
     REDUCE_ONLY_NO_POSITION = 4
     CANCEL_ALL = 5
     AMENDED_AWAY = 6
+    LIQUIDATION = 7  # the account is being liquidated (exchange-rules.md "Liquidation" step 1)
+    EXPIRED = 8  # the instrument expired
 
 
 class SequenceError(Exception):

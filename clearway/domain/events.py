@@ -129,7 +129,184 @@ class MarginModeSet(msgspec.Struct, tag="margin_mode_set", **_OPTS):
     mode: int
 
 
+class OracleReportRejected(msgspec.Struct, tag="oracle_report_rejected", **_OPTS):
+    """Report number ``position`` of an oracle update did not count (``code``: ORACLE_*).
+    The update itself may still be accepted (quorum of the others)."""
+
+    underlying: str
+    position: int
+    reporter: str
+    code: ErrorCode
+
+
+class OracleUpdated(msgspec.Struct, tag="oracle_updated", **_OPTS):
+    """An oracle update was accepted: the median ``index`` (micro-USDC), ``stable_price``
+    (ppm; 0 = unchanged), the number of expiries in the surface, the reporters that
+    counted, and the marks it set (perps and options, micro-USDC per contract)."""
+
+    underlying: str
+    index: Price
+    stable_price: int
+    expiries: int
+    reporters: list[str]
+    marks: dict[InstrumentId, Price]
+
+
+class MarketHalted(msgspec.Struct, tag="market_halted", **_OPTS):
+    """No accepted oracle update of ``underlying`` since ``last_update_ts`` for longer than
+    ``halt_after_ms``: only cancels and risk-reducing orders, no liquidations."""
+
+    underlying: str
+    last_update_ts: int
+
+
+class MarketResumed(msgspec.Struct, tag="market_resumed", **_OPTS):
+    """A valid oracle update ended the halt of ``underlying``."""
+
+    underlying: str
+
+
+class MarksUpdated(msgspec.Struct, tag="marks_updated", **_OPTS):
+    """Perp marks moved by the clock (the EMA of mid − index advanced), micro-USDC."""
+
+    marks: dict[InstrumentId, Price]
+
+
+class FundingTick(msgspec.Struct, tag="funding_tick", **_OPTS):
+    """Hourly funding of a perpetual: ``rate_8h`` (10⁻¹² units, funding.RATE_SCALE) from
+    ``samples`` premium samples, ``index_price`` used, and the new cumulative
+    ``funding_index`` (10⁻¹² USDC per contract; longs pay when it rises)."""
+
+    instrument: InstrumentId
+    ts: int
+    rate_8h: int
+    index_price: Price
+    funding_index: int
+    samples: int
+
+
+class FundingPaid(msgspec.Struct, tag="funding_paid", **_OPTS):
+    """Lazy settlement of a position's funding: ``amount`` micro-USDC to the account
+    (negative: paid by it), the fee account being the counterparty; ``funding_index`` is
+    the index the position is now settled to."""
+
+    account: AccountId
+    instrument: InstrumentId
+    amount: QuoteAmount
+    funding_index: int
+
+
+class LiquidationStarted(msgspec.Struct, tag="liquidation_started", **_OPTS):
+    """``account`` is liquidatable: equity < maintenance margin (both micro-USDC)."""
+
+    account: AccountId
+    equity: QuoteAmount
+    maintenance_margin: QuoteAmount
+
+
+class LiquidationFill(msgspec.Struct, tag="liquidation_fill", **_OPTS):
+    """One fill of a liquidation order against the book (the ``Trade`` with ``trade_id``
+    precedes it; it pays no taker fee). ``side`` +1 buys back a short. ``limit_price`` is
+    the fillable price (perps) or mark ± penalty (options); ``quote`` is the cash the
+    account received (negative: paid), ``bankruptcy_quote`` the quote that would have left
+    its equity/MMR ratio unchanged at zero equity; ``fee`` went to the insurance fund,
+    ``insurance_payout`` came from it. All micro-USDC."""
+
+    account: AccountId
+    instrument: InstrumentId
+    trade_id: TradeId
+    side: int
+    size: BaseAmount
+    price: Price
+    limit_price: Price
+    quote: QuoteAmount
+    bankruptcy_quote: QuoteAmount
+    fee: QuoteAmount
+    insurance_payout: QuoteAmount
+
+
+class BackstopTransfer(msgspec.Struct, tag="backstop_transfer", **_OPTS):
+    """What the book could not absorb of an option position moved to the insurance fund
+    (the backstop account) at ``price`` (mark ± penalty); amounts as ``LiquidationFill``."""
+
+    account: AccountId
+    instrument: InstrumentId
+    side: int
+    size: BaseAmount
+    price: Price
+    quote: QuoteAmount
+    bankruptcy_quote: QuoteAmount
+    fee: QuoteAmount
+    insurance_payout: QuoteAmount
+
+
+class Deleveraged(msgspec.Struct, tag="deleveraged", **_OPTS):
+    """Auto-deleveraging: ``size`` lots of the bankrupt ``account``'s position closed
+    against ``counterparty``'s opposite position at the bankruptcy price. ``side`` is the
+    bankrupt account's (+1 it bought); ``quote`` the cash it received (negative: paid) and
+    the counterparty paid; ``price`` = |quote| per contract, rounded down (reporting)."""
+
+    instrument: InstrumentId
+    account: AccountId
+    counterparty: AccountId
+    side: int
+    size: BaseAmount
+    price: Price
+    quote: QuoteAmount
+
+
+class InsuranceCovered(msgspec.Struct, tag="insurance_covered", **_OPTS):
+    """The insurance fund paid ``amount`` of a liquidated account's remaining debt."""
+
+    account: AccountId
+    amount: QuoteAmount
+
+
+class LiquidationEnded(msgspec.Struct, tag="liquidation_ended", **_OPTS):
+    """End of a liquidation pass over ``account``; ``liquidatable`` when it still is
+    (no liquidity within the limits, or the per-second cap): later updates continue it."""
+
+    account: AccountId
+    equity: QuoteAmount
+    maintenance_margin: QuoteAmount
+    liquidatable: bool
+
+
+class OptionsExpired(msgspec.Struct, tag="options_expired", **_OPTS):
+    """The options ``instruments`` of (``underlying``, ``expiry_ms``) expired at
+    ``settlement_price`` (index TWAP, micro-USDC) and are delisted; ``residue`` micro-USDC
+    of rounding went to the fee account so that the expiry's cash changes sum to zero."""
+
+    underlying: str
+    expiry_ms: int
+    settlement_price: Price
+    instruments: list[InstrumentId]
+    residue: QuoteAmount
+
+
+class ExpiryPayoff(msgspec.Struct, tag="expiry_payoff", **_OPTS):
+    """The netted cash change of ``account`` from all its positions of one expiry."""
+
+    account: AccountId
+    expiry_ms: int
+    amount: QuoteAmount
+    cash: QuoteAmount
+
+
+class ForcedWithdrawalServed(msgspec.Struct, tag="forced_withdrawal_served", **_OPTS):
+    """Forced-withdrawal request ``request_id`` served: ``paid`` ≤ ``requested`` micro-USDC
+    left ``account`` (−1 when the owner has none) for payment on L1."""
+
+    request_id: int
+    account: AccountId
+    requested: QuoteAmount
+    paid: QuoteAmount
+
+
 Event = (
     Rejected | AccountCreated | Deposited | Withdrawn | InstrumentListed | PricesSet
     | OrderAccepted | Trade | OrderCancelled | OrderAmended | MarketDataSet | MarginModeSet
+    | OracleReportRejected | OracleUpdated | MarketHalted | MarketResumed | MarksUpdated | FundingTick
+    | FundingPaid | LiquidationStarted | LiquidationFill | BackstopTransfer | Deleveraged | InsuranceCovered
+    | LiquidationEnded | OptionsExpired | ExpiryPayoff | ForcedWithdrawalServed
 )

@@ -16,7 +16,9 @@ def change_position(account: Account, instrument: int, delta: int, price: int, f
     """Add ``delta`` lots at ``price`` to the account's position.
 
     Entry price (reporting only): volume-weighted on increase, unchanged on decrease, the
-    fill price after a flip. A position that reaches zero is removed.
+    fill price after a flip. A position that reaches zero is removed. ``funding_index`` is
+    the instrument's current funding index: the caller has settled the old position's
+    funding up to it (funding_engine.settle_before_change), so the position carries it.
     """
     position = account.positions.get(instrument)
     if position is None:
@@ -27,6 +29,7 @@ def change_position(account: Account, instrument: int, delta: int, price: int, f
     if new == 0:
         del account.positions[instrument]
         return
+    position.funding_index = funding_index
     if (old > 0) == (delta > 0):
         position.entry_price = (position.entry_price * abs(old) + price * abs(delta)) // abs(new)
     elif (old > 0) != (new > 0):
@@ -35,14 +38,24 @@ def change_position(account: Account, instrument: int, delta: int, price: int, f
 
 
 def settle_fill(state, spec, maker, taker: Account, taker_side: int, lots: int, taker_order_id: int,
-                taker_fee_ppm: int) -> Trade:
+                taker_fee_ppm: int, events: list | None = None) -> Trade:
     """Move cash, fees and positions for one fill of ``lots`` at ``maker.price``.
 
     ``maker`` has already been reduced in the book; here its account aggregates are
     reduced and, if it is fully filled, it is forgotten. Returns the Trade event.
     Fees: ``units.fee_amount`` (a charge rounds up, a rebate rounds down), inlined.
+
+    Funding (exchange-rules.md "Funding"): when the instrument has a funding index, both
+    positions are first settled to it (funding_engine.settle_position; ``FundingPaid``
+    events go to ``events``) and the changed positions carry it.
     """
     instrument = spec.instrument_id
+    funding_index = state.funding_index.get(instrument)
+    if funding_index is not None:
+        _settle_funding(state, taker, instrument, funding_index, events)
+        _settle_funding(state, state.accounts[maker.account], instrument, funding_index, events)
+    else:
+        funding_index = 0
     scale = 10**spec.size_decimals
     price = maker.price
     notional = lots * price // scale
@@ -56,8 +69,8 @@ def settle_fill(state, spec, maker, taker: Account, taker_side: int, lots: int, 
         taker.cash += notional - taker_fee
         maker_account.cash -= notional + maker_fee
     state.accounts[0].cash += maker_fee + taker_fee
-    change_position(taker, instrument, taker_side * lots, price, 0)
-    change_position(maker_account, instrument, -taker_side * lots, price, 0)
+    change_position(taker, instrument, taker_side * lots, price, funding_index)
+    change_position(maker_account, instrument, -taker_side * lots, price, funding_index)
     # maker's open-order aggregates (Account.reduce_order, inlined)
     agg = maker_account.open[instrument]
     if maker.side > 0:
@@ -73,3 +86,11 @@ def settle_fill(state, spec, maker, taker: Account, taker_side: int, lots: int, 
     state.next_trade_id = trade_id + 1
     return Trade(trade_id, instrument, price, lots, taker_side, maker.order_id, taker_order_id,
                  maker.account, taker.account_id, maker_fee, taker_fee)
+
+
+def _settle_funding(state, account: Account, instrument: int, index: int, events) -> None:
+    position = account.positions.get(instrument)
+    if position is not None and position.funding_index != index:
+        from clearway.domain.funding_engine import settle_position
+
+        settle_position(state, account, instrument, position, index, events if events is not None else [])

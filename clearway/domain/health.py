@@ -16,8 +16,8 @@ margin (portfolio_margin.py) and dispatches on ``Account.margin_mode``:
 the liquidation engine and the API use it, withdrawals use ``free_collateral`` (= initial
 surplus), and ``check_order`` goes through the same figures.
 
-Rounding (exchange-rules.md, Units): equity = cash · min(1, stable) (floor) + Σ perp
-values (floor per position) + option values (standard: short marks, floor per position;
+Rounding (exchange-rules.md, Units): equity = cash · min(1, stable) (floor) + unsettled
+funding (``pending_funding``, against the account) + Σ perp values (floor per position) + option values (standard: short marks, floor per position;
 portfolio: ⌊Σ base values⌋); requirements round up (portfolio: ``requirement_to_micro``).
 """
 
@@ -122,7 +122,7 @@ class Margin(StandardMargin):
         marks = self.marks
         return (len(self.instruments), self.stable_price, tuple(sorted(self.index.items())),
                 tuple(sorted((u, m.seq) for u, m in self.markets.items())),
-                tuple(marks.get(i) for i in self.perps))
+                tuple(marks.get(i) for i in self.perps), tuple(sorted(self.funding.items())))
 
     def remember(self, accounts: dict[int, Account], matrix, revaluation) -> int:
         """Keep the initial surplus of every portfolio account of an all-accounts
@@ -324,7 +324,7 @@ class Margin(StandardMargin):
         groups = self._gather(account)
         if groups is None:
             return None
-        equity = self.cash_value(account.cash)
+        equity = self.cash_value(account.cash) + self.pending_funding(account)
         mm = im = 0
         for underlying, g in groups.items():
             e, m, i, _ = self._underlying_figures(underlying, g)
@@ -410,7 +410,7 @@ class Margin(StandardMargin):
         if groups is None:
             return ErrorCode.MARK_PRICE_UNAVAILABLE
         underlying = spec.underlying
-        equity = self.cash_value(account.cash)
+        equity = self.cash_value(account.cash) + self.pending_funding(account)
         total = before_here = after_here = 0
         for name, g in groups.items():
             e, _, before, after = self._underlying_figures(name, g)

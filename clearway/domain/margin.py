@@ -10,7 +10,11 @@ Source: exchange-rules.md "Standard margin".
   (the rule of ``risk.standard_options``, evaluated here exactly in integers because the
   pre-trade check cannot afford numpy per order; tests check both agree).
 - Equity = cash · min(1, stable price) (positive cash only: a debt in USDC does not shrink
-  when USDC depegs) + Σ perp size × mark + Σ short option size × mark (a liability).
+  when USDC depegs) + Σ perp size × mark + Σ short option size × mark (a liability)
+  + Σ unsettled funding of the perps (``pending_funding``: the payment a settlement now
+  would make, rounded against the account as ``units.funding_payment``; it is counted,
+  not settled, so that a rejected command changes nothing — exchange-rules.md "Funding":
+  funding is settled before every margin check; counting it exactly is the same check).
 - Open orders count toward IM as if filled at their limit price. The unit is the
   perpetual instrument, or the (underlying, expiry) of options (the cap couples the
   expiry's options): its requirement is the worst of "no order fills", "all its bids
@@ -29,7 +33,7 @@ from clearway.domain.accounts import Account, MarginMode, OpenOrders
 from clearway.domain.errors import ErrorCode
 from clearway.domain.instruments import InstrumentSpec, Kind, OptionType
 from clearway.domain.risk.standard_options import DEFAULT_PARAMS as _STD_OPTION_DEFAULTS
-from clearway.domain.units import PPM, ceil_div
+from clearway.domain.units import FUNDING_INDEX_SCALE, PPM, ceil_div
 
 _STANDARD = MarginMode.STANDARD
 _OPTION = Kind.OPTION
@@ -53,7 +57,7 @@ class StandardMargin:
     """
 
     __slots__ = ("marks", "index", "instruments", "option_im_ppm", "option_im_floor_ppm", "option_mm_ppm",
-                 "perps", "stable_price", "pegged", "unpaired_im_ppm", "unpaired_mm_ppm")
+                 "perps", "stable_price", "pegged", "unpaired_im_ppm", "unpaired_mm_ppm", "funding")
 
     def __init__(self, marks, index, instruments, option_im_ppm, option_im_floor_ppm, option_mm_ppm,
                  unpaired_im_ppm: int = UNPAIRED_IM_PPM, unpaired_mm_ppm: int = UNPAIRED_MM_PPM) -> None:
@@ -66,6 +70,7 @@ class StandardMargin:
         self.unpaired_im_ppm = unpaired_im_ppm
         self.unpaired_mm_ppm = unpaired_mm_ppm
         self.stable_price = PPM  # USD per USDC in ppm; set through ``set_stable_price``
+        self.funding: dict[int, int] = {}  # perp id → funding index (the state's, shared)
         self.pegged = True       # stable_price >= 1: cash counts at face value (the fast path's case)
         # perpetual id → (size scale, IMF ppm, scale · 10⁶): the fast path's constants
         self.perps: dict[int, tuple[int, int, int]] = {
@@ -83,6 +88,22 @@ class StandardMargin:
         """USD per USDC in ppm (exchange-rules.md "Index, mark price and oracle")."""
         self.stable_price = stable_price
         self.pegged = stable_price >= PPM
+
+    def pending_funding(self, account: Account) -> int:
+        """Σ over the account's perpetuals of the funding a settlement now would pay it
+        (micro-USDC, negative = it would pay), each rounded against the account
+        (``units.funding_payment``). Source: exchange-rules.md "Funding"."""
+        funding = self.funding
+        if not funding:
+            return 0
+        total = 0
+        perps = self.perps
+        for instrument, position in account.positions.items():
+            index = funding.get(instrument)
+            if index is not None and index != position.funding_index:
+                scale = perps[instrument][0]
+                total += (-position.size * (index - position.funding_index)) // (scale * FUNDING_INDEX_SCALE)
+        return total
 
     def cash_value(self, cash: int) -> int:
         """cash · min(1, stable price), micro-USDC rounded down; a negative balance (a debt
@@ -295,8 +316,8 @@ class StandardMargin:
 
     # -- per account -----------------------------------------------------------------
     def equity(self, account: Account) -> int:
-        """cash · min(1, stable) + Σ perp and short-option values at the mark (micro-USDC,
-        rounded down; long options count 0 in standard mode)."""
+        """cash · min(1, stable) + Σ perp and short-option values at the mark + unsettled
+        funding (micro-USDC, rounded down; long options count 0 in standard mode)."""
         total = self.cash_value(account.cash)
         marks = self.marks
         perps = self.perps
@@ -306,6 +327,8 @@ class StandardMargin:
                 total += position.size * marks[instrument] // perp[0]
             else:
                 total += self._value(self.instruments[instrument], marks[instrument], position.size)
+        if self.funding:
+            total += self.pending_funding(account)
         return total
 
     def initial(self, account: Account, skip=None) -> int:
@@ -413,7 +436,11 @@ class StandardMargin:
                     charge = (abs(filled) * rate + denom - 1) // denom - (filled * mark // scale - value_now + ask_notional)
                     if charge > after:
                         after = charge
-                if account.cash + value_now >= after:
+                if position is not None and self.funding:
+                    value_now_funded = value_now + self.pending_funding(account)
+                else:
+                    value_now_funded = value_now
+                if account.cash + value_now_funded >= after:
                     return None
                 if after <= self.charge(spec, size, agg):
                     return None  # risk-reducing

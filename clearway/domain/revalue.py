@@ -60,7 +60,8 @@ class PositionMatrix:
     portfolio : bool (A,)
         Account is in portfolio mode.
     cash : float64 (A,)
-        cash · min(1, stable price), USD (equity's cash term, exchange-rules.md).
+        cash · min(1, stable price) + unsettled funding, USD (equity's cash terms,
+        exchange-rules.md).
     sizes : scipy.sparse.csr_matrix (A, N)
         Position sizes in contracts (lots / 10^size_decimals), N = number of instruments.
     """
@@ -79,13 +80,14 @@ class PositionMatrix:
         inv = [1.0 / 10**state.instruments[i].size_decimals for i in range(len(state.instruments))]
         ids, modes, cash, indptr, indices, data = [], [], [], [0], [], []
         cash_value = state.margin.cash_value
+        pending = state.margin.pending_funding
         portfolio = MarginMode.PORTFOLIO
         for account_id, account in state.accounts.items():
             if account_id < 2:
                 continue
             ids.append(account_id)
             modes.append(account.margin_mode is portfolio)
-            cash.append(cash_value(account.cash))
+            cash.append(cash_value(account.cash) + pending(account))
             for instrument, position in account.positions.items():
                 indices.append(instrument)
                 data.append(position.size * inv[instrument])

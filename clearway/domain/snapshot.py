@@ -6,7 +6,10 @@ versioned MessagePack of plain lists; resting orders are stored per book in prio
 exactly. The restored state has the same ``state_hash``.
 
 Version 2 appends the market data (market.UnderlyingMarket per underlying) and the stable
-price; version 1 snapshots (without them) still load. Derived data (option marks are in
+price; version 3 the market lifecycle (oracle, halts, perp-mark EMAs, the clock, funding
+indices and samples, index samples, delisted options, served forced withdrawals, the
+liquidation window: state.py). Versions 1 and 2 still load, with an empty lifecycle and
+the clock restarted by the next command. Derived data (option marks are in
 ``marks``; the risk-array cache) is rebuilt, never stored twice.
 """
 
@@ -20,8 +23,8 @@ from clearway.domain.instruments import InstrumentSpec
 from clearway.domain.market import UnderlyingMarket
 from clearway.domain.orders import Order
 
-SNAPSHOT_VERSION = 2
-_READABLE = (1, 2)
+SNAPSHOT_VERSION = 3
+_READABLE = (1, 2, 3)
 
 
 class SnapshotError(ValueError):
@@ -45,8 +48,49 @@ def encode_snapshot(state) -> bytes:
         accounts, books, state.next_order_id, state.next_trade_id, state.last_deposit_id,
         state.total_deposits, state.total_withdrawals,
         [state.markets[u] for u in sorted(state.markets)], state.stable_price,
+        _lifecycle(state),
     ]
     return msgspec.msgpack.encode(body)
+
+
+def _lifecycle(state) -> list:
+    """The version-3 part: the same fields, in the same order, as the end of ``canonical``."""
+    return [
+        sorted([u, list(v)] for u, v in state.oracle_last.items()), sorted(state.halted),
+        sorted([i, list(v)] for i, v in state.mark_ema.items()), state.next_minute, state.next_hour,
+        sorted(state.funding_index.items()), sorted([i, list(v)] for i, v in state.premium_samples.items()),
+        sorted([u, [list(p) for p in v]] for u, v in state.index_samples.items()), sorted(state.delisted),
+        sorted(state.forced_served), state.liquidation_second, sorted(state.liquidation_used.items()),
+    ]
+
+
+def _restore_lifecycle(state, part: list) -> None:
+    (oracle_last, halted, mark_ema, next_minute, next_hour, funding_index, premium_samples, index_samples,
+     delisted, forced_served, liquidation_second, liquidation_used) = part
+    state.oracle_last.update({u: (v[0], v[1]) for u, v in oracle_last})
+    state.halted.update(halted)
+    state.mark_ema.update({int(i): list(v) for i, v in mark_ema})
+    state.next_minute, state.next_hour = next_minute, next_hour
+    state.funding_index.update({int(i): v for i, v in funding_index})  # in place: margin shares the dict
+    state.premium_samples.update({int(i): list(v) for i, v in premium_samples})
+    state.index_samples.clear()
+    state.index_samples.update({u: [(p[0], p[1]) for p in v] for u, v in index_samples})
+    state.delisted.update(delisted)
+    state.forced_served.update(forced_served)
+    state.liquidation_second = liquidation_second
+    state.liquidation_used.update({int(i): v for i, v in liquidation_used})
+
+
+def _reschedule(state) -> None:
+    """Derived schedule of a restored state (never stored): next expiry and next timer."""
+    from clearway.domain.clock import reschedule
+    from clearway.domain.expiry import next_expiry
+
+    state.next_expiry = next_expiry(state)
+    if state.next_minute == 0:
+        state.next_timer = 0  # the clock starts at the next command
+    else:
+        reschedule(state, state.last_ts)
 
 
 def decode_snapshot(data: bytes):
@@ -63,9 +107,11 @@ def decode_snapshot(data: bytes):
             raise SnapshotError(f"snapshot version {version} is not one of {_READABLE}")
         if body[0] == 1:
             body = [*body, [], 0]
+        if body[0] <= 2:
+            body = [*body, None]
         (version, genesis_bytes, last_seq, last_ts, instruments, marks, index, accounts, books,
          next_order_id, next_trade_id, last_deposit_id, total_deposits, total_withdrawals,
-         markets, stable_price) = body
+         markets, stable_price, lifecycle) = body
         genesis = GenesisConfig.decode(genesis_bytes)
         state = ExchangeState(genesis)
         for raw in instruments[len(genesis.instruments):]:
@@ -99,7 +145,10 @@ def decode_snapshot(data: bytes):
         state.marks.clear()  # listing may have derived option marks; the snapshot's are the truth
         state.marks.update({int(k): v for k, v in marks})
         state.index.update(dict(index))
+        if lifecycle is not None:
+            _restore_lifecycle(state, lifecycle)
         state.last_seq, state.last_ts = last_seq, last_ts
+        _reschedule(state)
         state.next_order_id, state.next_trade_id = next_order_id, next_trade_id
         state.last_deposit_id = last_deposit_id
         state.total_deposits, state.total_withdrawals = total_deposits, total_withdrawals

@@ -15,8 +15,8 @@ import msgspec
 from clearway.domain.accounts import Account
 from clearway.domain.book import OrderBook
 from clearway.domain.commands import (
-    AmendOrder, CancelAll, CancelOrder, Command, Deposit, ListInstrument, PlaceOrder,
-    SetMarginMode, SetMarketData, SetMarkPrices, Withdraw,
+    AmendOrder, CancelAll, CancelOrder, Command, Deposit, ForcedWithdrawal, ListInstrument, ListOptionSeries,
+    OracleUpdate, PlaceOrder, SetMarginMode, SetMarketData, SetMarkPrices, Withdraw,
 )
 from clearway.domain.errors import SequenceError
 from clearway.domain.events import Event
@@ -25,6 +25,9 @@ from clearway.domain.health import Margin
 from clearway.domain.instruments import InstrumentSpec, Kind
 from clearway.domain.market import UnderlyingMarket, option_marks
 from clearway.domain.orders import Order
+
+NEVER = 2**62
+"""A time after every real timestamp (ms): "no timer"."""
 
 
 class ExchangeState:
@@ -55,6 +58,40 @@ class ExchangeState:
     margin : Margin
         Standard and portfolio margin, account health (health.py); its risk-array cache
         is derived from ``markets`` and never part of the hash.
+
+    Market lifecycle (issue 4; exchange-rules.md "Index, mark price and oracle", "Funding",
+    "Liquidation", "Option expiry and netting"):
+
+    oracle_last : dict[str, tuple[int, int]]
+        (index, ts) of the last accepted signed ``OracleUpdate`` by underlying. An
+        underlying listed here is *oracle-governed*: its perp marks follow perp_mark.py, its
+        perpetuals pay funding, its accounts can be liquidated, and it halts when the
+        oracle goes quiet. Underlyings fed only by the operator commands (``SetMarkPrices``,
+        ``SetMarketData``) do none of that (tests and tools drive them directly).
+    halted : set[str]
+        Oracle-governed underlyings without an accepted update for ``halt_after_ms``.
+    mark_ema : dict[int, list[int]]
+        Perp id → [numerator, denominator, last ts] of the EMA of (mid − index).
+    next_minute, next_hour : int
+        Clock: the next premium-sample minute boundary and the next funding tick (ms; 0
+        until the first command starts the clock).
+    funding_index : dict[int, int]
+        Cumulative funding per contract by perp id (units.FundingIndex), from its first tick.
+    premium_samples : dict[int, list[int]]
+        The current hour's premium samples by perp id (10⁻¹² units).
+    index_samples : dict[str, list[tuple[int, int]]]
+        (ts, index) of every index change in the last ``settlement_twap_ms`` (plus the one
+        before), for the settlement TWAP.
+    delisted : set[int]
+        Expired options (their ids stay allocated: ids are dense).
+    forced_served : set[int]
+        Forced-withdrawal request ids already served.
+    liquidation_second, liquidation_used : int, dict[int, int]
+        Notional liquidated against the book per account in the current second (the
+        per-account per-second cap).
+    next_timer, next_expiry : int
+        Derived schedule (never hashed): the first ts at which ``clock.run_timers`` has
+        something to do.
     """
 
     def __init__(self, genesis: GenesisConfig) -> None:
@@ -74,10 +111,26 @@ class ExchangeState:
         self.total_deposits = 0
         self.total_withdrawals = 0
         self.markets: dict[str, UnderlyingMarket] = {}
+        self.oracle_params = genesis.oracle_params()
+        self.oracle_last: dict[str, tuple[int, int]] = {}
+        self.halted: set[str] = set()
+        self.mark_ema: dict[int, list[int]] = {}
+        self.next_minute = 0
+        self.next_hour = 0
+        self.funding_index: dict[int, int] = {}
+        self.premium_samples: dict[int, list[int]] = {}
+        self.index_samples: dict[str, list[tuple[int, int]]] = {}
+        self.delisted: set[int] = set()
+        self.forced_served: set[int] = set()
+        self.liquidation_second = -1
+        self.liquidation_used: dict[int, int] = {}
+        self.next_timer = 0
+        self.next_expiry = NEVER
         self.margin = Margin(
             self.marks, self.index, self.instruments,
             genesis.option_im_ppm, genesis.option_im_floor_ppm, genesis.option_mm_ppm, self.markets,
         )
+        self.margin.funding = self.funding_index
         self.create_account(genesis.fee_account_owner)  # FEE_ACCOUNT = 0
         self.create_account(genesis.insurance_fund_owner)  # INSURANCE_FUND = 1
         for spec in genesis.instruments:
@@ -101,6 +154,9 @@ class ExchangeState:
         market = self.markets.get(spec.underlying)
         if spec.kind == Kind.OPTION and market is not None:
             self.marks.update(option_marks(market, [spec]))
+        if spec.kind == Kind.OPTION and spec.expiry_ms < self.next_expiry:
+            self.next_expiry = spec.expiry_ms
+            self.next_timer = min(self.next_timer, spec.expiry_ms)
 
     @property
     def stable_price(self) -> int:
@@ -110,13 +166,34 @@ class ExchangeState:
         """Install validated market data: the underlying's surface and index, the stable
         price (ppm, 0 = unchanged), and the option marks derived from it (returned)."""
         self.markets[market.underlying] = market
-        self.index[market.underlying] = market.index
+        self.set_index(market.underlying, market.index, market.ts)
         if stable_price:
             self.margin.set_stable_price(stable_price)
-        specs = [s for s in self.instruments.values() if s.underlying == market.underlying and s.kind == Kind.OPTION]
+        delisted = self.delisted
+        specs = [s for s in self.instruments.values()
+                 if s.underlying == market.underlying and s.kind == Kind.OPTION and s.instrument_id not in delisted]
         marks = option_marks(market, specs)
         self.marks.update(marks)
         return marks
+
+    def set_index(self, underlying: str, index: int, ts: int) -> None:
+        """Set an underlying's index and record the sample for the settlement TWAP
+        (expiry.py): samples older than the TWAP window are dropped, except the last one
+        before it (it gives the index at the window's start)."""
+        self.index[underlying] = index
+        samples = self.index_samples.get(underlying)
+        if samples is None:
+            samples = self.index_samples[underlying] = []
+        if samples and samples[-1][0] == ts:
+            samples[-1] = (ts, index)
+        else:
+            samples.append((ts, index))
+        start = ts - self.genesis.settlement_twap_ms
+        cut = 0
+        while cut + 1 < len(samples) and samples[cut + 1][0] <= start:
+            cut += 1
+        if cut:
+            del samples[:cut]
 
     @property
     def fee_account(self) -> Account:
@@ -154,6 +231,10 @@ class ExchangeState:
             accounts, books, self.next_order_id, self.next_trade_id, self.last_deposit_id,
             self.total_deposits, self.total_withdrawals,
             [msgspec.msgpack.encode(self.markets[u]) for u in sorted(self.markets)], self.stable_price,
+            sorted(self.oracle_last.items()), sorted(self.halted), sorted(self.mark_ema.items()),
+            self.next_minute, self.next_hour, sorted(self.funding_index.items()),
+            sorted(self.premium_samples.items()), sorted(self.index_samples.items()), sorted(self.delisted),
+            sorted(self.forced_served), self.liquidation_second, sorted(self.liquidation_used.items()),
         ]
 
 
@@ -179,16 +260,25 @@ def apply(state: ExchangeState, command: Command) -> list[Event]:
     KeyError
         Unknown command type.
     """
-    if command.seq != state.last_seq + 1 or command.ts < state.last_ts:
+    ts = command.ts
+    if command.seq != state.last_seq + 1 or ts < state.last_ts:
         state.check_sequence(command)  # raises SequenceError on a gap, a replay or time going back
     handler = _HANDLERS[type(command)]  # one handler per command type, in its own module
-    events = handler(state, command)
+    if ts >= state.next_timer:  # time-driven work first: funding, halts, marks, expiries (clock.py)
+        events = run_timers(state, ts)
+        events += handler(state, command)
+    else:
+        events = handler(state, command)
     state.last_seq = command.seq
-    state.last_ts = command.ts
+    state.last_ts = ts
     return events
 
 
+from clearway.domain.clock import run_timers  # noqa: E402
 from clearway.domain.handlers.admin import list_instrument, set_mark_prices  # noqa: E402
+from clearway.domain.handlers.forced_withdrawal import forced_withdrawal  # noqa: E402
+from clearway.domain.handlers.list_series import list_option_series  # noqa: E402
+from clearway.domain.handlers.oracle_update import oracle_update  # noqa: E402
 from clearway.domain.handlers.amend_order import amend_order  # noqa: E402
 from clearway.domain.handlers.cancel_order import cancel_all, cancel_order  # noqa: E402
 from clearway.domain.handlers.funds import deposit, withdraw  # noqa: E402
@@ -207,4 +297,7 @@ _HANDLERS: dict[type, Callable[[ExchangeState, Command], list[Event]]] = {
     AmendOrder: amend_order,
     SetMarketData: set_market_data,
     SetMarginMode: set_margin_mode,
+    OracleUpdate: oracle_update,
+    ForcedWithdrawal: forced_withdrawal,
+    ListOptionSeries: list_option_series,
 }

@@ -41,6 +41,7 @@ def set_mark_prices(state: ExchangeState, cmd: SetMarkPrices) -> list[Event]:
             return reject(ErrorCode.UNKNOWN_INSTRUMENT, f"unknown instrument {instrument}")
         if price <= 0:
             return reject(ErrorCode.INVALID_PRICE, "mark price must be positive")
-    state.index.update(cmd.index)
+    for name in sorted(cmd.index):
+        state.set_index(name, cmd.index[name], cmd.ts)
     state.marks.update(cmd.marks)
     return [PricesSet(dict(cmd.index), dict(cmd.marks))]

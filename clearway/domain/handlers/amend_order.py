@@ -15,6 +15,7 @@ from clearway.domain.errors import ErrorCode
 from clearway.domain.events import Event, OrderAmended
 from clearway.domain.handlers.common import enforce_reduce_only, reject
 from clearway.domain.handlers.place_order import execute
+from clearway.domain.liquidation import check_after_fills
 
 if TYPE_CHECKING:
     from clearway.domain.state import ExchangeState
@@ -47,6 +48,8 @@ def amend_order(state: ExchangeState, cmd: AmendOrder) -> list[Event]:
         return reject(ErrorCode.PRICE_NOT_ON_TICK, "price is not a multiple of the tick size", cmd.account, coid)
     if size == order.size and price == order.price:
         return reject(ErrorCode.AMEND_NOTHING_TO_CHANGE, "amend changes nothing", cmd.account, coid)
+    if state.halted and spec.underlying in state.halted and not (price == order.price and size < order.size):
+        return reject(ErrorCode.MARKET_HALTED, "the market is halted: only size decreases", cmd.account, coid)
     scale = 10**spec.size_decimals
     book = state.books[order.instrument]
 
@@ -90,5 +93,7 @@ def amend_order(state: ExchangeState, cmd: AmendOrder) -> list[Event]:
         del state.orders[order.order_id]
     if filled and order.reduce_only:
         enforce_reduce_only(state, account, order.instrument, events)
+    if filled and spec.underlying in state.oracle_last:
+        check_after_fills(state, cmd.ts, events)
     return events
 

@@ -45,13 +45,16 @@ def withdraw(state: ExchangeState, cmd: Withdraw) -> list[Event]:
     """Debit ``amount`` for payment on L1. Needs amount ≤ free collateral (equity − initial
     requirement with open orders), so a withdrawal never leaves the account below its
     initial margin. Cash may go negative when a long position backs it (cash-based
-    accounting, as dYdX v4's quote balance)."""
+    accounting, as dYdX v4's quote balance). Refused (MARKET_HALTED) while the account
+    holds a position of a halted underlying: its free collateral rests on a stale price."""
     account = state.accounts.get(cmd.account)
     if account is None or cmd.account < 2:
         return reject(ErrorCode.UNKNOWN_ACCOUNT, "unknown account", cmd.account)
     if cmd.amount <= 0:
         return reject(ErrorCode.INVALID_AMOUNT, "withdrawal amount must be positive", cmd.account)
     margin = state.margin
+    if state.halted and any(state.instruments[i].underlying in state.halted for i in account.positions):
+        return reject(ErrorCode.MARKET_HALTED, "the account holds a position of a halted market", cmd.account)
     if (account.positions or account.open) and not margin.priced(account):
         return reject(ErrorCode.MARK_PRICE_UNAVAILABLE, "cannot value the account's positions", cmd.account)
     if cmd.amount > margin.free_collateral(account):

@@ -2,12 +2,16 @@
 
 Order of work (validate first, then mutate — STYLE.md):
 1. account, instrument, side, type, time in force, size, price, client order id;
-2. post-only would cross → reject; reduce-only sized to the position or rejected;
+2. post-only would cross → reject; reduce-only sized to the position or rejected; an
+   expired option → reject; a halted market (clock.py) accepts only orders that can only
+   reduce the position;
 3. pre-trade margin check (margin.StandardMargin.check_order; reduce-only orders only
    shrink a position and skip it);
 4. fill-or-kill that cannot fill completely → reject (nothing changed);
 then the order gets its id, matches (trades at maker prices, self-trade prevention cancels
-the resting order), and the remainder rests (GTC) or is cancelled (IOC, market).
+the resting order), and the remainder rests (GTC) or is cancelled (IOC, market). When it
+traded in an oracle-governed market, the accounts of its trades are checked for
+liquidation (liquidation.check_after_fills).
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from clearway.domain.errors import CancelReason, ErrorCode
 from clearway.domain.events import Event, OrderAccepted, OrderCancelled
 from clearway.domain.fills import settle_fill
 from clearway.domain.handlers.common import cancel_resting, enforce_reduce_only, reject
+from clearway.domain.liquidation import check_after_fills
 from clearway.domain.orders import Order, OrderType, TimeInForce
 from clearway.domain.units import PPM
 
@@ -42,6 +47,8 @@ def place_order(state: ExchangeState, cmd: PlaceOrder) -> list[Event]:
     spec = state.instruments.get(cmd.instrument)
     if spec is None:
         return reject(ErrorCode.UNKNOWN_INSTRUMENT, "unknown instrument", cmd.account, coid)
+    if spec.expiry_ms and spec.expiry_ms <= cmd.ts:
+        return reject(ErrorCode.INSTRUMENT_NOT_ACTIVE, "the option has expired", cmd.account, coid)
     side = cmd.side
     if side != 1 and side != -1:
         return reject(ErrorCode.INVALID_SIDE, "side must be +1 (buy) or -1 (sell)", cmd.account, coid)
@@ -88,6 +95,9 @@ def place_order(state: ExchangeState, cmd: PlaceOrder) -> list[Event]:
         if size > abs(position):
             size = abs(position)
     else:
+        if state.halted and spec.underlying in state.halted and not _reduces(account, spec.instrument_id, side, size):
+            return reject(ErrorCode.MARKET_HALTED, "the market is halted: only risk-reducing orders", cmd.account,
+                          coid)
         if len(account.orders) >= state.genesis.max_open_orders and tif == _GTC:
             return reject(ErrorCode.TOO_MANY_OPEN_ORDERS, "too many open orders", cmd.account, coid)
         code = state.margin.check_order(account, spec, side, price, size)
@@ -117,7 +127,15 @@ def place_order(state: ExchangeState, cmd: PlaceOrder) -> list[Event]:
         else:
             events.append(OrderCancelled(order_id, account.account_id, spec.instrument_id, remaining,
                                          _IOC_REMAINDER))
+    if filled and state.oracle_last and spec.underlying in state.oracle_last:
+        check_after_fills(state, cmd.ts, events)
     return events
+
+
+def _reduces(account, instrument: int, side: int, size: int) -> bool:
+    """An order that can only shrink the position (opposite side, at most its size)."""
+    position = account.position_size(instrument)
+    return position != 0 and (position > 0) != (side > 0) and size <= abs(position)
 
 
 def execute(state: ExchangeState, spec, account, side: int, price: int, size: int, order_id: int,
@@ -131,7 +149,7 @@ def execute(state: ExchangeState, spec, account, side: int, price: int, size: in
     accounts = state.accounts
 
     def on_fill(maker: Order, lots: int) -> None:
-        events.append(settle_fill(state, spec, maker, account, side, lots, order_id, fee_ppm))
+        events.append(settle_fill(state, spec, maker, account, side, lots, order_id, fee_ppm, events))
         maker_account = accounts[maker.account]
         if maker_account.open.get(instrument) is not None:
             enforce_reduce_only(state, maker_account, instrument, events)

@@ -1,0 +1,425 @@
+"""Liquidation engine: detection, order cancellation, partial liquidation against the book,
+insurance fund, option backstop; auto-deleveraging is in deleveraging.py.
+
+Source: exchange-rules.md "Liquidation, insurance fund, deleveraging" (dYdX v4 formulas,
+liquidation_rules.py); account figures are ``health.Margin.health`` (exact integers).
+
+Detection (when): after every accepted ``OracleUpdate`` and every clock tick that moved a
+mark, a funding index or cash (:func:`screen`: all accounts at once with
+``revalue.revalue_all``, then each candidate confirmed exactly), and after every command
+whose fills touched an oracle-governed market (:func:`check_after_fills`: the accounts of
+its trades). Accounts touched by liquidation fills or deleveraging are checked in turn.
+Only accounts whose every position is in an oracle-governed, non-halted underlying
+(clock.is_live) are liquidated: no liquidation on a stale price, and never on the operator
+feed's prices. The fee account (0) and the insurance fund (1) are never liquidated.
+
+Per account (``liquidate_account``), with liquidatable ⟺ MM > 0 and equity < MM:
+
+1. ``LiquidationStarted``; cancel all its open orders (``CancelReason.LIQUIDATION``);
+   recheck. Settle the funding of all its positions (funding_engine.settle_account).
+2. Positions in order — perpetuals, short options, long options (each by instrument id) —
+   each closed in steps while the account stays liquidatable. A step is an IOC order
+   against the book, walked here level by level (best first, FIFO), that pays no taker fee:
+   - limit: perps the fillable price ``fillable_price(size, mark, PMMR, TNC, TMMR)``
+     (a sell rounds up, a buy down to a tick); options mark ± penalty with penalty =
+     ⌈option_liquidation_penalty · per-contract MM⌉ (the MM of a short contract,
+     mark + 0.075·S, for both sides), a buy's limit rounded down, a sell's up, ≥ one tick;
+   - size: at most ``step_notional_limit(|N|)`` notional at the mark and at most the
+     account's unused ``liquidation_cap_per_second`` in the current second (ts // 1000),
+     in lots rounded down;
+   - each fill: quote q (cash received, negative when buying), ΔNNV (the change of the
+     position's value as equity counts it), ΔMMR = −PMMR · lots / |size at the step's
+     start| (truncated), bankruptcy quote b = ``bankruptcy_quote(ΔNNV, TNC, ΔMMR, TMMR)``,
+     ``settle_liquidation_fill(q, b)`` → fee to the insurance fund or payout from it.
+     A fill whose payout the fund cannot afford (cash, and equity if it holds positions)
+     is cut to what it can afford; nothing affordable ends the book path (dYdX: the
+     insurance fund must cover a liquidation below bankruptcy). TNC and TMMR are carried
+     forward through the step's fills: TNC += ΔNNV + q + payout − fee, TMMR += ΔMMR.
+   PMMR is the position's own requirement in standard mode (perp ⌈|N|·MMF⌉, short option
+   per-contract MM, long option 0) and TMMR − MM(account without it) in portfolio mode.
+3. An option position the book could not absorb goes to the backstop account — the
+   insurance fund — at the step's limit price, split the same way (``BackstopTransfer``).
+4. If equity is still negative: deleveraging (deleveraging.py); a debt left with no
+   position is paid by the fund as far as it can (``InsuranceCovered``).
+5. ``LiquidationEnded`` (still liquidatable when the book lacked liquidity within the
+   limits or the cap was reached: the next detection continues).
+
+Conservation: every cash movement here has its counterpart (maker, fund, fee account), so
+Σ cash is unchanged; positions move only in fills, transfers and deleveraging, each between
+two accounts.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from clearway.domain.accounts import Account, MarginMode
+from clearway.domain.errors import CancelReason
+from clearway.domain.events import (
+    BackstopTransfer, Event, InsuranceCovered, LiquidationEnded, LiquidationFill, LiquidationStarted, Trade,
+)
+from clearway.domain.fills import change_position, settle_fill
+from clearway.domain.genesis import FEE_ACCOUNT, INSURANCE_FUND
+from clearway.domain.handlers.common import cancel_resting, enforce_reduce_only
+from clearway.domain.instruments import Kind
+from clearway.domain.liquidation_rules import (
+    bankruptcy_quote, fillable_price, settle_liquidation_fill, step_notional_limit,
+)
+from clearway.domain.units import PPM, ceil_div
+
+if TYPE_CHECKING:
+    from clearway.domain.health import AccountHealth
+    from clearway.domain.state import ExchangeState
+
+MAX_PASSES = 3
+"""Times one account may be liquidated in one command (it can be touched again by another
+account's liquidation fills)."""
+
+SCREEN_SLACK = 10_000
+"""micro-USDC: the screen flags accounts within this of maintenance margin (the batch
+revaluation agrees with ``health`` to a few micro-USDC); ``health`` decides."""
+
+
+# -- detection -------------------------------------------------------------------------
+def check_after_fills(state: ExchangeState, ts: int, events: list[Event]) -> None:
+    """Check the accounts of the ``Trade`` events in ``events`` (a command's fills)."""
+    touched: set[int] = set()
+    for event in events:
+        if type(event) is Trade:
+            touched.add(event.maker_account)
+            touched.add(event.taker_account)
+    run(state, sorted(touched), ts, events)
+
+
+def screen(state: ExchangeState, ts: int, events: list[Event]) -> None:
+    """Screen every account after a price change and liquidate the liquidatable ones.
+
+    ``revalue_all`` over all accounts (float64, within micro-USDC of ``health``) picks the
+    candidates with equity − MM < ``SCREEN_SLACK`` and MM > 0; each is confirmed with
+    ``health``. If the batch cannot price some account, every account with positions is a
+    candidate."""
+    if not any(u not in state.halted for u in state.oracle_last):
+        return
+    from clearway.domain.revalue import PositionMatrix, revalue_all
+
+    try:
+        matrix = PositionMatrix.from_state(state)
+        if not matrix.accounts.size:
+            return
+        figures = revalue_all(state, matrix)
+        flagged = (figures.maintenance_margin > 0) & (figures.equity - figures.maintenance_margin < SCREEN_SLACK)
+        candidates = figures.accounts[np.flatnonzero(flagged)].tolist()
+    except KeyError:
+        candidates = [i for i, a in state.accounts.items() if i >= 2 and a.positions]
+    if candidates:
+        run(state, sorted(int(i) for i in candidates), ts, events)
+
+
+def run(state: ExchangeState, account_ids: list[int], ts: int, events: list[Event]) -> None:
+    """Liquidate each of ``account_ids`` that is liquidatable, then the accounts their
+    liquidations touched, in a deterministic order (FIFO, each at most MAX_PASSES times)."""
+    queue = deque(account_ids)
+    queued = set(account_ids)
+    passes: dict[int, int] = {}
+    while queue:
+        account_id = queue.popleft()
+        queued.discard(account_id)
+        passes[account_id] = passes.get(account_id, 0) + 1
+        for other in sorted(liquidate_account(state, account_id, ts, events)):
+            if other not in queued and passes.get(other, 0) < MAX_PASSES:
+                queue.append(other)
+                queued.add(other)
+
+
+def liquidatable(health: AccountHealth | None) -> bool:
+    """MM > 0 and equity < MM (exchange-rules.md "Standard margin")."""
+    return health is not None and health.maintenance_margin > 0 and health.equity < health.maintenance_margin
+
+
+def eligible(state: ExchangeState, account: Account) -> bool:
+    """Every position of the account is in an oracle-governed underlying that is not halted."""
+    oracle, halted, instruments = state.oracle_last, state.halted, state.instruments
+    for instrument in account.positions:
+        underlying = instruments[instrument].underlying
+        if underlying not in oracle or underlying in halted:
+            return False
+    return True
+
+
+# -- one account -------------------------------------------------------------------------
+def liquidate_account(state: ExchangeState, account_id: int, ts: int, events: list[Event]) -> set[int]:
+    """Liquidate ``account_id`` if it is liquidatable (module docstring). Returns the other
+    accounts whose positions changed (to be checked in turn)."""
+    from clearway.domain import funding_engine
+    from clearway.domain.deleveraging import deleverage
+
+    touched: set[int] = set()
+    account = state.accounts.get(account_id)
+    if account_id < 2 or account is None or not account.positions or not eligible(state, account):
+        return touched
+    margin = state.margin
+    health = margin.health(account)
+    if not liquidatable(health):
+        return touched
+    events.append(LiquidationStarted(account_id, health.equity, health.maintenance_margin))
+    for order_id in sorted(account.orders):
+        cancel_resting(state, account.orders[order_id], CancelReason.LIQUIDATION, events)
+    health = margin.health(account)
+    if liquidatable(health):
+        funding_engine.settle_account(state, account, events)
+        _close_positions(state, account, ts, events, touched)
+        health = margin.health(account)
+        if health is not None and health.equity < 0:
+            deleverage(state, account, events, touched)
+        if not account.positions and account.cash < 0:
+            cover = min(-account.cash, fund_available(state))
+            if cover > 0:
+                state.accounts[INSURANCE_FUND].cash -= cover
+                account.cash += cover
+                events.append(InsuranceCovered(account_id, cover))
+        health = margin.health(account)
+    touched.discard(account_id)
+    touched.discard(FEE_ACCOUNT)
+    touched.discard(INSURANCE_FUND)
+    if health is None:
+        events.append(LiquidationEnded(account_id, 0, 0, False))
+    else:
+        events.append(LiquidationEnded(account_id, health.equity, health.maintenance_margin, liquidatable(health)))
+    return touched
+
+
+def _close_positions(state: ExchangeState, account: Account, ts: int, events: list[Event], touched: set[int]) -> None:
+    """Steps 2 and 3: book steps per position, then the option backstop."""
+    instruments = state.instruments
+    perps, shorts, longs = [], [], []
+    for instrument in sorted(account.positions):
+        spec = instruments[instrument]
+        if spec.kind == Kind.PERPETUAL:
+            perps.append(instrument)
+        elif account.positions[instrument].size < 0:
+            shorts.append(instrument)
+        else:
+            longs.append(instrument)
+    margin = state.margin
+    for instrument in (*perps, *shorts, *longs):
+        while instrument in account.positions:
+            health = margin.health(account)
+            if not liquidatable(health):
+                return
+            if not _book_step(state, account, instrument, health, ts, events, touched):
+                break
+        if instrument in account.positions and instruments[instrument].kind == Kind.OPTION:
+            health = margin.health(account)
+            if not liquidatable(health):
+                return
+            _backstop(state, account, instrument, health, events)
+
+
+# -- pricing of one position -------------------------------------------------------------
+def position_value(state: ExchangeState, account: Account, spec, size: int, mark: int) -> int:
+    """The position's contribution to equity at ``mark`` (micro-USDC, rounded down): size ·
+    mark, except long options in standard mode, which count 0."""
+    if spec.kind == Kind.OPTION and size > 0 and account.margin_mode is not MarginMode.PORTFOLIO:
+        return 0
+    return size * mark // spec.size_scale
+
+
+def position_mmr(state: ExchangeState, account: Account, instrument: int, health: AccountHealth) -> int:
+    """PMMR: the maintenance requirement of one position (micro-USDC). Standard mode: its own
+    requirement (options per contract, without the expiry cap); portfolio mode: TMMR minus
+    the MM of the account without it (its positions dict is restored in its order)."""
+    margin = state.margin
+    spec = state.instruments[instrument]
+    size = account.positions[instrument].size
+    if account.margin_mode is not MarginMode.PORTFOLIO:
+        return margin._requirement(spec, state.marks[instrument], size, False)
+    saved = dict(account.positions)
+    del account.positions[instrument]
+    try:
+        without = margin.health(account)
+    finally:
+        account.positions.clear()
+        account.positions.update(saved)
+    if without is None:
+        return health.maintenance_margin
+    return max(health.maintenance_margin - without.maintenance_margin, 0)
+
+
+def limit_price(state: ExchangeState, spec, size: int, mark: int, pmmr: int, tnc: int, tmmr: int) -> int:
+    """The worst price a liquidation of ``size`` lots may trade at (module docstring, step 2)."""
+    genesis = state.genesis
+    tick = spec.tick_size
+    if spec.kind == Kind.PERPETUAL:
+        return fillable_price(size, mark, spec.size_scale, pmmr, tnc, tmmr, tick, genesis.liquidation_smmr_ppm,
+                              genesis.liquidation_ba_ppm)
+    spot = state.index[spec.underlying]
+    contract_mm = mark + ceil_div(spot * genesis.option_mm_ppm, PPM)
+    penalty = ceil_div(contract_mm * genesis.option_liquidation_penalty_ppm, PPM)
+    if size < 0:  # buy back a short: at most mark + penalty, rounded down to a tick
+        return max((mark + penalty) // tick * tick, tick)
+    return max(ceil_div(mark - penalty, tick) * tick, tick)  # sell a long: at least mark − penalty
+
+
+def fund_available(state: ExchangeState) -> int:
+    """What the insurance fund can pay now (micro-USDC ≥ 0): its cash, and no more than its
+    equity when it holds (backstopped) positions."""
+    fund = state.accounts[INSURANCE_FUND]
+    available = fund.cash
+    if fund.positions:
+        health = state.margin.health(fund)
+        available = min(available, health.equity) if health is not None else 0
+    return max(available, 0)
+
+
+class _Split:
+    """One liquidation fill's figures (micro-USDC); see the module docstring."""
+
+    __slots__ = ("lots", "quote", "dnnv", "dmmr", "bankruptcy", "fee", "payout")
+
+    def __init__(self, lots, quote, dnnv, dmmr, bankruptcy, fee, payout) -> None:
+        self.lots, self.quote, self.dnnv, self.dmmr = lots, quote, dnnv, dmmr
+        self.bankruptcy, self.fee, self.payout = bankruptcy, fee, payout
+
+
+def split_fill(state: ExchangeState, account: Account, spec, side: int, lots: int, price: int, size_now: int,
+               mark: int, pmmr: int, size0: int, tnc: int, tmmr: int) -> _Split:
+    """Figures of a liquidation fill of ``lots`` at ``price`` (side +1 buys)."""
+    scale = spec.size_scale
+    quote = -side * (lots * price // scale)
+    dnnv = position_value(state, account, spec, size_now + side * lots, mark) - \
+        position_value(state, account, spec, size_now, mark)
+    dmmr = -(pmmr * lots // size0) if size0 else 0
+    bankruptcy = bankruptcy_quote(dnnv, tnc, dmmr, tmmr)
+    fee, payout = settle_liquidation_fill(quote, bankruptcy, state.genesis.liquidation_fee_ppm)
+    return _Split(lots, quote, dnnv, dmmr, bankruptcy, fee, payout)
+
+
+def affordable(state: ExchangeState, account: Account, spec, side: int, lots: int, price: int, size_now: int,
+               mark: int, pmmr: int, size0: int, tnc: int, tmmr: int, available: int,
+               fund_is_counterparty: bool = False) -> _Split | None:
+    """The fill of ``lots`` (or of the most lots below it, in size increments) that the
+    insurance fund can afford: its net outflow payout − fee (+ the quote when the fund is
+    also the counterparty, as in a backstop transfer) ≤ ``available``; None when not even
+    one increment is affordable."""
+
+    def outflow(split: _Split) -> int:
+        return split.payout - split.fee + (split.quote if fund_is_counterparty else 0)
+
+    split = split_fill(state, account, spec, side, lots, price, size_now, mark, pmmr, size0, tnc, tmmr)
+    if outflow(split) <= available:
+        return split
+    step = spec.size_increment
+    lo, hi = 0, lots // step  # in increments: hi is not affordable
+    best = None
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        candidate = split_fill(state, account, spec, side, mid * step, price, size_now, mark, pmmr, size0, tnc,
+                               tmmr)
+        if outflow(candidate) <= available:
+            lo, best = mid, candidate
+        else:
+            hi = mid
+    return best
+
+
+# -- steps ---------------------------------------------------------------------------------
+def _book_step(state: ExchangeState, account: Account, instrument: int, health: AccountHealth, ts: int,
+               events: list[Event], touched: set[int]) -> int:
+    """One liquidation step of one position against the book; returns the lots filled."""
+    genesis = state.genesis
+    spec = state.instruments[instrument]
+    scale = spec.size_scale
+    size = account.positions[instrument].size
+    side = -1 if size > 0 else 1
+    mark = state.marks[instrument]
+    tnc, tmmr = health.equity, health.maintenance_margin
+    pmmr = position_mmr(state, account, instrument, health)
+    limit = limit_price(state, spec, size, mark, pmmr, tnc, tmmr)
+    second = ts // 1000
+    if state.liquidation_second != second:
+        state.liquidation_second = second
+        state.liquidation_used.clear()
+    used = state.liquidation_used.get(account.account_id, 0)
+    room = min(step_notional_limit(abs(size) * mark // scale, genesis.liquidation_min_step,
+                                   genesis.liquidation_step_ppm),
+               genesis.liquidation_cap_per_second - used)
+    if room <= 0:
+        return 0
+    wanted = abs(size) if mark <= 0 else min(abs(size), room * scale // mark)
+    wanted -= wanted % spec.size_increment
+    if wanted <= 0:
+        return 0
+    book = state.books[instrument]
+    fund = state.accounts[INSURANCE_FUND]
+    available = fund_available(state)
+    size0 = abs(size)
+    filled = 0
+    while filled < wanted:
+        if side > 0:
+            if not book.ask_keys or -book.ask_keys[-1] > limit:
+                break
+            maker = book.asks[-book.ask_keys[-1]].head
+        else:
+            if not book.bid_prices or book.bid_prices[-1] < limit:
+                break
+            maker = book.bids[book.bid_prices[-1]].head
+        if maker.account == account.account_id:  # cannot happen (its orders were cancelled)
+            break
+        size_now = account.positions[instrument].size
+        split = affordable(state, account, spec, side, min(maker.remaining, wanted - filled), maker.price, size_now,
+                           mark, pmmr, size0, tnc, tmmr, available)
+        if split is None:
+            break
+        lots = split.lots
+        if lots == maker.remaining:
+            book.remove(maker)
+            maker.remaining = 0
+        else:
+            book.reduce(maker, lots)
+        trade = settle_fill(state, spec, maker, account, side, lots, 0, 0, events)
+        events.append(trade)
+        account.cash += split.payout - split.fee
+        fund.cash += split.fee - split.payout
+        available += split.fee - split.payout
+        events.append(LiquidationFill(account.account_id, instrument, trade.trade_id, side, lots, maker.price, limit,
+                                      split.quote, split.bankruptcy, split.fee, split.payout))
+        tnc += split.dnnv + split.quote + split.payout - split.fee
+        tmmr += split.dmmr
+        filled += lots
+        touched.add(maker.account)
+        maker_account = state.accounts[maker.account]
+        if maker_account.open.get(instrument) is not None:
+            enforce_reduce_only(state, maker_account, instrument, events)
+    if filled:
+        state.liquidation_used[account.account_id] = used + filled * mark // scale
+    return filled
+
+
+def _backstop(state: ExchangeState, account: Account, instrument: int, health: AccountHealth,
+              events: list[Event]) -> None:
+    """Step 3: transfer an option position the book could not absorb to the insurance fund
+    at the step's limit price (as much as the fund can afford)."""
+    spec = state.instruments[instrument]
+    size = account.positions[instrument].size
+    side = -1 if size > 0 else 1
+    mark = state.marks[instrument]
+    tnc, tmmr = health.equity, health.maintenance_margin
+    pmmr = position_mmr(state, account, instrument, health)
+    price = limit_price(state, spec, size, mark, pmmr, tnc, tmmr)
+    fund = state.accounts[INSURANCE_FUND]
+    split = affordable(state, account, spec, side, abs(size), price, size, mark, pmmr, abs(size), tnc, tmmr,
+                       fund_available(state), fund_is_counterparty=True)
+    if split is None:
+        return
+    lots = split.lots
+    account.cash += split.quote
+    fund.cash -= split.quote
+    change_position(account, instrument, side * lots, price, 0)
+    change_position(fund, instrument, -side * lots, price, 0)
+    account.cash += split.payout - split.fee
+    fund.cash += split.fee - split.payout
+    events.append(BackstopTransfer(account.account_id, instrument, side, lots, price, split.quote, split.bankruptcy,
+                                   split.fee, split.payout))

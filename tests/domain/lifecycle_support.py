@@ -1,0 +1,47 @@
+"""Helpers for the market-lifecycle tests: reporters, a genesis with the signed oracle, and
+oracle updates signed at the harness clock."""
+
+from __future__ import annotations
+
+from clearway.domain.commands import OracleUpdate
+from clearway.domain.genesis import GenesisConfig
+from clearway.domain.instruments import InstrumentSpec, Kind
+from clearway.domain.market import ExpiryData
+from clearway.domain.oracle import sign_report
+from support import TICK, Exchange, usd
+
+KEYS = [bytes([i + 1]) * 32 for i in range(4)]
+REPORTERS = [sign_report(k, "BTC", 0, 1, 0).reporter for k in KEYS]
+HOUR = 3_600_000
+MINUTE = 60_000
+
+
+def lifecycle_perp(instrument_id: int = 0, imf_ppm: int = 50_000, mmf_ppm: int = 30_000,
+                   maker_fee_ppm: int = 0, taker_fee_ppm: int = 0) -> InstrumentSpec:
+    return InstrumentSpec(instrument_id, "BTC", Kind.PERPETUAL, tick_size=TICK, size_decimals=4,
+                          size_increment=1, min_size=1, maker_fee_ppm=maker_fee_ppm, taker_fee_ppm=taker_fee_ppm,
+                          imf_ppm=imf_ppm, mmf_ppm=mmf_ppm)
+
+
+def lifecycle_genesis(instruments=None, **overrides) -> GenesisConfig:
+    """Four reporters, quorum 3; ``overrides`` set any other genesis field."""
+    fields = dict(instruments=instruments if instruments is not None else [lifecycle_perp()],
+                  oracle_reporters=list(REPORTERS), oracle_quorum=3)
+    fields.update(overrides)
+    return GenesisConfig(**fields)
+
+
+def reports(ex: Exchange, price_usd: float, stable: int = 1_000_000, expiries: tuple[ExpiryData, ...] = (),
+            keys=KEYS, ts: int | None = None, prices=None):
+    ts = ex.ts if ts is None else ts
+    prices = prices or [usd(price_usd)] * len(keys)
+    return tuple(sign_report(k, "BTC", ts, p, stable, expiries) for k, p in zip(keys, prices))
+
+
+def oracle(ex: Exchange, price_usd: float, **kw):
+    """Apply an OracleUpdate signed by all four reporters at the harness clock."""
+    return ex.run(OracleUpdate, underlying="BTC", reports=reports(ex, price_usd, **kw))
+
+
+def advance(ex: Exchange, ms: int) -> None:
+    ex.ts += ms
