@@ -44,8 +44,8 @@ def add_verifier_parsers(subparsers) -> None:
     verifier.add_argument("--genesis", metavar="FILE", help="genesis config (JSON or MessagePack); its keccak "
                           "must be the vault's")
     verifier.add_argument("--data-dir", default=DEFAULT_DATA_DIR, metavar="DIR", help="the verifier's own state")
-    verifier.add_argument("--board", metavar="DIR", help="shared attestation board directory (default: "
-                          "DATA_DIR/board)")
+    verifier.add_argument("--board", metavar="DIR", help="attestation board directory, shared by the vault's "
+                          "verifiers (and the batcher) so that k signatures meet (default: DATA_DIR/board)")
     verifier.add_argument("--oracle", metavar="FILE", help="oracle rules as JSON (reporters, quorum, …)")
     verifier.add_argument("--require-oracle", action="store_true", help="refuse prices without signed reports")
     verifier.add_argument("--from-block", type=int, default=0, metavar="N", help="the vault's deployment block")
@@ -100,8 +100,9 @@ def _out(obj: Any, as_json: bool) -> None:
                     sys.stdout.write(f"{'alarm':>22}: {name}: {code}\n")
             elif isinstance(value, list):
                 for alarm in value:
-                    sys.stdout.write(f"{'alarm':>22}: batch {alarm['batch_number']} {alarm['code']} "
-                                     f"seq {alarm['seq']}: {alarm['message']}\n")
+                    where = f" at seq {alarm['seq']}" if alarm["seq"] is not None else ""
+                    sys.stdout.write(f"{'alarm':>22}: batch {alarm['batch_number']} {alarm['code']}{where}: "
+                                     f"{alarm['message']}\n")
 
 
 def _fail(command: str, message: str, status: int = 2) -> int:

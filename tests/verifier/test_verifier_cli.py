@@ -73,6 +73,31 @@ def _oracle_file(tmp_path, s):
     return path
 
 
+def test_separate_verifier_processes_meet_on_a_board_directory_and_finalise(tmp_path, monkeypatch, capsys):
+    s = scenario(tmp_path)
+    try:
+        monkeypatch.setattr("clearway.chain.backend.open_chain", lambda url=None, **kw: s.drill.chain)
+        genesis = tmp_path / "genesis.json"
+        genesis.write_bytes(msgspec.json.encode(s.drill.genesis))
+        s.deposit("alice", 1_000 * USDC)
+        s.seq.credit_deposits()
+        s.set_prices()
+        s.seq.batch()  # the scenario's own verifiers never sync
+        board = tmp_path / "shared-board"
+        finalised = []
+        for i in (0, 1):
+            key = _key_file(tmp_path, s.drill.verifier_keys[i], f"v{i}.key")
+            argv = ["verifier", "--rpc-url", "http://node", "--vault", s.client.address, "--key", str(key),
+                    "--genesis", str(genesis), "--data-dir", str(tmp_path / f"process{i}"), "--board", str(board),
+                    "--from-block", str(s.start_block), "--once"]
+            assert run_cli(argv) == 0
+            finalised.append(s.client.finalised_count())
+        assert finalised == [0, 1]  # one signature is not enough; the second process finalises
+        assert "finalised batch 1" in capsys.readouterr().out
+    finally:
+        s.close()
+
+
 def test_verifier_without_its_arguments_or_state_says_so(tmp_path, capsys):
     assert run_cli(["verifier", "--once"]) == 2
     assert "missing --rpc-url" in capsys.readouterr().err
