@@ -3,17 +3,19 @@ oracle updates signed at the harness clock."""
 
 from __future__ import annotations
 
-from clearway.domain.commands import OracleUpdate
+from clearway.domain.commands import Deposit, OracleUpdate
 from clearway.domain.genesis import GenesisConfig
 from clearway.domain.instruments import InstrumentSpec, Kind
 from clearway.domain.market import ExpiryData
 from clearway.domain.oracle import sign_report
-from support import TICK, Exchange, usd
+from clearway.domain.orders import BUY, SELL
+from support import BTC, TICK, Exchange, usd
 
 KEYS = [bytes([i + 1]) * 32 for i in range(4)]
 REPORTERS = [sign_report(k, "BTC", 0, 1, 0).reporter for k in KEYS]
 HOUR = 3_600_000
 MINUTE = 60_000
+FUND_OWNER = "0x" + "00" * 19 + "01"
 
 
 def lifecycle_perp(instrument_id: int = 0, imf_ppm: int = 50_000, mmf_ppm: int = 30_000,
@@ -45,3 +47,37 @@ def oracle(ex: Exchange, price_usd: float, **kw):
 
 def advance(ex: Exchange, ms: int) -> None:
     ex.ts += ms
+
+
+def liquidation_exchange(perp=None, **overrides) -> Exchange:
+    ex = Exchange(lifecycle_genesis(instruments=[perp or lifecycle_perp()], **overrides))
+    return ex
+
+
+def fund(ex: Exchange, amount: int) -> None:
+    ex._deposit_id += 1
+    ex.run(Deposit, owner=FUND_OWNER, amount=amount, deposit_id=ex._deposit_id)
+
+
+def of_kind(events, kind):
+    return [e for e in events if isinstance(e, kind)]
+
+
+def assert_conserved(ex: Exchange) -> None:
+    state = ex.state
+    assert sum(a.cash for a in state.accounts.values()) == state.total_deposits - state.total_withdrawals
+    assert sum(a.position_size(0) for a in state.accounts.values()) == 0
+
+
+def bankrupt_short(ex: Exchange) -> tuple[int, int]:
+    """Short −1 BTC with cash 54,999 and a long +1 BTC with cash 50,000 (the ADL example)."""
+    short = ex.deposit(0xA1, usd(4_999))
+    long = ex.deposit(0xB2, usd(100_000))
+    oracle(ex, 50_000)
+    ex.place(long, BUY, BTC, usd(50_000))
+    ex.place(short, SELL, BTC, usd(50_000))
+    assert (ex.cash(short), ex.cash(long)) == (usd(54_999), usd(50_000))
+    advance(ex, 1_000)
+    return short, long
+
+
