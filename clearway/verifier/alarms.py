@@ -31,9 +31,8 @@ class AlarmCode(IntEnum):
     # authorisation 82xx: a SIGNED command that its account's owner did not sign
     BAD_SIGNATURE = 8201
     NONCE_REUSED = 8202
-    # oracle 83xx: a price command not backed by a quorum of signed reports
+    # oracle 83xx: prices not from a quorum of signed reports
     ORACLE_NO_QUORUM = 8301
-    ORACLE_MISMATCH = 8302
     ORACLE_MISSING = 8303
     ORACLE_REJECTED = 8304
     # L1 inclusion 84xx: deposits and forced withdrawals, in order and in time
@@ -165,12 +164,9 @@ class VerifierStats:
 
     commands : all commands replayed; signed_commands / operator_attested : account
     commands with an EIP-712 signature / through an API-key session (trusted to the
-    operator, DESIGN.md "Trust model"); oracle_updates : the domain's oracle-update
-    commands (``apply()`` checks their reports); oracle_backed_prices / operator_prices :
-    price commands backed by a quorum of signed reports in the evidence annex / without
-    reports; oracle_reports and oracle_reports_rejected : reports carried and reports of the
-    annex that did not count (bad signature, stale, unknown reporter…; the update may still
-    reach quorum); deposits,
+    operator, DESIGN.md "Trust model"); oracle_updates / oracle_reports : the domain's
+    oracle-update commands and the signed reports they carry (``apply()`` checks them);
+    operator_prices : price commands signed by nobody; deposits,
     forced_served : L1 inclusions checked.
     """
 
@@ -179,10 +175,8 @@ class VerifierStats:
     signed_commands: int = 0
     operator_attested: int = 0
     oracle_updates: int = 0
-    oracle_backed_prices: int = 0
-    operator_prices: int = 0
     oracle_reports: int = 0
-    oracle_reports_rejected: int = 0
+    operator_prices: int = 0
     deposits: int = 0
     forced_served: int = 0
     trades: int = 0

@@ -3,7 +3,7 @@
 ::
 
     clearway verifier --rpc-url URL --vault ADDRESS --key KEYFILE --genesis FILE
-                      [--data-dir DIR] [--board DIR] [--oracle FILE] [--require-oracle]
+                      [--data-dir DIR] [--board DIR] [--require-oracle]
                       [--from-block N] [--deposit-window BLOCKS] [--interval S] [--once]
                       [--no-finalise] [--no-freeze]
     clearway verifier status [--data-dir DIR] [--rpc-url URL --vault ADDRESS] [--json]
@@ -46,8 +46,8 @@ def add_verifier_parsers(subparsers) -> None:
     verifier.add_argument("--data-dir", default=DEFAULT_DATA_DIR, metavar="DIR", help="the verifier's own state")
     verifier.add_argument("--board", metavar="DIR", help="attestation board directory, shared by the vault's "
                           "verifiers (and the batcher) so that k signatures meet (default: DATA_DIR/board)")
-    verifier.add_argument("--oracle", metavar="FILE", help="oracle rules as JSON (reporters, quorum, …)")
-    verifier.add_argument("--require-oracle", action="store_true", help="refuse prices without signed reports")
+    verifier.add_argument("--require-oracle", action="store_true",
+                          help="refuse operator prices: every price must come from signed oracle reports")
     verifier.add_argument("--from-block", type=int, default=0, metavar="N", help="the vault's deployment block")
     verifier.add_argument("--deposit-window", type=int, default=7_200, metavar="BLOCKS",
                           help="blocks within which a deposit must be included (0: no deadline)")
@@ -122,15 +122,14 @@ def run_verifier_command(args: argparse.Namespace) -> int:
     from clearway.chain.backend import open_chain
     from clearway.chain.errors import ChainError
     from clearway.verifier.board import DirectoryBoard
-    from clearway.verifier.connect import attach_vault, load_genesis, load_key, load_oracle
+    from clearway.verifier.connect import attach_vault, load_genesis, load_key
     from clearway.verifier.verifier import Verifier, VerifierConfig, VerifierError
 
     try:
         key = load_key(args.key)
         genesis = load_genesis(args.genesis)
-        oracle = load_oracle(args.oracle) if args.oracle else None
         client = attach_vault(open_chain(args.rpc_url), args.vault)
-        config = VerifierConfig(oracle=oracle, require_oracle=args.require_oracle,
+        config = VerifierConfig(require_oracle=args.require_oracle,
                                 deposit_window_blocks=args.deposit_window or None, finalise=not args.no_finalise,
                                 freeze_overdue=not args.no_freeze, start_block=args.from_block)
         board = DirectoryBoard(Path(args.board) if args.board else Path(args.data_dir) / "board")

@@ -1,5 +1,5 @@
 """Reaching an existing deployment from the command line: the vault at an address, a key
-from a file, the genesis config from a file, the oracle rules from a file."""
+from a file, the genesis config from a file."""
 
 from __future__ import annotations
 
@@ -14,7 +14,6 @@ from eth_account.signers.local import LocalAccount
 from clearway.chain.backend import Chain
 from clearway.chain.vault import VaultClient
 from clearway.domain.genesis import GenesisConfig
-from clearway.domain.oracle import OracleParams
 
 KEY_PASSWORD_ENV = "CLEARWAY_KEY_PASSWORD"
 
@@ -52,11 +51,3 @@ def load_genesis(path: Path | str) -> GenesisConfig:
     if data.lstrip().startswith(b"{"):
         return msgspec.json.decode(data, type=GenesisConfig)
     return GenesisConfig.decode(data)
-
-
-def load_oracle(path: Path | str) -> OracleParams:
-    """Oracle rules from JSON: ``{"reporters": ["0x…", …], "quorum": 3, …}`` (the fields of
-    :class:`~clearway.domain.oracle.OracleParams`; reporters lower-cased)."""
-    obj = json.loads(Path(path).read_text())
-    obj["reporters"] = tuple(r.lower() for r in obj["reporters"])
-    return OracleParams(**obj)

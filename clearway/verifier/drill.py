@@ -1,20 +1,23 @@
 """``clearway verifier drill``: honest batches are attested; seven lies never finalise.
 
 On one fresh embedded chain, with three verifiers (threshold 2) that share an attestation
-board and finalise by themselves, and oracle rules of four reporters with quorum 3:
+board, finalise by themselves and accept no operator prices, and a genesis config whose
+oracle has four reporters and quorum 3:
 
 - every scenario deploys its own vault (a refused batch blocks its vault for good: batch
   n + 1 must chain onto batch n's root, so one vault can show only one lie) and runs the
-  same honest prefix — batch 1: deposits and oracle-backed prices; batch 2: trades from
-  EIP-712-signed and API-key (operator-attested) orders, a signed withdrawal, a forced
-  withdrawal served, a price update — each synced by the verifiers and finalised;
+  same honest prefix — batch 1: deposits and signed oracle updates (``OracleUpdate``);
+  batch 2: trades from EIP-712-signed and API-key (operator-attested) orders, a signed
+  withdrawal, a forced withdrawal served, oracle updates — each synced by the verifiers
+  and finalised;
 - then the sequencer lies once, as batch 3, and posts batch 4 on top of it:
 
   a. a root that credits its own (fee) account 1,000,000 USDC;
   b. batch data that does not produce the posted root (an order's size doubled);
   c. data that cannot be decoded;
   d. an order in a user's account signed with the sequencer's key;
-  e. a price update backed by two genuine reports and a forged one (quorum 3);
+  e. an oracle update with two genuine reports and a forged one (quorum 3), which
+     ``apply()`` rejects, and a root as if it had moved the price;
   f. a deposit included while the one before it is skipped (the root credits it);
   g. a forced withdrawal ignored: batches keep coming without it; one verifier is restarted
      from its data directory; past the deadline the verifiers raise FORCED_OVERDUE and
@@ -43,15 +46,14 @@ from clearway.commitment import escape_value
 from clearway.commitment.authorisation import OPERATOR
 from clearway.commitment.batch import encode_batch
 from clearway.commitment.exchange_state import committed_genesis_hash
-from clearway.domain.commands import CancelAll, Deposit, PlaceOrder, SetMarkPrices, Withdraw
+from clearway.domain.commands import CancelAll, Deposit, OracleUpdate, PlaceOrder, Withdraw
 from clearway.domain.genesis import FEE_ACCOUNT, GenesisConfig
 from clearway.domain.instruments import InstrumentSpec, Kind
-from clearway.domain.oracle import OracleParams, sign_report
+from clearway.domain.oracle import sign_report
 from clearway.domain.orders import TimeInForce
 from clearway.verifier.board import MemoryBoard
 from clearway.verifier.drill_sequencer import DrillSequencer, PreparedBatch
 from clearway.verifier.escape import EscapeTool
-from clearway.verifier.oracle_evidence import encode_with_evidence
 from clearway.verifier.verifier import Verifier, VerifierConfig
 
 USDC = 1_000_000
@@ -69,13 +71,14 @@ ATTEMPTS = {
 }
 
 
-def drill_genesis(fee_owner: str, insurance_owner: str) -> GenesisConfig:
-    """BTC-PERP and ETH-PERP (tick 0.1 USDC, lot 0.0001, maker −1 bp, taker 5 bp)."""
+def drill_genesis(fee_owner: str, insurance_owner: str, reporters: tuple[str, ...] = ()) -> GenesisConfig:
+    """BTC-PERP and ETH-PERP (tick 0.1 USDC, lot 0.0001, maker −1 bp, taker 5 bp); the
+    oracle's ``reporters`` (addresses) with quorum 3."""
     specs = [InstrumentSpec(i, u, Kind.PERPETUAL, tick_size=TICK, size_decimals=4, size_increment=1, min_size=1,
                             maker_fee_ppm=-100, taker_fee_ppm=500, imf_ppm=50_000, mmf_ppm=30_000)
              for i, u in enumerate(PRICES)]
     return GenesisConfig(fee_account_owner=fee_owner.lower(), insurance_fund_owner=insurance_owner.lower(),
-                         instruments=specs)
+                         instruments=specs, oracle_reporters=[r.lower() for r in reporters], oracle_quorum=3)
 
 
 @dataclass
@@ -114,9 +117,9 @@ class Drill:
         self.verifier_keys = [chain.new_account(f"verifier{i}") for i in range(3)]
         self.reporters = [chain.new_account(f"reporter{i}") for i in range(4)]
         self.users = {name: chain.new_account(name) for name in ("maker", "alice", "bob", "carol", "dave", "erin")}
-        self.genesis = drill_genesis(self.sequencer.address, chain.new_account("insurance").address)
-        self.oracle = OracleParams(tuple(r.address.lower() for r in self.reporters), quorum=3)
-        self.config = VerifierConfig(oracle=self.oracle, require_oracle=True, deposit_window_blocks=200)
+        self.genesis = drill_genesis(self.sequencer.address, chain.new_account("insurance").address,
+                                     tuple(r.address for r in self.reporters))
+        self.config = VerifierConfig(require_oracle=True, deposit_window_blocks=200)
         self.report = DrillReport(chain=self.chain.describe())
 
     def run(self) -> dict[str, Any]:
@@ -132,13 +135,10 @@ class Drill:
                 scenario.close()
         return self.report.to_json()
 
-    def reports(self, prices: dict[str, int], ts: int, signers=None) -> list:
-        """Signed reports of ``prices`` by ``signers`` (default: every reporter), ``ts`` − 0.5 s."""
-        out = []
-        for reporter in signers if signers is not None else self.reporters:
-            for underlying, index in prices.items():
-                out.append(sign_report(reporter.key, underlying, ts - 500, index, 0))
-        return out
+    def reports(self, underlying: str, index: int, ts: int, signers=None) -> tuple:
+        """Reports of ``index`` signed by ``signers`` (default: every reporter), at ``ts`` − 0.5 s."""
+        return tuple(sign_report(r.key, underlying, ts - 500, index, 0)
+                     for r in (signers if signers is not None else self.reporters))
 
 
 class Scenario:
@@ -182,12 +182,11 @@ class Scenario:
     def account(self, name: str) -> int:
         return self.seq.account(self.user(name).address)
 
-    def set_prices(self, factor_ppm: int = 1_000_000, signers=None) -> None:
-        """An oracle-backed SetMarkPrices moving every price by ``factor_ppm``."""
+    def set_prices(self, factor_ppm: int = 1_000_000) -> None:
+        """Signed oracle updates (every reporter) moving every index by ``factor_ppm``."""
         self.prices = {u: p * factor_ppm // 1_000_000 // TICK * TICK for u, p in self.prices.items()}
-        marks = {i: self.prices[u] for i, u in enumerate(PRICES)}
-        reports = self.drill.reports(self.prices, self.seq.next_ts(), signers)
-        self.seq.submit(SetMarkPrices(0, 0, dict(self.prices), marks), evidence=reports)
+        for underlying, index in self.prices.items():
+            self.seq.submit(OracleUpdate(0, 0, underlying, self.drill.reports(underlying, index, self.seq.next_ts())))
 
     def honest_batch(self) -> PreparedBatch:
         prepared = self.seq.batch()
@@ -256,7 +255,7 @@ class Scenario:
                  if type(c) is PlaceOrder and c.tif == TimeInForce.IOC and auths[i] == OPERATOR)
         commands[i] = replace_struct(commands[i], size=commands[i].size * 2)
         altered = replace(prepared.batch, commands=tuple(commands))
-        return replace(prepared, data=encode_with_evidence(encode_batch(altered), {}))
+        return replace(prepared, data=encode_batch(altered))
 
     def _lie_c(self) -> PreparedBatch:
         self.trades()
@@ -272,14 +271,19 @@ class Scenario:
         return self.seq.build()
 
     def _lie_e(self) -> PreparedBatch:
-        prices = {u: p * 950_000 // 1_000_000 // TICK * TICK for u, p in self.prices.items()}
+        lowered = self.prices["BTC"] * 95 // 100 // TICK * TICK
         ts = self.seq.next_ts()
-        genuine = self.drill.reports(prices, ts, self.drill.reporters[:2])
-        forged = [replace_struct(r, reporter=self.drill.reporters[2].address.lower())
-                  for r in self.drill.reports(prices, ts, [self.drill.sequencer])]
-        marks = {i: prices[u] for i, u in enumerate(PRICES)}
-        self.seq.submit(SetMarkPrices(0, 0, prices, marks), evidence=genuine + forged)
-        return self.seq.build()
+        genuine = self.drill.reports("BTC", lowered, ts, self.drill.reporters[:2])
+        forged = tuple(replace_struct(r, reporter=self.drill.reporters[2].address.lower())
+                       for r in self.drill.reports("BTC", lowered, ts, [self.drill.sequencer]))
+        self.seq.submit(OracleUpdate(0, 0, "BTC", genuine + forged))  # apply() rejects it: 2 of quorum 3
+        self.trades()
+        prepared = self.seq.build()
+
+        def moved(state) -> None:  # the root the sequencer posts: as if the update had moved BTC
+            state.index["BTC"] = lowered
+            state.marks[0] = lowered
+        return self.seq.with_root(prepared, self.seq.root_with(prepared.batch_number, moved))
 
     def _lie_f(self) -> PreparedBatch:
         skipped = self.deposit("dave", 3_000 * USDC)

@@ -4,14 +4,13 @@ The verifier package may not import the engine (DESIGN.md "Layers"), and the dri
 sequencer it can make lie, so this one is minimal: it stamps commands with sequence numbers
 and timestamps, applies them to a live ``ExchangeState`` (so it knows account ids and
 rejections), and cuts batches exactly as the batcher does — ``Batch`` → ``encode_batch``
-(plus the oracle evidence annex when a command carries reports) → ``Replica.apply_batch``
-→ ``Vault.submit_batch``. Between building and posting a batch the drill may tamper with
+→ ``Replica.apply_batch`` → ``Vault.submit_batch``. Between building and posting a batch the drill may tamper with
 what is posted (:class:`PreparedBatch` is a plain record).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 import msgspec
@@ -24,10 +23,8 @@ from clearway.commitment.exchange_state import full_state_root
 from clearway.commitment.replay import BatchEffects, ForcedRequest, Replica, serving_withdraw
 from clearway.domain.commands import Deposit
 from clearway.domain.genesis import GenesisConfig
-from clearway.domain.oracle import OracleReport
 from clearway.domain.snapshot import decode_snapshot, encode_snapshot
 from clearway.domain.state import ExchangeState, apply
-from clearway.verifier.oracle_evidence import encode_with_evidence
 
 
 @dataclass(frozen=True)
@@ -59,7 +56,6 @@ class DrillSequencer:
         self.ts = ts_ms
         self.pending: list = []
         self.auths: list[Authorisation] = []
-        self.evidence: dict[int, tuple[OracleReport, ...]] = {}
         self.forced: list[ForcedInclusion] = []
         self.requests: dict[int, ForcedRequest] = {}
         self.posted_root = self.replica.root
@@ -70,11 +66,9 @@ class DrillSequencer:
     def next_ts(self) -> int:
         return self.ts + 1_000
 
-    def submit(self, command, signer: LocalAccount | None = None, evidence: Sequence[OracleReport] | None = None,
-               auth: Authorisation | None = None) -> list:
-        """Sequence ``command`` (its seq and ts are replaced), sign it as its account's
-        owner with ``signer`` (or carry ``auth`` as given), attach oracle ``evidence``;
-        returns the live state's events."""
+    def submit(self, command, signer: LocalAccount | None = None, auth: Authorisation | None = None) -> list:
+        """Sequence ``command`` (its seq and ts are replaced) and sign it as its account's
+        owner with ``signer`` (or carry ``auth`` as given); returns the live state's events."""
         self.ts += 1_000
         command = msgspec.structs.replace(command, seq=self.live.last_seq + 1, ts=self.ts)
         if auth is None:
@@ -84,8 +78,6 @@ class DrillSequencer:
         events = apply(self.live, command)
         self.pending.append(command)
         self.auths.append(auth)
-        if evidence:
-            self.evidence[command.seq] = tuple(evidence)
         return events
 
     def sign(self, command, signer: LocalAccount, owner: str) -> Authorisation:
@@ -125,10 +117,10 @@ class DrillSequencer:
         number = self.replica.batch_number + 1
         batch = Batch(number, tuple(self.pending), tuple(self.auths), tuple(self.forced),
                       self.replica.state.last_seq + 1)
-        data = encode_with_evidence(encode_batch(batch), self.evidence)
+        data = encode_batch(batch)
         prev_root = self.posted_root
         outcome = self.replica.apply_batch(batch, self.requests)
-        self.pending, self.auths, self.evidence, self.forced = [], [], {}, []
+        self.pending, self.auths, self.forced = [], [], []
         return PreparedBatch(number, prev_root, outcome.state_root, data, outcome.effects, batch)
 
     def post(self, prepared: PreparedBatch) -> PreparedBatch:

@@ -29,7 +29,6 @@ from clearway.commitment.batch import decode_batch
 from clearway.commitment.exchange_state import committed_genesis_hash
 from clearway.commitment.replay import Replica
 from clearway.domain.genesis import GenesisConfig
-from clearway.verifier.oracle_evidence import split_evidence
 
 
 class EscapeError(Exception):
@@ -75,8 +74,7 @@ class EscapeTool:
         for number in range(1, target + 1):
             if number not in submitted:
                 raise EscapeError(f"batch {number} is not on chain from block {self.start_block}")
-            raw, _ = split_evidence(client.batch_data(submitted[number]))
-            outcome = replica.apply_batch(decode_batch(raw), requests)
+            outcome = replica.apply_batch(decode_batch(client.batch_data(submitted[number])), requests)
             if outcome.state_root != client.batch_root(number):
                 raise EscapeError(f"finalised batch {number} does not replay to its root: the chain data cannot "
                                   "prove any account")

@@ -3,8 +3,8 @@
 - ``identity``: the chain id, vault, genesis hash and verifier address the directory
   belongs to (a directory is never reused for another vault or key);
 - ``snapshot``: the exchange state (``clearway.domain.snapshot``) after the last batch
-  snapshotted, with the replica's served forced-request ids, the last accepted oracle
-  index per underlying and the counters — what a restart resumes from;
+  snapshotted, with the replica's served forced-request ids and the counters — what a
+  restart resumes from;
 - ``nonces``: every (owner, nonce) of a signed command of a verified batch (a signed
   command is valid once), with its batch number so that a restart from an older snapshot
   forgets the ones it will see again;
@@ -58,7 +58,6 @@ class Snapshot:
     root: bytes
     state: bytes
     served: tuple[int, ...]
-    oracle_last: dict[str, tuple[int, int]]
     stats: VerifierStats
 
 
@@ -121,9 +120,7 @@ class VerifierStore:
                                (a.batch_number, a.prev_root, a.new_root, a.data_hash, a.effects_hash, sig.v, sig.r,
                                 sig.s))
                 if snapshot is not None:
-                    extra = msgspec.msgpack.encode([list(snapshot.served),
-                                                    {u: list(v) for u, v in snapshot.oracle_last.items()},
-                                                    snapshot.stats.to_json()])
+                    extra = msgspec.msgpack.encode([list(snapshot.served), snapshot.stats.to_json()])
                     db.execute("INSERT OR REPLACE INTO snapshot VALUES (1, ?, ?, ?, ?)",
                                (snapshot.batch_number, snapshot.root, snapshot.state, extra))
                 for key, value in {"height": batch_number, **meta}.items():
@@ -139,9 +136,8 @@ class VerifierStore:
             row = self._db.execute("SELECT batch_number, root, state, extra FROM snapshot WHERE id = 1").fetchone()
         if row is None:
             return None
-        served, oracle_last, stats = msgspec.msgpack.decode(row[3])
-        return Snapshot(row[0], bytes(row[1]), bytes(row[2]), tuple(served),
-                        {u: (v[0], v[1]) for u, v in oracle_last.items()}, VerifierStats.from_json(stats))
+        served, stats = msgspec.msgpack.decode(row[3])
+        return Snapshot(row[0], bytes(row[1]), bytes(row[2]), tuple(served), VerifierStats.from_json(stats))
 
     def forget_after(self, batch_number: int) -> None:
         """Drop the nonces of batches after ``batch_number`` (a restart from that snapshot

@@ -17,18 +17,18 @@ Each :meth:`Verifier.sync`:
 
    a. the calldata hashes to the posted data hash and the posted previous root is the
       verifier's root;
-   b. the data decodes (``decode_batch``, after the interim oracle evidence annex:
-      oracle_evidence.py), names this batch and the next sequence number;
+   b. the data decodes (``decode_batch``), names this batch and the next sequence number;
    c. deposits are the vault's, in id order, none skipped, none overdue (checks.py);
-   d. evidenced price commands reach the oracle quorum with the domain's rules
-      (oracle_evidence.py);
+   d. prices: the domain's oracle updates are counted (``apply()`` judges their reports);
+      operator price commands are counted, or refused when ``require_oracle`` (prices.py);
    e. the replay — ``Replica.apply_batch``, i.e. the domain's ``apply()`` on every command,
       with the forced requests as the vault recorded them — succeeds;
    f. every SIGNED command recovers to its account's owner with a fresh nonce;
       operator-attested ones are counted;
    g. the replayed state root and effects hash equal the posted ones; when they do not,
-      the batch is replayed again command by command to name a command the domain rejects
-      as an oracle update (``_diagnose``), else the mismatch is at the end of the batch.
+      the batch is replayed again command by command to name an oracle update the domain
+      rejects (``_diagnose``: a sequencer that applied it posts another root), else the
+      mismatch is at the end of the batch (the root commits nothing in between).
 
    No finding: it signs the EIP-712 attestation, records it (store.py) and posts it on
    the attestation board (board.py). Any finding: it refuses the batch and records one
@@ -59,14 +59,13 @@ from clearway.commitment.batch import BatchDecodeError, decode_batch
 from clearway.commitment.exchange_state import SYSTEM_ACCOUNTS, committed_genesis_hash
 from clearway.commitment.replay import ForcedRequest, Replica, ReplayError
 from clearway.domain.genesis import GenesisConfig
-from clearway.domain.oracle import OracleParams
 from clearway.domain.events import Rejected
 from clearway.domain.snapshot import decode_snapshot, encode_snapshot
 from clearway.domain.state import ExchangeState, apply
 from clearway.verifier.alarms import AffectedAccount, Alarm, AlarmCode, Finding, VerifierStats
 from clearway.verifier.board import AttestationBoard, finalisable_signatures
 from clearway.verifier.checks import affected, check_authorisations, check_deposits, effects_difference, owner_account
-from clearway.verifier.oracle_evidence import AnnexError, check_prices, holders, split_evidence
+from clearway.verifier.prices import check_prices, holders
 from clearway.verifier.store import Snapshot, VerifierStore
 
 log = logging.getLogger("clearway.verifier")
@@ -85,11 +84,9 @@ class VerifierError(Exception):
 class VerifierConfig:
     """How a verifier judges and acts.
 
-    oracle : OracleParams | None
-        Reporters and quorum for evidenced price commands (None: the genesis config's
-        oracle rules when it has reporters, else prices are operator prices).
     require_oracle : bool
-        Refuse price commands without signed reports.
+        Refuse operator price commands (``SetMarkPrices``, ``SetMarketData``): every price
+        must come from signed oracle reports (``OracleUpdate``).
     deposit_window_blocks : int | None
         A deposit mined this many blocks before a batch's submission must be in it or an
         earlier one (None: no deadline). Default ≈ one day of 12-second blocks.
@@ -106,7 +103,6 @@ class VerifierConfig:
         Blocks per log query.
     """
 
-    oracle: OracleParams | None = None
     require_oracle: bool = False
     deposit_window_blocks: int | None = 7_200
     snapshot_every: int = 1
@@ -134,7 +130,6 @@ class _Verdict:
     attestation: Attestation | None = None
     stats: VerifierStats = field(default_factory=VerifierStats)
     nonces: list[tuple[str, int]] = field(default_factory=list)
-    oracle_accepted: dict[str, tuple[int, int]] = field(default_factory=dict)
     dirty: bool = False
 
 
@@ -173,9 +168,6 @@ class Verifier:
             raise VerifierError("the vault's genesis_config_hash is not the keccak of this genesis config")
         if client.view("verifier_slot", key.address) == 0:
             raise VerifierError(f"{key.address} is not a verifier of the vault {client.address}")
-        self.oracle = config.oracle
-        if self.oracle is None and getattr(genesis, "oracle_reporters", None):
-            self.oracle = genesis.oracle_params()  # once the genesis config carries the oracle rules
         self.threshold = client.view("threshold")
         self.verifier_set = {client.view("verifiers", i) for i in range(client.view("verifier_count"))}
         self._separator = exchange_domain_separator(self.chain_id, client.address)
@@ -198,14 +190,12 @@ class Verifier:
         if snapshot is None:
             self.replica = Replica(self.genesis)
             self.stats = VerifierStats()
-            self._oracle_last: dict[str, tuple[int, int]] = {}
         else:
             self.replica = Replica(self.genesis, decode_snapshot(snapshot.state), snapshot.batch_number)
             if self.replica.root != snapshot.root:
                 raise VerifierError(f"the snapshot of batch {snapshot.batch_number} does not rebuild its root")
             self.replica.served = set(snapshot.served)
             self.stats = snapshot.stats
-            self._oracle_last = dict(snapshot.oracle_last)
         self.height = self.replica.batch_number
         self.store.forget_after(self.height)
         self._recorded_height = self.store.get_meta("height", 0)
@@ -288,7 +278,6 @@ class Verifier:
                 self._load()  # back to the last good batch (the state of the escape)
             return
         self.stats.add(verdict.stats)
-        self._oracle_last.update(verdict.oracle_accepted)
         self.height = number
         attestation = verdict.attestation
         signed = None
@@ -298,7 +287,7 @@ class Verifier:
         snapshot = None
         if self.config.snapshot_every <= 1 or number % self.config.snapshot_every == 0:
             snapshot = Snapshot(number, self.replica.root, encode_snapshot(self.replica.state),
-                                tuple(sorted(self.replica.served)), dict(self._oracle_last), self.stats)
+                                tuple(sorted(self.replica.served)), self.stats)
         self.store.record_batch(number, verdict.nonces, signed, snapshot,
                                 height=max(number, self._recorded_height))
         self._recorded_height = max(number, self._recorded_height)
@@ -339,9 +328,8 @@ class Verifier:
             return _Verdict([Finding(AlarmCode.PREV_ROOT_MISMATCH, "the previous root is not the verified root of "
                                      f"batch {replica.batch_number}", all_accounts=True)])
         try:
-            raw, evidence = split_evidence(data)
-            batch = decode_batch(raw)
-        except (AnnexError, BatchDecodeError) as exc:
+            batch = decode_batch(data)
+        except BatchDecodeError as exc:
             return _Verdict([Finding(AlarmCode.UNDECODABLE, f"{len(data)} bytes of batch data: {exc}",
                                      all_accounts=True)])
         if batch.batch_number != number:
@@ -356,12 +344,10 @@ class Verifier:
                                                           submitted.block_number, self.config.deposit_window_blocks,
                                                           state)
         findings += deposit_findings
-        prices = check_prices(batch.commands, evidence, state, self.oracle, self.config.require_oracle,
-                              self._oracle_last)
+        prices = check_prices(batch.commands, state, self.config.require_oracle)
         findings += prices.findings
-        stats.oracle_backed_prices, stats.operator_prices = prices.oracle_backed, prices.operator_prices
-        stats.oracle_updates = prices.oracle_updates
-        stats.oracle_reports, stats.oracle_reports_rejected = prices.reports, prices.reports_rejected
+        stats.oracle_updates, stats.oracle_reports = prices.oracle_updates, prices.reports
+        stats.operator_prices = prices.operator_prices
         touched_before = {a for a in state.accounts}
         requests = {i.request_id: self._forced[i.request_id] for i in batch.forced if i.request_id in self._forced}
         try:
@@ -391,7 +377,7 @@ class Verifier:
             return _Verdict(findings, dirty=True)
         attestation = Attestation(number, submitted.prev_root, submitted.new_root, submitted.data_hash,
                                   submitted.effects_hash)
-        return _Verdict([], attestation, stats, auth.nonces, prices.accepted)
+        return _Verdict([], attestation, stats, auth.nonces)
 
     def _effects_finding(self, submitted: SubmittedBatch, outcome, requests) -> Finding:
         calldata = self.client.chain.transaction_input(submitted.tx_hash)
@@ -411,10 +397,13 @@ class Verifier:
     def _diagnose(self, number: int, batch) -> list[Finding]:
         """Name the first diverging command of a root or effects mismatch where the domain
         says why: replay the batch again, command by command, from the state before it
-        (genesis, or the snapshot of batch ``number − 1``), and return an ORACLE_REJECTED
-        finding at the first command ``apply()`` rejects with an oracle code (an update below
-        quorum, …) — a sequencer that applied it anyway posts another root. Nothing when no
-        such snapshot is kept (``snapshot_every`` > 1) or no command qualifies."""
+        (genesis, or the snapshot of batch ``number − 1``), and return a finding at the first
+        command ``apply()`` rejects with an oracle code — ORACLE_NO_QUORUM for an update below
+        quorum, ORACLE_REJECTED otherwise: a sequencer that applied it posts another root. Nothing when no
+        such snapshot is kept (``snapshot_every`` > 1) or no command qualifies.
+
+        (Only on a mismatch: ``Replica.apply_batch`` does not return each command's events,
+        so an honest batch's rejected updates are not counted — see the package notes.)"""
         if number == 1:
             state = ExchangeState(self.genesis)
         else:
@@ -430,9 +419,13 @@ class Verifier:
             for event in events:
                 if type(event) is Rejected and _ORACLE_CODES[0] <= int(event.code) < _ORACLE_CODES[1]:
                     underlying = getattr(command, "underlying", None)
-                    return [Finding(AlarmCode.ORACLE_REJECTED,
+                    code = AlarmCode.ORACLE_NO_QUORUM if event.code.name == "ORACLE_NO_QUORUM" else \
+                        AlarmCode.ORACLE_REJECTED
+                    reports = "".join(f"; report {e.position} ({e.reporter}): {e.code.name}" for e in events
+                                      if hasattr(e, "position") and hasattr(e, "code"))
+                    return [Finding(code,
                                     f"the domain rejects this {type(command).__name__} ({event.code.name}: "
-                                    f"{event.message}); a sequencer that applied it posts another root",
+                                    f"{event.message}{reports}); a sequencer that applied it posts another root",
                                     command.seq, holders(state, underlying) if underlying else ())]
         return []
 

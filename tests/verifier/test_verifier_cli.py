@@ -51,7 +51,7 @@ def test_verifier_once_replays_the_chain_and_status_reports_height_and_lag(deplo
     data_dir = tmp_path / "cli-verifier"
     argv = ["verifier", "--rpc-url", "http://node", "--vault", s.client.address, "--key", str(key),
             "--genesis", str(genesis), "--data-dir", str(data_dir), "--from-block", str(s.start_block),
-            "--oracle", str(_oracle_file(tmp_path, s)), "--require-oracle", "--once"]
+            "--require-oracle", "--once"]
     assert run_cli(argv) == 0
     out = capsys.readouterr().out
     assert "attested batch 3" in out and "ALARM" not in out
@@ -59,18 +59,12 @@ def test_verifier_once_replays_the_chain_and_status_reports_height_and_lag(deplo
     assert run_cli(["verifier", "status", "--data-dir", str(data_dir), "--json"]) == 0
     status = json.loads(capsys.readouterr().out)
     assert status["height"] == 3 and status["lag"] == 0 and status["alarms"] == []
-    assert status["stats"]["oracle_backed_prices"] == 2 and status["verifier"] == s.drill.verifier_keys[2].address
+    assert status["stats"]["oracle_updates"] == 4 and status["verifier"] == s.drill.verifier_keys[2].address
     s.seq.submit(CancelAll(0, 0, s.account("maker")))
     s.seq.batch()  # batch 4: the verifier has not seen it
     assert run_cli(["verifier", "status", "--data-dir", str(data_dir), "--rpc-url", "http://node", "--json"]) == 0
     status = json.loads(capsys.readouterr().out)
     assert status["sequencer_batches"] == 4 and status["lag"] == 1
-
-
-def _oracle_file(tmp_path, s):
-    path = tmp_path / "oracle.json"
-    path.write_text(json.dumps({"reporters": [r.address for r in s.drill.reporters], "quorum": 3}))
-    return path
 
 
 def test_separate_verifier_processes_meet_on_a_board_directory_and_finalise(tmp_path, monkeypatch, capsys):

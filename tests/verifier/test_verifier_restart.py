@@ -12,7 +12,6 @@ from clearway.commitment.exchange_state import committed_genesis_hash
 from clearway.domain.commands import CancelAll, PlaceOrder
 from clearway.verifier.alarms import AlarmCode
 from clearway.verifier.drill import DEADLINE
-from clearway.verifier.oracle_evidence import split_evidence
 from clearway.verifier.store import StoreMismatch
 from clearway.verifier.verifier import Verifier, VerifierError
 
@@ -63,8 +62,7 @@ def test_a_signed_order_replayed_after_a_restart_is_refused_as_a_reused_nonce(tm
     s = scenario(tmp_path)
     try:
         s.honest_prefix()
-        raw, _ = split_evidence(s.client.batch_data(s.client.submitted_batches(s.start_block)[1]))
-        batch = decode_batch(raw)
+        batch = decode_batch(s.client.batch_data(s.client.submitted_batches(s.start_block)[1]))
         (order, auth), = [(c, a) for c, a in zip(batch.commands, batch.authorisations)
                           if type(c) is PlaceOrder and a.signature]
         for i in range(3):
