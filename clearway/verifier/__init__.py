@@ -4,7 +4,7 @@ and the escape tool (DESIGN.md "Trust model").
 - ``verifier``: :class:`Verifier` follows one vault, replays each batch from its calldata
   with the domain's ``apply()`` and attests the roots it reproduces, or refuses with an
   alarm (``alarms``) and keeps refusing; it persists its progress (``store``) and resumes
-  after a restart; ``checks`` and ``oracle_evidence`` hold the checks besides the replay;
+  after a restart; ``checks`` and ``prices`` hold the checks besides the replay;
 - ``board``: where verifiers' signatures meet and batches get finalised;
 - ``escape``: rebuilding the frozen vault's last finalised state from chain data only and
   escaping accounts (``clearway escape``);

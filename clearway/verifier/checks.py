@@ -3,7 +3,7 @@ the vault recorded them), order authorisation (EIP-712 signatures and nonces), a
 accounts a root or effects mismatch concerns.
 
 Each check returns :class:`~clearway.verifier.alarms.Finding` values; verifier.py decides
-what to do with them. Oracle evidence has its own module (oracle_evidence.py).
+what to do with them. Price commands have their own module (prices.py).
 """
 
 from __future__ import annotations

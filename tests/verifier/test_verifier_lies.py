@@ -84,3 +84,48 @@ def test_f_a_skipped_deposit_is_refused_naming_its_owner(honest):
     assert [a.owner for a in alarm.accounts] == [honest.user("dave").address.lower()]
     codes = {f.code for f in alarm.others}
     assert {AlarmCode.ROOT_MISMATCH, AlarmCode.EFFECTS_MISMATCH} <= codes
+
+
+def _post_and_sync(s, prepared):
+    s.seq.post(prepared)
+    s.sync()
+    s._try_finalise(prepared.batch_number)
+    assert s.client.finalised_count() == prepared.batch_number - 1
+    alarms = first_alarms(s, prepared.batch_number)
+    assert all(a is not None for a in alarms)
+    return alarms[0]
+
+
+def test_effects_that_pay_the_sequencer_a_withdrawal_the_replay_does_not_make_are_refused(honest):
+    from dataclasses import replace
+
+    from clearway.commitment import Withdrawal
+
+    honest.trades()
+    prepared = honest.seq.build()
+    stolen = Withdrawal(honest.drill.sequencer.address, 1_000 * 1_000_000)
+    effects = replace(prepared.effects, withdrawals=(*prepared.effects.withdrawals, stolen))
+    alarm = _post_and_sync(honest, replace(prepared, effects=effects))
+    assert alarm.code == AlarmCode.EFFECTS_MISMATCH and alarm.seq is None
+    assert [(a.account, a.owner) for a in alarm.accounts] == [(FEE_ACCOUNT, honest.drill.sequencer.address.lower())]
+
+
+def test_a_forced_withdrawal_served_from_another_account_is_refused(honest):
+    from clearway.commitment import ForcedWithdrawalServed
+    from clearway.commitment.batch import Batch, ForcedInclusion, encode_batch
+    from clearway.commitment.replay import BatchEffects
+    from clearway.domain.commands import Withdraw
+    from clearway.verifier.drill_sequencer import PreparedBatch
+
+    seq = honest.seq
+    request_id, _ = honest.client.request_forced_withdrawal(honest.user("alice"), 100 * 1_000_000)
+    seq.submit(Withdraw(0, 0, honest.account("bob"), 100 * 1_000_000))  # bob's money pays alice's request
+    number = seq.replica.batch_number + 1
+    # the sequencer's own replica would refuse this batch: it is built and posted by hand
+    batch = Batch(number, tuple(seq.pending), tuple(seq.auths), (ForcedInclusion(request_id, seq.live.last_seq),),
+                  seq.pending[0].seq)
+    effects = BatchEffects(seq.live.last_deposit_id, (), (ForcedWithdrawalServed(request_id, 100 * 1_000_000),))
+    alarm = _post_and_sync(honest, PreparedBatch(number, seq.posted_root, b"\x11" * 32, encode_batch(batch), effects,
+                                                 batch))
+    assert alarm.code == AlarmCode.FORCED_INVALID and "FORCED_WRONG_ACCOUNT" in alarm.first.message
+    assert all(v.replica.root == honest.client.batch_root(number - 1) for v in honest.verifiers)
