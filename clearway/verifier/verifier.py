@@ -58,11 +58,11 @@ from clearway.commitment.authorisation import exchange_domain_separator
 from clearway.commitment.batch import BatchDecodeError, decode_batch
 from clearway.commitment.exchange_state import SYSTEM_ACCOUNTS, committed_genesis_hash
 from clearway.commitment.replay import ForcedRequest, Replica, ReplayError
-from clearway.domain.genesis import GenesisConfig
 from clearway.domain.events import Rejected
+from clearway.domain.genesis import GenesisConfig
 from clearway.domain.snapshot import decode_snapshot, encode_snapshot
 from clearway.domain.state import ExchangeState, apply
-from clearway.verifier.alarms import AffectedAccount, Alarm, AlarmCode, Finding, VerifierStats
+from clearway.verifier.alarms import Alarm, AlarmCode, Finding, VerifierStats
 from clearway.verifier.board import AttestationBoard, finalisable_signatures
 from clearway.verifier.checks import affected, check_authorisations, check_deposits, effects_difference, owner_account
 from clearway.verifier.prices import check_prices, holders
@@ -517,7 +517,3 @@ def status_from_store(store: VerifierStore, vault_batches: int | None = None,
         "alarms": [a.to_json() for a in alarms],
     }
 
-
-def verifier_affected(accounts: tuple[AffectedAccount, ...]) -> list[int]:
-    """Account indices of an alarm (for reports)."""
-    return [a.account for a in accounts if a.account is not None]
