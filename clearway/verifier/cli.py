@@ -251,3 +251,16 @@ def run_escape_command(args: argparse.Namespace) -> int:
         return _fail("escape", str(exc), 1)
     _out(out, args.json)
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m clearway.verifier.cli verifier drill --json`` etc., before (or without)
+    the top-level ``clearway`` command."""
+    parser = argparse.ArgumentParser(prog="clearway")
+    add_verifier_parsers(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
