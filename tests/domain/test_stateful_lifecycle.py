@@ -1,0 +1,242 @@
+"""Hypothesis stateful test of the market lifecycle: trading in a perp and options, signed
+oracle moves of up to ±30 %, funding hours, halts, liquidations, ADL, expiries, forced
+withdrawals and margin-mode switches, all through apply().
+
+Invariants after every command:
+- Σ cash over all accounts (fee account and insurance fund included) = deposits − withdrawals;
+- Σ position size per instrument = 0;
+- no user account ends a command with negative equity unless an ADL event named it in that
+  command — accounts that cannot be liquidated (a position in a halted market: no
+  liquidation on a stale price) excepted;
+- the fee account can pay every unsettled funding receipt (its cash ≥ Σ pending funding);
+- delisted options have no positions, orders or marks.
+At the end: replay gives the same state hash, and the snapshot round-trips.
+"""
+
+from __future__ import annotations
+
+from hypothesis import event, settings, strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
+
+from clearway.domain.accounts import MarginMode
+from clearway.domain.commands import (
+    CancelAll, CancelOrder, Deposit, ForcedWithdrawal, OracleUpdate, PlaceOrder, SetMarginMode, Withdraw,
+)
+from clearway.domain.events import (
+    BackstopTransfer, Deleveraged, FundingPaid, LiquidationFill, LiquidationStarted, MarketHalted, OptionsExpired,
+    Rejected, Trade,
+)
+from clearway.domain.funding import RATE_SCALE
+from clearway.domain.genesis import FEE_ACCOUNT
+from clearway.domain.instruments import OptionType
+from clearway.domain.liquidation import eligible
+from clearway.domain.snapshot import decode_snapshot, encode_snapshot
+from clearway.domain.state import state_hash
+from lifecycle_support import FUND_OWNER, MINUTE, lifecycle_genesis, lifecycle_perp, reports
+from option_support import flat_expiry
+from support import BTC, TICK, Exchange, option_spec, usd
+
+START = 1_678_000_000_000            # 2023-03-05 07:06:40 UTC
+EXPIRIES = (1_678_003_200_000, 1_678_089_600_000)  # 05MAR23 and 06MAR23 08:00 UTC
+_COUNTED = (Trade, LiquidationStarted, LiquidationFill, BackstopTransfer, Deleveraged, OptionsExpired, FundingPaid,
+            MarketHalted)
+
+
+def _options():
+    specs = []
+    for expiry in EXPIRIES:
+        for strike, kind in ((20_000, OptionType.PUT), (22_000, OptionType.CALL), (24_000, OptionType.CALL)):
+            spec = option_spec(1 + len(specs), strike, kind)
+            specs.append(type(spec)(**{**{f: getattr(spec, f) for f in spec.__struct_fields__}, "expiry_ms": expiry,
+                                       "instrument_id": 1 + len(specs)}))
+    return specs
+
+
+class LifecycleMachine(RuleBasedStateMachine):
+    def __init__(self) -> None:
+        super().__init__()
+        genesis = lifecycle_genesis(instruments=[lifecycle_perp(maker_fee_ppm=-100, taker_fee_ppm=500), *_options()],
+                                    oracle_max_move_ppm=100_000, default_funding_rate=RATE_SCALE // 2_000)
+        self.ex = Exchange(genesis)
+        self.accounts: list[int] = []
+        self.price = 22_000.0
+        self.request_id = 0
+        self.last_events: list = []
+        self.last_oracle = START
+        self.maker: int | None = None
+
+    # -- helpers -------------------------------------------------------------------------
+    def _run(self, command_type, **fields):
+        self.last_events = self.ex.run(command_type, **fields)
+        for e in self.last_events:
+            if isinstance(e, Rejected):
+                event(f"rejected {e.code.name}")
+            elif type(e) in _COUNTED:
+                event(type(e).__name__)
+        return self.last_events
+
+    def _oracle(self):
+        ex = self.ex
+        expiries = tuple(flat_expiry(self.price, 0.8, ex.ts, expiry_ms=e) for e in EXPIRIES if e > ex.ts)
+        events = self._run(OracleUpdate, underlying="BTC", reports=reports(ex, self.price, expiries=expiries))
+        if not isinstance(events[-1], Rejected):
+            self.last_oracle = ex.ts
+        return events
+
+    # -- rules ---------------------------------------------------------------------------
+    @initialize(amounts=st.lists(st.integers(2_000, 200_000), min_size=4, max_size=4),
+                fund=st.sampled_from([0, 0, 5_000, 50_000]), leverage=st.floats(1.0, 18.0),
+                written=st.integers(0, 4 * BTC), portfolio=st.booleans())
+    def setup(self, amounts, fund, leverage, written, portfolio):
+        """Four funded accounts; 2 long and 3 short the perp at ``leverage`` × 2's cash; 4
+        writes calls to 5 (in portfolio mode if ``portfolio``)."""
+        self.ex.ts = START
+        for owner, amount in enumerate(amounts, start=1):
+            self.accounts.append(self.ex.deposit(owner, usd(amount)))
+        if fund:
+            self.ex._deposit_id += 1
+            self._run(Deposit, owner=FUND_OWNER, amount=usd(fund), deposit_id=self.ex._deposit_id)
+        self._oracle()
+        price = self.ex.state.marks[0]
+        size = int(usd(amounts[0]) * leverage * BTC // price)
+        self._run(PlaceOrder, account=3, instrument=0, side=-1, size=size, price=price)
+        self._run(PlaceOrder, account=2, instrument=0, side=1, size=size, price=price, tif=2)
+        if portfolio:
+            self._run(SetMarginMode, account=4, mode=int(MarginMode.PORTFOLIO))
+        if written:
+            call = 2  # 05MAR23 22,000 C
+            premium = self.ex.state.marks[call] // TICK * TICK
+            self._run(PlaceOrder, account=4, instrument=call, side=-1, size=written, price=premium)
+            self._run(PlaceOrder, account=5, instrument=call, side=1, size=written, price=premium, tif=2)
+
+    @rule(owner=st.integers(1, 5), amount=st.integers(1, 20_000))
+    def deposit(self, owner, amount):
+        self.accounts = sorted(set(self.accounts) | {self.ex.deposit(owner, usd(amount))})
+
+    @precondition(lambda self: self.accounts)
+    @rule(data=st.data(), amount=st.integers(1, 5_000), forced=st.booleans())
+    def withdraw(self, data, amount, forced):
+        account = data.draw(st.sampled_from(self.accounts))
+        if forced:
+            self.request_id += 1
+            self._run(ForcedWithdrawal, request_id=self.request_id, owner=self.ex.state.accounts[account].owner,
+                      amount=usd(amount))
+        else:
+            self._run(Withdraw, account=account, amount=usd(amount))
+
+    @precondition(lambda self: self.accounts)
+    @rule(data=st.data(), instrument=st.integers(0, 6), side=st.sampled_from([1, -1]),
+          size=st.integers(1, 3 * BTC), offset=st.integers(-30, 30), ioc=st.booleans())
+    def place(self, data, instrument, side, size, offset, ioc):
+        account = data.draw(st.sampled_from(self.accounts))
+        mark = self.ex.state.marks.get(instrument)
+        if mark is None:
+            return
+        step = 20 * TICK if instrument == 0 else TICK
+        price = max(mark // TICK * TICK + offset * step, TICK)
+        self._run(PlaceOrder, account=account, instrument=instrument, side=side, size=size, price=price,
+                  tif=2 if ioc else 1)
+
+    @precondition(lambda self: len(self.accounts) >= 2)
+    @rule(data=st.data(), instrument=st.integers(0, 6), side=st.sampled_from([1, -1]),
+          leverage=st.floats(0.5, 15.0), offset=st.integers(-5, 5))
+    def trade(self, data, instrument, side, leverage, offset):
+        """A resting order and an opposite IOC at its price: a trade sized to ``leverage`` × the
+        maker's cash (so that accounts run leveraged and moves liquidate them)."""
+        maker, taker = data.draw(st.permutations(self.accounts))[:2]
+        mark = self.ex.state.marks.get(instrument)
+        cash = self.ex.state.accounts[maker].cash
+        if mark is None or cash <= 0:
+            return
+        price = max(mark // TICK * TICK + offset * TICK, TICK)
+        reference = mark if instrument == 0 else self.ex.state.index["BTC"]
+        size = max(int(cash * leverage * BTC // max(reference, 1)), 1)
+        self._run(PlaceOrder, account=maker, instrument=instrument, side=side, size=size, price=price)
+        self._run(PlaceOrder, account=taker, instrument=instrument, side=-side, size=size, price=price, tif=2)
+
+    @rule(width=st.integers(1, 200), size=st.integers(1, 5 * BTC))
+    def make_market(self, width, size):
+        """A well-funded market maker (owner 9) quotes the perp around its mark."""
+        if self.maker is None:
+            self.maker = self.ex.deposit(9, usd(5_000_000))
+            self.accounts = sorted(set(self.accounts) | {self.maker})
+        mark = self.ex.state.marks[0] // TICK * TICK
+        self._run(PlaceOrder, account=self.maker, instrument=0, side=1, size=size, price=max(mark - width * TICK, TICK))
+        self._run(PlaceOrder, account=self.maker, instrument=0, side=-1, size=size, price=mark + width * TICK)
+
+    @precondition(lambda self: self.ex.state.orders)
+    @rule(data=st.data())
+    def cancel(self, data):
+        order = self.ex.state.orders[data.draw(st.sampled_from(sorted(self.ex.state.orders)))]
+        self._run(CancelOrder, account=order.account, order_id=order.order_id)
+
+    @precondition(lambda self: self.accounts)
+    @rule(data=st.data())
+    def switch_mode(self, data):
+        account = data.draw(st.sampled_from(self.accounts))
+        mode = MarginMode.PORTFOLIO if self.ex.state.accounts[account].margin_mode == MarginMode.STANDARD \
+            else MarginMode.STANDARD
+        self._run(SetMarginMode, account=account, mode=int(mode))
+
+    @rule(move=st.floats(-0.01, 0.01), seconds=st.integers(1, 50))
+    def small_move(self, move, seconds):
+        self.ex.ts += seconds * 1000
+        self.price = round(self.price * (1 + move), 2)
+        self._oracle()
+
+    @rule(move=st.floats(-0.30, 0.30))
+    def big_move(self, move):
+        self.ex.ts = max(self.ex.ts, self.last_oracle) + 61_000   # beyond the max-move window
+        self.price = round(max(self.price * (1 + move), 1_000.0), 2)
+        self._oracle()
+
+    @rule(minutes=st.sampled_from([1, 7, 30, 59, 61, 120, 400, 1_500]), quote=st.booleans())
+    def time_passes(self, minutes, quote):
+        self.ex.ts += minutes * MINUTE
+        if quote:
+            self._oracle()      # or not: the market may halt
+        else:
+            self._run(CancelAll, account=self.accounts[0] if self.accounts else 2)
+
+    # -- invariants ----------------------------------------------------------------------
+    @invariant()
+    def cash_is_conserved_and_positions_sum_to_zero(self):
+        state = self.ex.state
+        assert sum(a.cash for a in state.accounts.values()) == state.total_deposits - state.total_withdrawals
+        for instrument in state.instruments:
+            assert sum(a.position_size(instrument) for a in state.accounts.values()) == 0
+
+    @invariant()
+    def no_negative_equity_without_deleveraging(self):
+        state = self.ex.state
+        deleveraged = {e.account for e in self.last_events if isinstance(e, Deleveraged)}
+        for account_id in self.accounts:
+            account = state.accounts[account_id]
+            if account_id in deleveraged or (account.positions and not eligible(state, account)):
+                continue
+            health = state.margin.health(account)
+            assert health is not None
+            assert health.equity >= 0, (account_id, health, self.last_events)
+
+    @invariant()
+    def fee_account_can_pay_unsettled_funding(self):
+        state = self.ex.state
+        owed = sum(state.margin.pending_funding(a) for a in state.accounts.values())
+        assert state.accounts[FEE_ACCOUNT].cash - owed >= 0
+
+    @invariant()
+    def delisted_options_are_gone(self):
+        state = self.ex.state
+        for instrument in state.delisted:
+            assert instrument not in state.marks
+            assert not any(instrument in a.positions for a in state.accounts.values())
+            assert not any(o.instrument == instrument for o in state.orders.values())
+
+    def teardown(self):
+        state = self.ex.state
+        assert state_hash(decode_snapshot(encode_snapshot(state))) == state_hash(state)
+        assert self.ex.replay_hash() == state_hash(state)
+
+
+LifecycleMachine.TestCase.settings = settings(max_examples=50, stateful_step_count=80, deadline=None)
+TestLifecycleMachine = LifecycleMachine.TestCase
