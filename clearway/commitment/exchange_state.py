@@ -10,7 +10,7 @@ Mapping from the domain (accounts.py, state.py) to the leaves (leaves.py):
 - instrument leaf of instrument ``j``: ``(j, settlement_price, funding_index,
   size_decimals)`` with ``settlement_price`` = the state's mark of ``j`` (micro-USDC per
   contract; 0 while it has none, so a position in it escapes at 0) and ``funding_index`` =
-  0 (the domain has no funding yet; positions then carry 0 too).
+  the domain's cumulative funding index of the instrument (positions carry theirs).
 
 Genesis hash: the vault's ``genesis_config_hash`` (and every state root) uses
 :func:`committed_genesis_hash`, i.e. ``keccak256(GenesisConfig.encode())`` — the keccak of
@@ -64,9 +64,13 @@ def account_leaf(state, account_id: int) -> AccountLeaf:
 
 def instrument_leaf(state, instrument_id: int) -> InstrumentLeaf:
     """The committed leaf of instrument ``instrument_id``: its mark as settlement price
-    (0 if it has none), funding index 0, its size decimals. KeyError if not listed."""
+    (0 if it has none), its cumulative funding index (``state.funding_index``, 10⁻¹² USDC
+    per contract; 0 for options and before the first funding tick), its size decimals.
+    KeyError if not listed. With both indices committed, an escape pays each position's
+    unsettled funding (commitment/escape.py)."""
     spec = state.instruments[instrument_id]
-    return InstrumentLeaf(instrument_id, state.marks.get(instrument_id, 0), 0, spec.size_decimals)
+    funding = state.funding_index.get(instrument_id, 0)
+    return InstrumentLeaf(instrument_id, state.marks.get(instrument_id, 0), funding, spec.size_decimals)
 
 
 def touched_accounts(events: Iterable) -> set[int] | None:
