@@ -16,8 +16,8 @@ import numpy as np
 
 from clearway.api.names import api_name, usdc
 from clearway.domain.accounts import MarginMode
-from clearway.domain.instruments import Kind, OptionType
-from clearway.domain.market import FIXED_SCALE, mark_vols, years_to_expiry
+from clearway.domain.instruments import Kind
+from clearway.domain.market import black76_inputs
 from clearway.domain.risk.black76 import black76_greeks
 from clearway.domain.units import PPM, ceil_div
 
@@ -205,17 +205,10 @@ def _underlying(state, account, underlying: str) -> dict:
     market = state.markets.get(underlying)
     out: dict = {"index_price": usdc(state.index.get(underlying, 0)), "perpetual_contracts": perp_contracts}
     if market is not None and options:
-        priced, vols = mark_vols(market, options)
-        if priced:
-            sizes = np.array([account.positions[s.instrument_id].size / 10**s.size_decimals for s in priced])
-            forwards, times, rates = [], [], []
-            for s in priced:
-                e = market.expiry(s.expiry_ms)
-                forwards.append(e.forward / 1e6)
-                times.append(years_to_expiry(s.expiry_ms, market.ts))
-                rates.append(max(e.rate, 0) / FIXED_SCALE)
-            g = black76_greeks(np.array(forwards), np.array([s.strike / 1e6 for s in priced]), np.array(times),
-                               vols, np.array(rates), np.array([s.option_type == OptionType.CALL for s in priced]))
+        x = black76_inputs(market, options)
+        if x.priced:
+            sizes = np.array([account.positions[s.instrument_id].size / 10**s.size_decimals for s in x.priced])
+            g = black76_greeks(x.forwards, x.strikes, x.times, x.vols, x.rates, x.calls)
             delta += float(np.dot(sizes, g.delta))
             gamma += float(np.dot(sizes, g.gamma))
             vega += float(np.dot(sizes, g.vega)) / 100.0

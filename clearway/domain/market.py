@@ -27,7 +27,7 @@ and risk arrays stay fixed between two updates: a replay never depends on when i
 from __future__ import annotations
 
 import math
-from typing import Iterable
+from typing import Iterable, NamedTuple
 
 import msgspec
 import numpy as np
@@ -176,6 +176,34 @@ def mark_vols(market: UnderlyingMarket, specs: list[InstrumentSpec]) -> tuple[li
     return priced, np.array(vols, dtype=np.float64)
 
 
+class Black76Inputs(NamedTuple):
+    """Float inputs of Black-76 for the options of one underlying that have market data
+    (``priced``, in order): forwards, strikes (USD), times (years), vols, discount rates
+    max(r, 0), call flags — arrays of equal length."""
+
+    priced: list[InstrumentSpec]
+    forwards: np.ndarray
+    strikes: np.ndarray
+    times: np.ndarray
+    vols: np.ndarray
+    rates: np.ndarray
+    calls: np.ndarray
+
+
+def black76_inputs(market: UnderlyingMarket, specs: list[InstrumentSpec]) -> Black76Inputs:
+    """Black-76 inputs of every option in ``specs`` whose expiry has data (marks, Greeks)."""
+    priced, vols = mark_vols(market, specs)
+    forwards, times, rates = [], [], []
+    for spec in priced:
+        e = market.expiry(spec.expiry_ms)
+        forwards.append(e.forward / 1e6)
+        times.append(years_to_expiry(spec.expiry_ms, market.ts))
+        rates.append(max(e.rate, 0) / FIXED_SCALE)
+    return Black76Inputs(priced, np.array(forwards), np.array([s.strike / 1e6 for s in priced]),
+                         np.array(times), vols, np.array(rates),
+                         np.array([s.option_type == OptionType.CALL for s in priced]))
+
+
 def option_marks(market: UnderlyingMarket, specs: list[InstrumentSpec]) -> dict[int, int]:
     """Mark price of every option in ``specs`` whose expiry has data, micro-USDC per contract.
 
@@ -185,19 +213,11 @@ def option_marks(market: UnderlyingMarket, specs: list[InstrumentSpec]) -> dict[
     micro-USDC (half up); equity then rounds each position's value against its holder.
     Source: exchange-rules.md "Option marks"; Black (1976).
     """
-    priced, vols = mark_vols(market, specs)
-    if not priced:
+    x = black76_inputs(market, specs)
+    if not x.priced:
         return {}
-    forwards, times, rates = [], [], []
-    for spec in priced:
-        e = market.expiry(spec.expiry_ms)
-        forwards.append(e.forward / 1e6)
-        times.append(years_to_expiry(spec.expiry_ms, market.ts))
-        rates.append(max(e.rate, 0) / FIXED_SCALE)
-    strikes = np.array([s.strike / 1e6 for s in priced])
-    calls = np.array([s.option_type == OptionType.CALL for s in priced])
-    prices = black76_price(np.array(forwards), strikes, np.array(times), vols, np.array(rates), calls)
-    return {spec.instrument_id: int(math.floor(float(p) * 1e6 + 0.5)) for spec, p in zip(priced, prices)}
+    prices = black76_price(x.forwards, x.strikes, x.times, x.vols, x.rates, x.calls)
+    return {spec.instrument_id: int(math.floor(float(p) * 1e6 + 0.5)) for spec, p in zip(x.priced, prices)}
 
 
 def to_pm_market(market: UnderlyingMarket, stable_price_ppm: int, spot: int | None = None,
