@@ -19,7 +19,8 @@ Order of work at ts (exchange-rules.md sections in brackets):
    halted: the premium against a stale index means nothing), then the perp marks' EMA
    advances (perp_mark.py);
 5. options whose expiry is ≤ ts are settled and delisted ["Option expiry"; expiry.py];
-6. if a mark, the funding index or cash moved: the liquidation screen (liquidation.py).
+6. if a mark, the funding index or cash moved: the liquidation screen (liquidation.py) —
+   for an ``OracleUpdate`` after its handler, which screens with the new prices anyway.
 """
 
 from __future__ import annotations
@@ -32,9 +33,14 @@ if TYPE_CHECKING:
     from clearway.domain.state import ExchangeState
 
 
-def run_timers(state: ExchangeState, ts: int) -> list[Event]:
+def run_timers(state: ExchangeState, ts: int, defer_screen: bool = False) -> list[Event]:
     """Do the time-driven work due at ``ts`` (module docstring) and reschedule; returns its
-    events (often none)."""
+    events (often none).
+
+    ``defer_screen``: the command is an ``OracleUpdate``, whose handler screens all accounts
+    once it has installed the new prices; the screen this work calls for is then left to it
+    (``state.screen_due``; ``apply`` runs it after the handler if the update was rejected),
+    so one command never revalues every account twice."""
     from clearway.domain import expiry, funding_engine, liquidation
     from clearway.domain.perp_mark import update_marks
 
@@ -62,7 +68,10 @@ def run_timers(state: ExchangeState, ts: int) -> list[Event]:
     if ts >= state.next_expiry:
         rescreen |= expiry.expire_due(state, ts, events)
     if rescreen:
-        liquidation.screen(state, ts, events)
+        if defer_screen:
+            state.screen_due = True
+        else:
+            liquidation.screen(state, ts, events)
     reschedule(state, ts)
     return events
 

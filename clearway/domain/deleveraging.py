@@ -4,9 +4,10 @@ positions at the bankruptcy price.
 Source: exchange-rules.md "Liquidation, insurance fund, deleveraging" step 5 (dYdX v4
 bankruptcy price; ranking Hyperliquid/BitMEX style, ``liquidation_rules.adl_score``).
 
-When: at the end of a liquidation (liquidation.py) whose account still has negative equity:
-the book could not absorb its positions within the fillable price, or the insurance fund
-could not pay the shortfall of the fills that were possible ("the fund cannot cover it").
+When: at the end of a liquidation (liquidation.py) whose account still has negative equity
+that the insurance fund cannot cover ("If the account's equity is negative and the fund
+cannot cover it"): the book could not absorb its positions within the fillable price and
+the fund is too small to pay the deficit.
 
 How, one position at a time (perpetuals, then short options, then long options, each by
 instrument id) while the account's equity is negative:

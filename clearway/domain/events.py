@@ -256,7 +256,8 @@ class Deleveraged(msgspec.Struct, tag="deleveraged", **_OPTS):
 
 
 class InsuranceCovered(msgspec.Struct, tag="insurance_covered", **_OPTS):
-    """The insurance fund paid ``amount`` of a liquidated account's remaining debt."""
+    """The insurance fund paid ``amount`` micro-USDC into a liquidated account to cover its
+    negative equity (or a debt left without positions)."""
 
     account: AccountId
     amount: QuoteAmount

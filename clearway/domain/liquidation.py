@@ -39,8 +39,11 @@ Per account (``liquidate_account``), with liquidatable ⟺ MM > 0 and equity < M
    per-contract MM, long option 0) and TMMR − MM(account without it) in portfolio mode.
 3. An option position the book could not absorb goes to the backstop account — the
    insurance fund — at the step's limit price, split the same way (``BackstopTransfer``).
-4. If equity is still negative: deleveraging (deleveraging.py); a debt left with no
-   position is paid by the fund as far as it can (``InsuranceCovered``).
+4. If equity is still negative, the insurance fund pays the deficit into the account
+   (``InsuranceCovered``) when it can afford all of it — the account, at zero equity, goes
+   on being liquidated by later steps (e.g. after the per-second cap) — and otherwise the
+   account is deleveraged (deleveraging.py: "the fund cannot cover it"). A debt left with
+   no position is paid by the fund as far as it can.
 5. ``LiquidationEnded`` (still liquidatable when the book lacked liquidity within the
    limits or the cap was reached: the next detection continues).
 
@@ -101,6 +104,7 @@ def screen(state: ExchangeState, ts: int, events: list[Event]) -> None:
     candidates with equity − MM < ``SCREEN_SLACK`` and MM > 0; each is confirmed with
     ``health``. If the batch cannot price some account, every account with positions is a
     candidate."""
+    state.screen_due = False
     if not any(u not in state.halted for u in state.oracle_last):
         return
     from clearway.domain.revalue import PositionMatrix, revalue_all
@@ -172,14 +176,10 @@ def liquidate_account(state: ExchangeState, account_id: int, ts: int, events: li
         funding_engine.settle_account(state, account, events)
         _close_positions(state, account, ts, events, touched)
         health = margin.health(account)
-        if health is not None and health.equity < 0:
+        if health is not None and health.equity < 0 and not _cover(state, account, health.equity, events):
             deleverage(state, account, events, touched)
         if not account.positions and account.cash < 0:
-            cover = min(-account.cash, fund_available(state))
-            if cover > 0:
-                state.accounts[INSURANCE_FUND].cash -= cover
-                account.cash += cover
-                events.append(InsuranceCovered(account_id, cover))
+            _cover(state, account, account.cash, events)
         health = margin.health(account)
     touched.discard(account_id)
     touched.discard(FEE_ACCOUNT)
@@ -216,6 +216,25 @@ def _close_positions(state: ExchangeState, account: Account, ts: int, events: li
             if not liquidatable(health):
                 return
             _backstop(state, account, instrument, health, events)
+
+
+def _cover(state: ExchangeState, account: Account, equity: int, events: list[Event]) -> bool:
+    """The insurance fund pays a negative ``equity`` (or a debt without positions) into the
+    account as far as it can (``InsuranceCovered``); True when the account no longer has
+    negative equity. Below the USDC peg a positive balance counts at the stable price, so
+    the payment is grossed up (rounded up) to restore the equity."""
+    margin = state.margin
+    needed = -equity
+    if not margin.pegged and account.cash + needed > 0:
+        needed = ceil_div(needed * PPM, margin.stable_price)
+    paid = min(needed, fund_available(state))
+    if paid <= 0:
+        return False
+    state.accounts[INSURANCE_FUND].cash -= paid
+    account.cash += paid
+    events.append(InsuranceCovered(account.account_id, paid))
+    health = margin.health(account)
+    return health is not None and health.equity >= 0
 
 
 # -- pricing of one position -------------------------------------------------------------

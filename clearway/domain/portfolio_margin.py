@@ -133,11 +133,11 @@ class UnderlyingRisk:
         self.width = w
         damp = risk.dampening
         expanded = np.zeros((n + 1, (e + 1) * w), dtype=np.float64)
-        for i in range(n):
-            j = int(self.expiry_of[i]) * w
-            expanded[i, j:j + s] = table[i, :s] * damp
-            expanded[i, j + s:j + 2 * s] = table[i, s] * damp
-            expanded[i, j + 2 * s:j + w] = table[i, s:]
+        rows = np.arange(n)[:, None]
+        starts = np.asarray(self.expiry_of, dtype=np.int64)[:, None] * w  # each row's block (vectorised)
+        expanded[rows, starts + np.arange(s)] = table[:, :s] * damp
+        expanded[rows, starts + s + np.arange(s)] = table[:, s:s + 1] * damp
+        expanded[rows, starts + 2 * s + np.arange(3)] = table[:, s:]
         j = e * w
         expanded[n, j:j + s] = np.array([sc.spot_shock for sc in params.scenarios]) * damp
         expanded[n, j + s:j + 2 * s] = damp
@@ -157,15 +157,15 @@ class UnderlyingRisk:
         # min(base, up, down) − base moving by at most twice the largest of them. Used by
         # the pre-trade screen (health.Margin.remember) to accept an order without a full
         # evaluation when even the bound leaves the account above initial margin.
-        lipschitz = []
-        for i in range(n):
-            e_i = int(self.expiry_of[i])
-            j = e_i * w
-            fmax = max(self.static_pos[e_i], self.static_neg[e_i])
-            scen = float(np.max(fmax * np.abs(expanded[i, j:j + s]) + np.abs(expanded[i, j + s:j + 2 * s])))
-            basis = 2.0 * float(self.basis_factor[e_i]) * float(np.max(np.abs(table[i, s:])))
-            lipschitz.append(max(scen, basis))
-        self.lipschitz = lipschitz
+        if n:
+            of = np.asarray(self.expiry_of, dtype=np.int64)
+            fmax = np.maximum(np.asarray(self.static_pos)[of], np.asarray(self.static_neg)[of])[:, None]
+            scen = np.max(fmax * np.abs(expanded[rows, starts + np.arange(s)])
+                          + np.abs(expanded[rows, starts + s + np.arange(s)]), axis=1)
+            basis = 2.0 * np.asarray(self.basis_factor)[of] * np.max(np.abs(table[:, s:]), axis=1)
+            self.lipschitz = np.maximum(scen, basis).tolist()
+        else:
+            self.lipschitz = []
         shocks = np.array([sc.spot_shock for sc in params.scenarios])
         self.perp_lipschitz = float(np.max(np.abs(shocks - 1.0) * damp))  # per USD of perp notional
         self.base_of = [float(v) for v in table[:, s]]

@@ -34,7 +34,7 @@ import scipy.sparse as sp
 
 from clearway.domain.accounts import MarginMode
 from clearway.domain.instruments import Kind, OptionType
-from clearway.domain.units import PPM
+from clearway.domain.units import FUNDING_INDEX_SCALE, PPM
 
 _TOL_ABS = 1e-3
 _TOL_REL = 1e-12
@@ -76,21 +76,34 @@ class PositionMatrix:
 
     @classmethod
     def from_state(cls, state) -> "PositionMatrix":
-        """One pass over ``state.accounts`` (ids ≥ 2)."""
+        """One pass over ``state.accounts`` (ids ≥ 2). The cash term is
+        ``margin.cash_value(cash) + margin.pending_funding(account)``, inlined."""
         inv = [1.0 / 10**state.instruments[i].size_decimals for i in range(len(state.instruments))]
         ids, modes, cash, indptr, indices, data = [], [], [], [0], [], []
-        cash_value = state.margin.cash_value
-        pending = state.margin.pending_funding
+        margin = state.margin
+        cash_value = margin.cash_value
+        pegged = margin.pegged
+        funding = margin.funding
+        perps = margin.perps
+        funding_unit = FUNDING_INDEX_SCALE
         portfolio = MarginMode.PORTFOLIO
         for account_id, account in state.accounts.items():
             if account_id < 2:
                 continue
             ids.append(account_id)
             modes.append(account.margin_mode is portfolio)
-            cash.append(cash_value(account.cash) + pending(account))
+            value = account.cash
+            if value > 0 and not pegged:
+                value = cash_value(value)
             for instrument, position in account.positions.items():
                 indices.append(instrument)
                 data.append(position.size * inv[instrument])
+                if funding:
+                    index = funding.get(instrument)
+                    if index is not None and index != position.funding_index:
+                        value += (-position.size * (index - position.funding_index)) // (
+                            perps[instrument][0] * funding_unit)
+            cash.append(value)
             indptr.append(len(indices))
         n = len(state.instruments)
         sizes = sp.csr_matrix((np.array(data, dtype=np.float64), np.array(indices, dtype=np.int64),

@@ -126,6 +126,7 @@ class ExchangeState:
         self.liquidation_used: dict[int, int] = {}
         self.next_timer = 0
         self.next_expiry = NEVER
+        self.screen_due = False
         self.margin = Margin(
             self.marks, self.index, self.instruments,
             genesis.option_im_ppm, genesis.option_im_floor_ppm, genesis.option_mm_ppm, self.markets,
@@ -265,8 +266,10 @@ def apply(state: ExchangeState, command: Command) -> list[Event]:
         state.check_sequence(command)  # raises SequenceError on a gap, a replay or time going back
     handler = _HANDLERS[type(command)]  # one handler per command type, in its own module
     if ts >= state.next_timer:  # time-driven work first: funding, halts, marks, expiries (clock.py)
-        events = run_timers(state, ts)
+        events = run_timers(state, ts, type(command) is OracleUpdate)
         events += handler(state, command)
+        if state.screen_due:  # a rejected OracleUpdate did not screen (clock.run_timers)
+            screen(state, ts, events)
     else:
         events = handler(state, command)
     state.last_seq = command.seq
@@ -275,6 +278,7 @@ def apply(state: ExchangeState, command: Command) -> list[Event]:
 
 
 from clearway.domain.clock import run_timers  # noqa: E402
+from clearway.domain.liquidation import screen  # noqa: E402
 from clearway.domain.handlers.admin import list_instrument, set_mark_prices  # noqa: E402
 from clearway.domain.handlers.forced_withdrawal import forced_withdrawal  # noqa: E402
 from clearway.domain.handlers.list_series import list_option_series  # noqa: E402

@@ -166,3 +166,18 @@ def test_an_option_the_book_cannot_absorb_goes_to_the_insurance_fund_at_mark_plu
     state = ex.state
     assert sum(a.cash for a in state.accounts.values()) == state.total_deposits
     assert sum(a.position_size(1) for a in state.accounts.values()) == 0
+
+
+def test_a_deficit_the_fund_can_pay_is_covered_instead_of_deleveraged():
+    ex = liquidation_exchange(oracle_max_move_ppm=200_000, liquidation_cap_per_second=usd(10_000))
+    short, long = bankrupt_short(ex)
+    fund(ex, usd(50_000))
+    maker = ex.deposit(0xC3, usd(1_000_000))
+    ex.place(maker, SELL, BTC, usd(56_500))
+    events = oracle(ex, 56_000)                  # the cap stops the book path with equity < 0
+    from clearway.domain.events import Deleveraged, InsuranceCovered
+    assert of_kind(events, Deleveraged) == []
+    assert of_kind(events, InsuranceCovered) and of_kind(events, LiquidationEnded)[-1].liquidatable
+    health = ex.state.margin.health(ex.state.accounts[short])
+    assert health.equity >= 0 and ex.position(short) < 0
+    assert_conserved(ex)
