@@ -248,13 +248,14 @@ def position_value(state: ExchangeState, account: Account, spec, size: int, mark
 
 def position_mmr(state: ExchangeState, account: Account, instrument: int, health: AccountHealth) -> int:
     """PMMR: the maintenance requirement of one position (micro-USDC). Standard mode: its own
-    requirement (options per contract, without the expiry cap); portfolio mode: TMMR minus
-    the MM of the account without it (its positions dict is restored in its order)."""
+    requirement (options per contract, without the expiry cap), at most TMMR; portfolio
+    mode: TMMR minus the MM of the account without it (its positions dict is restored in
+    its order)."""
     margin = state.margin
     spec = state.instruments[instrument]
     size = account.positions[instrument].size
-    if account.margin_mode is not MarginMode.PORTFOLIO:
-        return margin._requirement(spec, state.marks[instrument], size, False)
+    if account.margin_mode is not MarginMode.PORTFOLIO:  # at most TMMR (the expiry cap may lower it)
+        return min(margin._requirement(spec, state.marks[instrument], size, False), health.maintenance_margin)
     saved = dict(account.positions)
     del account.positions[instrument]
     try:
