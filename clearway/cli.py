@@ -126,11 +126,13 @@ def build_parser() -> argparse.ArgumentParser:
     from clearway.api.cli import add_api_arguments
     from clearway.chain.cli import add_chain_parser
     from clearway.engine.cli import add_node_parser
+    from clearway.sim.stress import add_stress_parser
     from clearway.verifier.cli import add_verifier_parsers
 
     add_api_arguments(add_node_parser(sub), signing_factory=_command_signing)
     add_chain_parser(sub, engine=_Engine())
     add_verifier_parsers(sub)
+    add_stress_parser(sub)
     return parser
 
 
