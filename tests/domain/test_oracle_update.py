@@ -137,3 +137,15 @@ def test_snapshot_round_trip_and_replay_keep_the_lifecycle_state():
     restored = decode_snapshot(encode_snapshot(ex.state))
     assert state_hash(restored) == ex.hash() == ex.replay_hash()
     assert restored.halted == {"BTC"} and restored.next_timer == ex.state.next_timer
+
+
+def test_a_version_2_snapshot_without_the_lifecycle_still_loads():
+    import msgspec
+
+    ex = _exchange()
+    body = msgspec.msgpack.decode(encode_snapshot(ex.state))
+    assert body[0] == 3
+    old = msgspec.msgpack.encode([2, *body[1:-1]])   # what a version-2 writer produced
+    restored = decode_snapshot(old)
+    assert restored.accounts[2].cash == ex.state.accounts[2].cash
+    assert restored.oracle_last == {} and restored.next_timer == 0   # the clock restarts at the next command
