@@ -17,7 +17,8 @@ instrument id) while the account's equity is negative:
   options remain to restore it, and they are closed at their mark value.
 - quote (cash the bankrupt account receives, negative = pays) for the whole position:
   ``bankruptcy_quote(ΔNNV, TNC, −PMMR, TMMR)`` (ΔNNV = −value at the mark); for the last
-  position of the account: −ΔNNV − TNC, which leaves it at exactly zero equity.
+  position of the account: −cash, which leaves it at exactly zero cash and equity (the
+  same as −ΔNNV − TNC up to the margin model's rounding).
 - opposite positions in the instrument, of every account but the bankrupt one and the fee
   account (the insurance fund included), ranked by ``adl_score`` (unrealised PnL % ×
   effective leverage at the mark) highest first, ties by account id; each takes
@@ -81,7 +82,9 @@ def deleverage(state: ExchangeState, account: Account, events: list[Event], touc
             spec = instruments[instrument]
             size = account.positions[instrument].size
             value = size * state.marks[instrument] // spec.size_scale
-            if len(ordered) == 1:
+            if len(account.positions) == 1:
+                quote = -account.cash  # the last position: exactly zero cash (= value − TNC up to rounding)
+            elif len(ordered) == 1:
                 quote = value - tnc
             else:
                 pmmr = position_mmr(state, account, instrument, health)

@@ -345,6 +345,25 @@ def affordable(state: ExchangeState, account: Account, spec, side: int, lots: in
     return best
 
 
+def _settle_last(account: Account, split: _Split, size_now: int, available: int) -> bool:
+    """When ``split`` closes the account's last position, make its cash end ≥ 0 exactly:
+    the carried TNC can differ from the margin model's valuation by a few micro-USDC
+    (portfolio values, per-position rounding), so the fee is cut or the payout raised to
+    what the cash needs. False when the fund cannot pay that (the fill is refused and the
+    position is left to deleveraging, which closes it at exactly zero cash)."""
+    if split.lots != abs(size_now) or len(account.positions) != 1:
+        return True
+    cash_after = account.cash + split.quote + split.payout - split.fee
+    if cash_after >= 0:
+        return True
+    net = split.payout - split.fee - cash_after  # what the account must receive in total
+    fee, payout = (0, net) if net >= 0 else (-net, 0)
+    if payout - fee > available:
+        return False
+    split.fee, split.payout = fee, payout
+    return True
+
+
 # -- steps ---------------------------------------------------------------------------------
 def _book_step(state: ExchangeState, account: Account, instrument: int, health: AccountHealth, ts: int,
                events: list[Event], touched: set[int]) -> int:
@@ -391,7 +410,7 @@ def _book_step(state: ExchangeState, account: Account, instrument: int, health: 
         size_now = account.positions[instrument].size
         split = affordable(state, account, spec, side, min(maker.remaining, wanted - filled), maker.price, size_now,
                            mark, pmmr, size0, tnc, tmmr, available)
-        if split is None:
+        if split is None or not _settle_last(account, split, size_now, available):
             break
         lots = split.lots
         if lots == maker.remaining:
@@ -430,9 +449,10 @@ def _backstop(state: ExchangeState, account: Account, instrument: int, health: A
     pmmr = position_mmr(state, account, instrument, health)
     price = limit_price(state, spec, size, mark, pmmr, tnc, tmmr)
     fund = state.accounts[INSURANCE_FUND]
+    available = fund_available(state)
     split = affordable(state, account, spec, side, abs(size), price, size, mark, pmmr, abs(size), tnc, tmmr,
-                       fund_available(state), fund_is_counterparty=True)
-    if split is None:
+                       available, fund_is_counterparty=True)
+    if split is None or not _settle_last(account, split, size, available - split.quote):
         return
     lots = split.lots
     account.cash += split.quote
