@@ -42,6 +42,29 @@ UNPAIRED_IM_PPM = round(_STD_OPTION_DEFAULTS.unpaired_im_scale * PPM)  # 1.4·S 
 UNPAIRED_MM_PPM = round(_STD_OPTION_DEFAULTS.unpaired_mm_scale * PPM)  # 1.2·S
 
 
+
+def _perp_charge(size: int, mark: int, scale: int, imf: int, denom: int, bid_size: int, bid_notional: int,
+                 ask_size: int, ask_notional: int) -> int:
+    """Initial requirement of a perpetual position of ``size`` lots with open orders counted
+    as if filled at their limit prices (micro-USDC, requirements rounded up, values down):
+    max over {none, all bids, all asks} of ⌈|size after| · mark · IMF⌉ − (value after −
+    value now ∓ notional paid/received). ``denom`` = scale · 10⁶. exchange-rules.md
+    "Standard margin"."""
+    rate = mark * imf
+    value_now = size * mark // scale
+    worst = (abs(size) * rate + denom - 1) // denom
+    if bid_size:
+        after = size + bid_size
+        charge = (abs(after) * rate + denom - 1) // denom - (after * mark // scale - value_now - bid_notional)
+        if charge > worst:
+            worst = charge
+    if ask_size:
+        after = size - ask_size
+        charge = (abs(after) * rate + denom - 1) // denom - (after * mark // scale - value_now + ask_notional)
+        if charge > worst:
+            worst = charge
+    return worst
+
 class StandardMargin:
     """Standard-margin calculator over the exchange's prices.
 
@@ -161,22 +184,9 @@ class StandardMargin:
             ask_size += agg.ask_size
             ask_notional += agg.ask_notional
         perp = self.perps.get(instrument)
-        if perp is not None:  # fast path: the same formulas as below, inlined for perpetuals
+        if perp is not None:  # fast path: the same formulas as below, in integers for perpetuals
             scale, imf, denom = perp
-            rate = mark * imf
-            value_now = size * mark // scale
-            worst = (abs(size) * rate + denom - 1) // denom
-            if bid_size:
-                after = size + bid_size
-                charge = (abs(after) * rate + denom - 1) // denom - (after * mark // scale - value_now - bid_notional)
-                if charge > worst:
-                    worst = charge
-            if ask_size:
-                after = size - ask_size
-                charge = (abs(after) * rate + denom - 1) // denom - (after * mark // scale - value_now + ask_notional)
-                if charge > worst:
-                    worst = charge
-            return worst
+            return _perp_charge(size, mark, scale, imf, denom, bid_size, bid_notional, ask_size, ask_notional)
         value_now = self._value(spec, mark, size)
         worst = self._requirement(spec, mark, size, True)
         if bid_size:
@@ -423,19 +433,8 @@ class StandardMargin:
                 else:
                     ask_size += lots
                     ask_notional += notional
-                rate = mark * imf
+                after = _perp_charge(size, mark, scale, imf, denom, bid_size, bid_notional, ask_size, ask_notional)
                 value_now = size * mark // scale
-                after = (abs(size) * rate + denom - 1) // denom
-                if bid_size:
-                    filled = size + bid_size
-                    charge = (abs(filled) * rate + denom - 1) // denom - (filled * mark // scale - value_now - bid_notional)
-                    if charge > after:
-                        after = charge
-                if ask_size:
-                    filled = size - ask_size
-                    charge = (abs(filled) * rate + denom - 1) // denom - (filled * mark // scale - value_now + ask_notional)
-                    if charge > after:
-                        after = charge
                 if position is not None and self.funding:
                     value_now_funded = value_now + self.pending_funding(account)
                 else:
