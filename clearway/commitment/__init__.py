@@ -1,7 +1,8 @@
 """State commitment: leaves, sparse Merkle trees, state roots, proofs, escape values.
 
-Pure functions of plain values (integers, 20-byte addresses, 32-byte hashes); no I/O and
-no dependency on the rest of Clearway. The vault contract
+Pure functions of plain values (integers, 20-byte addresses, 32-byte hashes) and of the
+domain's state (exchange_state.py, replay.py, batch.py); no I/O, and nothing of Clearway
+above the domain (DESIGN.md layers). The vault contract
 (``clearway/chain/contracts/Vault.vy``) implements the same hashing and the same escape
 value; ``tests/chain`` checks both agree.
 """

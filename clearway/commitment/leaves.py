@@ -36,8 +36,7 @@ from eth_abi import encode
 from eth_hash.auto import keccak
 from eth_utils import is_address, to_checksum_address
 
-FUNDING_INDEX_SCALE = 10**6
-"""Funding-index units per micro-USDC (the index is in 10**-12 USDC per contract)."""
+from clearway.domain.units import FUNDING_INDEX_SCALE  # one definition, the domain's units
 
 UINT32_MAX = 2**32 - 1
 INT256_MIN = -(2**255)

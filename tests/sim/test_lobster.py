@@ -4,13 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
 
 from clearway.domain.book import OrderBook
 from clearway.sim.lobster import replay_directory
 
 LOBSTER = Path(__file__).resolve().parents[3] / "shared" / "data" / "lobster"
-pytestmark = pytest.mark.skipif(not LOBSTER.exists(), reason="shared data not present")
 
 
 def test_replay_of_real_aapl_flow_matches_every_row_and_every_fifo_check():

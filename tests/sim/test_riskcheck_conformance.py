@@ -22,7 +22,6 @@ from clearway.sim.riskcheck import conformance, pm_case
 REPO = Path(__file__).resolve().parents[2]
 CASES = REPO.parent / "shared" / "conformance" / "portfolio-margin"
 
-pytestmark = pytest.mark.skipif(not CASES.is_dir(), reason="shared conformance cases not present")
 
 
 def test_all_139_cases_pass():

@@ -12,7 +12,6 @@ REPO = Path(__file__).resolve().parents[2]
 DERIBIT = REPO.parent / "shared" / "data" / "deribit"
 CHAINS = [DERIBIT / "btc_options_2020-05-14.csv", DERIBIT / "btc_options_2020-05-21.csv"]
 
-pytestmark = pytest.mark.skipif(not DERIBIT.is_dir(), reason="shared Deribit data not present")
 
 
 @pytest.fixture(scope="module", params=CHAINS, ids=lambda p: p.stem)

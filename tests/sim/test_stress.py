@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
 
 from clearway.domain.oracle import recover_signer
 from clearway.sim.stress import REPORTER_SEEDS, Reporter, run_stress
@@ -14,7 +13,6 @@ PRICES = Path(__file__).resolve().parents[3] / "shared" / "data" / "market" / "b
 KEYS = {"oracle_updates", "liquidations", "liquidated_notional", "adl_events", "insurance_fund_start",
         "insurance_fund_end", "funding_paid", "min_account_equity", "invariants_ok", "state_hash"}
 
-pytestmark = pytest.mark.skipif(not PRICES.exists(), reason="shared market data not available")
 
 
 def test_fast_reporter_signatures_recover_to_the_reporter():
