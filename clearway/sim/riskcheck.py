@@ -43,6 +43,10 @@ __all__ = [
 MS_PER_YEAR = 365 * 86_400 * 1000
 THETA_MIN_DAYS = 2.0
 FORWARD_SLACK_USD = 5.0
+PRINT_HALF_WIDTH_FORWARD_USD = 0.005
+"""``underlying_price`` is printed with 2 decimals (USD): the true value is within ±0.005."""
+PRINT_HALF_WIDTH_VOL = 0.00005
+"""``mark_iv`` is printed in percent with 2 decimals: σ is within ±0.005 points (±5e-5)."""
 RELATIVE_TOLERANCE = 1e-6
 ABSOLUTE_FLOOR = 1e-6
 """Conformance comparison: |got − expected| ≤ max(1e-6 · |expected|, 1e-6) — 1e-6
@@ -96,7 +100,11 @@ def deribit_check(path: Path) -> dict[str, Any]:
         ``price_btc_within_1e-5`` (rows), ``price_usd`` (max, USD) and
         ``price_btc_forward_slack_5usd``: the max price difference when each row's forward
         may be off by up to 5 USD (see :func:`_price_with_forward_slack`) — the rows'
-        marks and ``underlying_price`` are not always from the same instant.
+        marks and ``underlying_price`` are not always from the same instant;
+        ``price_btc_print_rounding``: the max price difference when ``underlying_price``
+        and ``mark_iv`` may be anywhere in their printed rounding intervals (±0.005 USD,
+        ±0.005 vol points), and ``price_btc_beyond_1e-5_after_print_rounding`` the rows
+        still beyond 1e-5 BTC then: rows no reading of the printed inputs reproduces.
     """
     chain = load_deribit_chain(path)
     g = black76_greeks(chain["forward"], chain["strike"], chain["time"], chain["vol"], 0.0, chain["is_call"])
@@ -108,6 +116,7 @@ def deribit_check(path: Path) -> dict[str, Any]:
     theta_rel = theta_diff / np.maximum(np.abs(chain["theta"][beyond]), 1e-12)
     price_diff = np.abs(price_btc - chain["mark_btc"])
     slack = _price_with_forward_slack(chain, FORWARD_SLACK_USD)
+    printed = _price_within_input_intervals(chain, PRINT_HALF_WIDTH_FORWARD_USD, PRINT_HALF_WIDTH_VOL)
     return {
         "options": int(chain["strike"].size),
         "price_btc": float(np.max(price_diff)),
@@ -122,24 +131,40 @@ def deribit_check(path: Path) -> dict[str, Any]:
         "price_btc_within_1e-5": int(np.sum(price_diff <= 1e-5)),
         "price_usd": float(np.max(price_diff * chain["forward"])),
         "price_btc_forward_slack_5usd": float(np.max(slack)),
+        "price_btc_print_rounding": float(np.max(printed)),
+        "price_btc_beyond_1e-5_after_print_rounding": int(np.sum(printed > 1e-5)),
     }
 
 
-def _price_with_forward_slack(chain: dict[str, np.ndarray], slack_usd: float) -> np.ndarray:
-    """Per row, min over |δ| ≤ slack_usd of |V(F+δ)/(F+δ) − mark| (BTC).
+def _price_within_input_intervals(
+    chain: dict[str, np.ndarray], forward_half_width: float, vol_half_width: float,
+) -> np.ndarray:
+    """Per row, min over F' ∈ F ± forward_half_width, σ' ∈ σ ± vol_half_width of
+    |V(F', σ')/F' − mark| (BTC).
 
     V(F)/F is monotone in F (its derivative is K·N(d2)/F² for a call, −K·N(−d2)/F² for a
-    put), so the minimum is 0 when the two ends bracket the mark, else the nearer end.
+    put) and V is increasing in σ (vega ≥ 0), so over the rectangle the error ranges
+    between its values at the four corners: the minimum is 0 when the corners bracket the
+    mark, else the corner nearest to it.
+    """
+    lo = np.full(chain["strike"].shape, np.inf)
+    hi = np.full(chain["strike"].shape, -np.inf)
+    for df in (-forward_half_width, forward_half_width):
+        f = chain["forward"] + df
+        for dv in (-vol_half_width, vol_half_width):
+            v = black76_greeks(f, chain["strike"], chain["time"], chain["vol"] + dv, 0.0, chain["is_call"]).price
+            err = v / f - chain["mark_btc"]
+            lo, hi = np.minimum(lo, err), np.maximum(hi, err)
+    return np.where((lo <= 0.0) & (hi >= 0.0), 0.0, np.minimum(np.abs(lo), np.abs(hi)))
+
+
+def _price_with_forward_slack(chain: dict[str, np.ndarray], slack_usd: float) -> np.ndarray:
+    """Per row, min over |δ| ≤ slack_usd of |V(F+δ)/(F+δ) − mark| (BTC), at the row's σ.
+
     Shows that the price differences come from the recorded ``underlying_price`` of a row
     being a few USD away from the forward Deribit used for that row's mark.
     """
-    ends = []
-    for delta in (-slack_usd, slack_usd):
-        f = chain["forward"] + delta
-        v = black76_greeks(f, chain["strike"], chain["time"], chain["vol"], 0.0, chain["is_call"]).price
-        ends.append(v / f - chain["mark_btc"])
-    lo, hi = ends
-    return np.where(np.sign(lo) != np.sign(hi), 0.0, np.minimum(np.abs(lo), np.abs(hi)))
+    return _price_within_input_intervals(chain, slack_usd, 0.0)
 
 
 def _flat_wing_mask(strikes: np.ndarray, vols: np.ndarray, tolerance: float = 0.005) -> np.ndarray:
