@@ -8,21 +8,13 @@ the same state transition the sequencer and the verifiers run — with a reprodu
 population of accounts, and reports liquidations, deleveraging, the insurance fund and
 funding.
 
-Oracle (four reporters, secp256k1 keys derived from fixed seeds, one report each per
-minute, ts = the end of the minute bar; ``../shared/data/README.md``):
-
-- Binance.US BTC/USD: index = close; USDC/USD = BTCUSD / BTCUSDC (Binance.US).
-- Binance.US BTC/USDT: index = close (USDT at par); USDC/USD = BTCUSDT / BTCUSDC.
-- Binance.US BTC/USDC: index = BTCUSDC × its USDC/USD, i.e. the median of the USD and USDT
-  closes; USDC/USD as the first reporter.
-- Kraken BTC/USDC: the last Kraken bar (the file has only minutes with trades: an older
-  bar's report is older than ``max_age`` and the domain rejects it as stale, a real
-  failure the quorum absorbs); index = Kraken BTCUSDC × USDC/USD with USDC/USD =
-  Binance BTCUSD / Kraken BTCUSDC.
-- Each report carries the surface of every listed expiry: forward = index, rate 0, raw SVI
-  with ATM total variance σ²T (σ = realised volatility of the last 24 h of Binance BTC/USD
-  1-minute log returns, annualised, clamped to 30–200 %), a = 0.8σ²T, b = 2σ²T, ρ = −0.3,
-  m = 0, σ_svi = 0.1 (convex, negatively skewed, free of static arbitrage).
+Oracle (``clearway.sim.marketdata``): four reporters (``Reporters(ORACLE_SEED, 4)``), one
+report each per minute, ts = the end of the minute bar, all signing the market data's
+observation: the BTC/USD index (median of Binance.US BTC/USD, BTC/USDT, BTC/USDC and
+Kraken BTC/USDC in USD, stale venues left out), USDC/USD from the BTC/USDC vs BTC/USD
+ratio, and per listed expiry the forward and the raw SVI slice of the Deribit-fitted
+surface, its level rescaled by the EWMA realised volatility of the index
+(``Surface.expiries``).
 
 Population (``random.Random(seed)``; amounts in USDC):
 
@@ -56,18 +48,13 @@ is the state hash (same arguments ⇒ same hash).
 from __future__ import annotations
 
 import argparse
-import csv
 import json
-import math
 import random
 import sys
 import time
-from bisect import bisect_right
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-
-from coincurve import PrivateKey
 
 from clearway.domain.accounts import MarginMode
 from clearway.domain.commands import (
@@ -79,13 +66,12 @@ from clearway.domain.events import (
 )
 from clearway.domain.expiry import DAY_MS, EXPIRY_TIME_OF_DAY_MS
 from clearway.domain.genesis import FEE_ACCOUNT, INSURANCE_FUND, GenesisConfig
-from clearway.domain.instruments import InstrumentSpec, Kind
-from clearway.domain.market import FIXED_SCALE, MS_PER_YEAR, ExpiryData
-from clearway.domain.oracle import OracleReport, report_digest
+from clearway.domain.instruments import Kind
 from clearway.domain.orders import TimeInForce
 from clearway.domain.revalue import PositionMatrix, revalue_all
 from clearway.domain.state import ExchangeState, apply, state_hash
-from clearway.domain.units import PPM, funding_payment, parse_decimal
+from clearway.domain.units import funding_payment
+from clearway.sim.marketdata import DEFAULT_PRICES, MarketData, OracleFeed, Reporters, Surface, iso_ms, perp_spec
 
 MINUTE = 60_000
 HOUR = 3_600_000
@@ -97,93 +83,8 @@ STRIKE_STEP = 1_000 * USDC
 STRIKES_EACH_SIDE = 4
 FUND_START = 1_000_000 * USDC
 MAKER_DEPOSIT = 200_000_000 * USDC
-DEFAULT_PRICES = Path(__file__).resolve().parents[3] / "shared" / "data" / "market" / "btc-2023-03"
-REPORTER_SEEDS = (b"binanceus-btcusd", b"binanceus-btcusdt", b"binanceus-btcusdc", b"kraken-btcusdc")
-
-
-# -- data ------------------------------------------------------------------------------------
-def _iso_ms(text: str) -> int:
-    """'2023-03-09T00:00' or '2023-03-01 00:00:00+00:00' → ms since the epoch (UTC)."""
-    text = text.strip().replace(" ", "T")
-    moment = datetime.fromisoformat(text)
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
-    return int(moment.timestamp()) * 1000
-
-
-def load_binance(path: Path) -> dict[int, int]:
-    """Binance.US 1-minute bars: bar open (ms) → close (micro-USD, exact from the text)."""
-    out: dict[int, int] = {}
-    with path.open(newline="") as handle:
-        for row in csv.DictReader(handle):
-            out[_iso_ms(row["open_time"])] = parse_decimal(row["close"], 6)
-    return out
-
-
-def load_kraken(path: Path) -> tuple[list[int], list[int]]:
-    """Kraken raw bars (no header: unix s, open, high, low, close, volume, count), only
-    minutes with trades: (bar opens in ms ascending, closes in micro-USDC)."""
-    opens, closes = [], []
-    with path.open(newline="") as handle:
-        for row in csv.reader(handle):
-            opens.append(int(row[0]) * 1000)
-            closes.append(parse_decimal(row[4], 6))
-    return opens, closes
-
-
-@dataclass
-class Prices:
-    """The four series on a common minute grid."""
-
-    usd: dict[int, int]
-    usdt: dict[int, int]
-    usdc: dict[int, int]
-    kraken_opens: list[int]
-    kraken_closes: list[int]
-
-    @classmethod
-    def load(cls, directory: Path) -> "Prices":
-        opens, closes = load_kraken(directory / "kraken_BTCUSDC_1m_raw.csv")
-        return cls(load_binance(directory / "binanceus_BTCUSD_1m.csv"),
-                   load_binance(directory / "binanceus_BTCUSDT_1m.csv"),
-                   load_binance(directory / "binanceus_BTCUSDC_1m.csv"), opens, closes)
-
-    def kraken_at(self, minute: int) -> tuple[int, int] | None:
-        """(bar open, close) of the last Kraken bar that opened at or before ``minute``."""
-        i = bisect_right(self.kraken_opens, minute) - 1
-        return (self.kraken_opens[i], self.kraken_closes[i]) if i >= 0 else None
-
-
-# -- reporters ---------------------------------------------------------------------------------
-class Reporter:
-    """A secp256k1 key that signs oracle reports (oracle.report_digest), with coincurve
-    directly: the same 65-byte (r, s, v) signature as ``oracle.sign_report``, ~10× faster."""
-
-    def __init__(self, seed: bytes) -> None:
-        from eth_hash.auto import keccak
-
-        secret = keccak(seed)
-        self.key = PrivateKey(secret)
-        public = self.key.public_key.format(compressed=False)[1:]
-        self.address = "0x" + keccak(public)[-20:].hex()
-
-    def sign(self, underlying: str, ts: int, index: int, stable: int, expiries: tuple[ExpiryData, ...]) -> OracleReport:
-        digest = report_digest(underlying, ts, index, stable, expiries)
-        signature = self.key.sign_recoverable(digest, hasher=None)
-        return OracleReport(self.address, underlying, ts, index, stable, expiries, signature)
-
-
-def surface(index: int, vol: float, ts: int, expiries: list[int]) -> tuple[ExpiryData, ...]:
-    """Per-expiry forward, rate and raw SVI (module docstring), 10⁻¹² units."""
-    out = []
-    for expiry in expiries:
-        t = (expiry - ts) / MS_PER_YEAR
-        if t <= 0:
-            continue
-        w = vol * vol * t
-        out.append(ExpiryData(expiry, index, 0, round(0.8 * w * FIXED_SCALE), round(2 * w * FIXED_SCALE),
-                              round(-0.3 * FIXED_SCALE), 0, round(0.1 * FIXED_SCALE)))
-    return tuple(out)
+ORACLE_SEED = 0
+ORACLE_REPORTERS = 4
 
 
 # -- the simulation ----------------------------------------------------------------------------
@@ -215,17 +116,17 @@ class Metrics:
 class Stress:
     """One stress run (module docstring). ``run()`` returns the report dict."""
 
-    def __init__(self, prices: Prices, start_ms: int, end_ms: int, accounts: int, seed: int) -> None:
-        self.prices = prices
+    def __init__(self, market: MarketData, surface: Surface, start_ms: int, end_ms: int, accounts: int,
+                 seed: int) -> None:
+        self.market = market
         self.start = start_ms - start_ms % MINUTE
         self.end = end_ms
         self.n_accounts = accounts
         self.rng = random.Random(seed)
-        self.reporters = [Reporter(s) for s in REPORTER_SEEDS]
-        perp = InstrumentSpec(0, "BTC", Kind.PERPETUAL, tick_size=TICK, size_decimals=4, size_increment=1,
-                              min_size=1, maker_fee_ppm=-100, taker_fee_ppm=500, imf_ppm=50_000, mmf_ppm=30_000)
-        self.genesis = GenesisConfig(instruments=[perp], max_open_orders=10_000,
-                                     oracle_reporters=[r.address for r in self.reporters])
+        reporters = Reporters(ORACLE_SEED, ORACLE_REPORTERS)
+        self.feed = OracleFeed(market, surface, reporters)
+        self.genesis = GenesisConfig(instruments=[perp_spec(0)], max_open_orders=10_000,
+                                     oracle_reporters=reporters.addresses)
         self.state = ExchangeState(self.genesis)
         self.seq = 0
         self.ts = self.start
@@ -237,8 +138,7 @@ class Stress:
         self.deleveraged_this_hour: set[int] = set()
         self.in_liquidation: set[int] = set()   # accounts liquidatable after their last pass
         self.quoted: tuple[int, int] | None = None  # (index, ts) of the last requote
-        self.returns: list[float] = []
-        self.last_usd: int | None = None
+        self.basis = 0.0
 
     # -- plumbing --------------------------------------------------------------------------------
     def apply(self, command_type, **fields) -> list:
@@ -297,42 +197,17 @@ class Stress:
         return True
 
     # -- oracle ----------------------------------------------------------------------------------
-    def _vol(self) -> float:
-        window = self.returns[-1440:]
-        if len(window) < 60:
-            return 0.6
-        variance = sum(r * r for r in window) / len(window) * 525_600
-        return min(max(math.sqrt(variance), 0.3), 2.0)
-
     def oracle(self, minute: int) -> bool:
-        """The signed reports of the bar that opened at ``minute``; False if no data."""
-        p = self.prices
-        usd, usdt, usdc = p.usd.get(minute), p.usdt.get(minute), p.usdc.get(minute)
-        if usd is None or usdt is None or usdc is None:
-            return False
-        if self.last_usd:
-            self.returns.append(math.log(usd / self.last_usd))
-        self.last_usd = usd
+        """The signed reports of the bar that opened at ``minute`` (observed at its close,
+        ``self.ts``); False if the market data has no such bar."""
         ts = self.ts
-        stable_1 = usd * PPM // usdc
-        stable_2 = usdt * PPM // usdc
-        mid_usd = (usd + usdt) // 2
+        if not self.market.has(minute + MINUTE):
+            return False
         listed = [e for e in self.expiries if e > ts]
-        vol = self._vol()
-        reports = [
-            self.reporters[0].sign("BTC", ts, usd, stable_1, surface(usd, vol, ts, listed)),
-            self.reporters[1].sign("BTC", ts, usdt, stable_2, surface(usdt, vol, ts, listed)),
-            self.reporters[2].sign("BTC", ts, mid_usd, stable_1, surface(mid_usd, vol, ts, listed)),
-        ]
-        kraken = p.kraken_at(minute)
-        if kraken is not None:
-            bar_open, close = kraken
-            stable_4 = usd * PPM // close
-            index_4 = close * stable_4 // PPM
-            reports.append(self.reporters[3].sign("BTC", bar_open + MINUTE, index_4, stable_4,
-                                                  surface(index_4, vol, bar_open + MINUTE, listed)))
-        events = self.apply(OracleUpdate, underlying="BTC", reports=tuple(reports))
+        events = self.apply(OracleUpdate, underlying="BTC", reports=self.feed.reports(minute + MINUTE, listed))
         self.metrics.oracle_rejected_reports += sum(1 for e in events if type(e).__name__ == "OracleReportRejected")
+        usd = self.market.close_at("binanceus_btcusd", minute + MINUTE)
+        usdt = self.market.close_at("binanceus_btcusdt", minute + MINUTE)
         self.basis = max(min(usdt / usd - 1.0, 0.003), -0.003)
         return True
 
@@ -461,7 +336,7 @@ class Stress:
         self.deposit(self.genesis.insurance_fund_owner, FUND_START)
         self.populate()
         first = self.start
-        while first not in self.prices.usd and first < self.end:
+        while not self.market.has(first + MINUTE) and first < self.end:
             first += MINUTE
         self.ts = first + MINUTE
         self.oracle(first)
@@ -469,7 +344,6 @@ class Stress:
         for k in (1, 2):
             self.list_expiry(day + k * DAY_MS if day <= self.ts else day + (k - 1) * DAY_MS)
         self.oracle_again(first)
-        self.basis = 0.0
         self.quote()
         for trader in self.traders:
             if trader.kind == "perp":
@@ -557,9 +431,10 @@ def _iso(ms: int) -> str:
 
 
 def run_stress(prices_dir: Path, start: str, end: str, accounts: int, seed: int) -> dict:
-    """Load the prices and run one stress simulation (module docstring); the report dict."""
-    prices = Prices.load(prices_dir)
-    return Stress(prices, _iso_ms(start), _iso_ms(end), accounts, seed).run()
+    """Load the prices, fit the surface and run one stress simulation (module docstring);
+    the report dict."""
+    return Stress(MarketData.load(prices_dir), Surface.fit_deribit(), iso_ms(start), iso_ms(end), accounts,
+                  seed).run()
 
 
 # -- CLI ------------------------------------------------------------------------------------------

@@ -7,7 +7,8 @@ from pathlib import Path
 
 
 from clearway.domain.oracle import recover_signer
-from clearway.sim.stress import REPORTER_SEEDS, Reporter, run_stress
+from clearway.sim.marketdata import Reporters
+from clearway.sim.stress import ORACLE_REPORTERS, ORACLE_SEED, run_stress
 
 PRICES = Path(__file__).resolve().parents[3] / "shared" / "data" / "market" / "btc-2023-03"
 KEYS = {"oracle_updates", "liquidations", "liquidated_notional", "adl_events", "insurance_fund_start",
@@ -16,9 +17,9 @@ KEYS = {"oracle_updates", "liquidations", "liquidated_notional", "adl_events", "
 
 
 def test_fast_reporter_signatures_recover_to_the_reporter():
-    reporter = Reporter(REPORTER_SEEDS[0])
-    report = reporter.sign("BTC", 1_678_000_000_000, 20_000_000_000, 1_000_000, ())
-    assert recover_signer(report) == reporter.address
+    reporters = Reporters(ORACLE_SEED, ORACLE_REPORTERS)
+    reports = reporters.reports(1_678_000_000_000, 20_000_000_000, 1_000_000, ())
+    assert [recover_signer(r) for r in reports] == reporters.addresses
 
 
 def test_a_crash_window_keeps_the_invariants_and_is_reproducible():
