@@ -58,10 +58,11 @@ expiries shorter than :data:`MIN_FIT_DAYS` (Deribit's same-day smiles). The slic
 chains become *nodes* sorted by tenor; a node is kept only if its total variance is ≥ the
 previous kept node's on the whole check grid (no calendar arbitrage between nodes).
 
-For a tenor T, each node i is written as its ATM total variance θᵢ = wᵢ(0) times a shape
-(a/θ, b/θ, ρ, m, σ) with w(0) = 1. θ(T) is linear in T between nodes (flat ATM vol θ₀T/T₀ below the
-first node, θₙT/Tₙ beyond the last); the shape is the linear interpolation in T of the
-neighbouring nodes' shapes, renormalised to w(0) = 1 (the nearest node's outside). Level: total variance × s² with
+For a tenor T between two nodes, the raw parameters (a, b, b·ρ, m, σ) are interpolated
+linearly in T: for nodes sharing m and σ this is exactly the linear interpolation of total
+variance (so w increases with T at every k, no calendar arbitrage), and in general the wing
+slopes b(1 ± ρ) stay linear in T. Below the first node the first node's total variance is
+scaled by T/T₀, beyond the last by T/Tₙ (flat ATM vol). Level: total variance × s² with
 s = clamp(realised vol / reference vol, :data:`SCALE_FLOOR`, :data:`SCALE_CAP`), the
 reference being the fitted ATM vol at 30 days. Each produced slice is checked with the
 domain's ``validate_svi`` on the exact 10⁻¹² integers; a failing slice has its wings
@@ -432,34 +433,31 @@ class Surface:
         per tuple of paths. Raises FileNotFoundError, or ValueError if no slice fits."""
         return _fit_cached(tuple(str(Path(p).resolve()) for p in paths))
 
-    def theta(self, time: float) -> float:
-        """ATM total variance of the fitted surface at tenor ``time`` (years, > 0)."""
+    def base(self, time: float) -> SVIParams:
+        """Raw SVI of the fitted surface at tenor ``time`` (years, > 0), before the level
+        rescale: between two nodes, (a, b, b·ρ, m, σ) interpolated linearly in T — the exact
+        linear interpolation of total variance when the nodes share m and σ, and wing slopes
+        b(1 ± ρ) linear in T; below the first node its total variance × T/T₀, beyond the
+        last × T/Tₙ (flat ATM vol)."""
         nodes = self.nodes
-        if time <= nodes[0].time:
-            return nodes[0].theta * time / nodes[0].time
-        if time >= nodes[-1].time:
-            return nodes[-1].theta * time / nodes[-1].time
+        if time <= nodes[0].time or time >= nodes[-1].time:
+            node = nodes[0] if time <= nodes[0].time else nodes[-1]
+            c = time / node.time
+            return SVIParams(node.params.a * c, node.params.b * c, node.params.rho, node.params.m, node.params.sigma)
         i = int(np.searchsorted([n.time for n in nodes], time))
-        lo, hi = nodes[i - 1], nodes[i]
-        alpha = (time - lo.time) / (hi.time - lo.time)
-        return lo.theta + alpha * (hi.theta - lo.theta)
-
-    def shape(self, time: float) -> SVIParams:
-        """Unit-ATM-variance shape (a/θ, b/θ, ρ, m, σ) at tenor ``time``: the nodes' shapes
-        interpolated linearly in T (then a and b divided by the result's w(0), so w(0) = 1),
-        the nearest node's outside."""
-        nodes = self.nodes
-        shapes = [_unit(n) for n in nodes]
-        if time <= nodes[0].time:
-            return shapes[0]
-        if time >= nodes[-1].time:
-            return shapes[-1]
-        i = int(np.searchsorted([n.time for n in nodes], time))
+        lo, hi = nodes[i - 1].params, nodes[i].params
         alpha = (time - nodes[i - 1].time) / (nodes[i].time - nodes[i - 1].time)
-        lo, hi = shapes[i - 1], shapes[i]
-        mixed = SVIParams(*(x + alpha * (y - x) for x, y in zip(lo.as_array().tolist(), hi.as_array().tolist())))
-        level = float(svi_total_variance(0.0, mixed))
-        return SVIParams(mixed.a / level, mixed.b / level, mixed.rho, mixed.m, mixed.sigma)
+
+        def mix(x: float, y: float) -> float:
+            return x + alpha * (y - x)
+
+        b = mix(lo.b, hi.b)
+        return SVIParams(mix(lo.a, hi.a), b, mix(lo.b * lo.rho, hi.b * hi.rho) / b, mix(lo.m, hi.m),
+                         mix(lo.sigma, hi.sigma))
+
+    def theta(self, time: float) -> float:
+        """ATM total variance w(0) of :meth:`base` at tenor ``time``."""
+        return float(svi_total_variance(0.0, self.base(time)))
 
     def level_scale(self, realised_vol: float) -> float:
         """s = clamp(realised_vol / reference_vol, SCALE_FLOOR, SCALE_CAP); total variance
@@ -469,9 +467,9 @@ class Surface:
     def slice(self, time: float, realised_vol: float) -> SVIParams:
         """Raw SVI of tenor ``time`` (years, > 0) with the level rescaled by the realised
         volatility, before any cross-expiry adjustment; free of butterfly arbitrage."""
-        theta = self.theta(time) * self.level_scale(realised_vol) ** 2
-        u = self.shape(time)
-        params = SVIParams(u.a * theta, u.b * theta, u.rho, u.m, u.sigma)
+        c = self.level_scale(realised_vol) ** 2
+        u = self.base(time)
+        params = SVIParams(u.a * c, u.b * c, u.rho, u.m, u.sigma)
         return params if _valid(params) else _flatten_wings(params)
 
     def expiries(self, ts_ms: int, index: int, expiries_ms: Sequence[int], realised_vol: float
@@ -507,11 +505,6 @@ class Surface:
         if reason is not None:  # the steps above make this unreachable; fail loudly if not
             raise SVIArbitrageError(reason)
         return tuple(out)
-
-
-def _unit(node: Node) -> SVIParams:
-    p = node.params
-    return SVIParams(p.a / node.theta, p.b / node.theta, p.rho, p.m, p.sigma)
 
 
 @lru_cache(maxsize=4)
