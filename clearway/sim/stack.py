@@ -62,21 +62,18 @@ from eth_account.signers.local import LocalAccount
 
 from clearway.chain.backend import Chain, EmbeddedChain
 from clearway.chain.batcher import Batcher, StepReport
-from clearway.chain.errors import ChainError
 from clearway.chain.inbox import Inbox
 from clearway.chain.vault import VaultClient
 from clearway.chain.watcher import ChainWatcher
-from clearway.commitment import escape_value
 from clearway.commitment.authorisation import OPERATOR, exchange_domain_separator, sign_command
 from clearway.commitment.exchange_state import committed_genesis_hash, full_state_root
 from clearway.domain.commands import Command, Withdraw
-from clearway.domain.events import Rejected
 from clearway.domain.genesis import GenesisConfig
 from clearway.engine.journal import SQLITE_FILE, SqliteJournal
 from clearway.engine.node import Node, wall_clock_ms
 from clearway.verifier import VerifierSet
 from clearway.verifier.board import MemoryBoard
-from clearway.verifier.escape import EscapeTool
+from clearway.verifier.escape import EscapeTool, escape_everyone
 from clearway.verifier.verifier import Verifier, VerifierConfig
 
 log = logging.getLogger("clearway.sim")
@@ -547,81 +544,53 @@ class EmbeddedStack:
             if reference.height != escape_batch:
                 raise StackError(StackErrorCode.NOT_RECONCILED,
                                  f"verifier 0 is at batch {reference.height}, the vault froze at {escape_batch}")
-            replica = reference.replica
-            committed = replica.committer.committed
-            instruments = committed.instrument_leaves()
-            expected = sum(escape_value(committed.account(a), instruments) for a in sorted(replica.state.accounts))
             tool = EscapeTool(client, self.genesis, self.start_block)
-            rebuilt = tool.rebuild()
+            tool.rebuild()
             rebuild_s = time.perf_counter() - started
-            escape_started = time.perf_counter()
-            escaped = escapes = gas = 0
-            for account_id in sorted(rebuilt.state.accounts):
-                result = tool.escape(anyone, account_id)
-                if result.paid:
-                    escapes += 1
-                    escaped += result.paid
-                    gas += result.gas
-            escape_s = time.perf_counter() - escape_started
-            refunds = tool.refund(anyone)
-            head = chain.block_number()
-            deposited = sum(e.amount for e in client.deposits(self.start_block, head))
-            withdrawn = sum(e.args["amount"] for e in client.vault.events("Withdrawn", self.start_block, head))
-            refunded = sum(amount for _, amount in refunds)
-            balance = client.vault_balance()
-            still_claimable = client.view("total_claimable")
-            included_net = replica.state.total_deposits - replica.state.total_withdrawals
-            remainder = balance - still_claimable
-            same_root = rebuilt.root == replica.root == client.view("escape_state_root")
-            reconciled = (same_root and escaped == expected
-                          and deposited == withdrawn + escaped + refunded + balance
-                          and remainder == included_net - escaped >= 0)
+            result = escape_everyone(tool, anyone, reference.replica)
         return {
             "frozen": client.frozen(),
             "frozen_by": froze_by,
             "escape_batch": escape_batch,
             "forced_requests_unanswered": len(requests),
             "forced_overdue_alarms": overdue,
-            "accounts": len(rebuilt.state.accounts),
-            "escaped_accounts": escapes,
-            "escaped_total": escaped,
-            "expected_total": expected,
-            "refunded": refunded,
-            "deposited": deposited,
-            "withdrawn": withdrawn,
+            "accounts": result.accounts,
+            "escaped_accounts": result.escaped_accounts,
+            "escaped_total": result.paid,
+            "expected_total": result.expected,
+            "refunded": result.refunded,
+            "deposited": result.deposited,
+            "withdrawn": result.withdrawn,
             "claimed_after_halt": claimed,
-            "still_claimable": still_claimable,
-            "included_net": included_net,
-            "vault_balance_after": balance,
-            "remainder": remainder,
-            "escape_gas": gas,
-            "same_root_as_verifier": same_root,
-            "reconciled": reconciled,
-            "seconds": {"freeze_and_rebuild": round(rebuild_s, 3), "escapes": round(escape_s, 3)},
+            "still_claimable": result.still_claimable,
+            "included_net": result.included_net,
+            "vault_balance_after": result.vault_balance_after,
+            "remainder": result.remainder,
+            "escape_gas": result.gas,
+            "same_root_as_verifier": result.same_root,
+            "reconciled": result.reconciled,
+            "seconds": {"freeze_and_rebuild": round(rebuild_s, 3), "escapes": round(result.seconds, 3)},
         }
 
     def halt(self) -> None:
         """The sequencer stops: the API, the background stepper and the node (if the stack
         owns it) stop; no more watcher polls or batches. Idempotent."""
-        if self.halted:
-            return
+        if not self.halted:
+            self._stop_sequencer()
+            self.halted = True
+
+    def _stop_sequencer(self) -> None:
         self.stop_background()
         if self._server is not None:
             self._server.stop()
             self._server = None
         if self._owns_node:
             self.node.close(snapshot=False)
-        self.halted = True
 
     # ------------------------------------------------------------------ lifetime
     def close(self) -> None:
         """Stop everything and release the files (the node only if the stack opened it)."""
-        self.stop_background()
-        if self._server is not None:
-            self._server.stop()
-            self._server = None
-        if self._owns_node:
-            self.node.close(snapshot=False)
+        self._stop_sequencer()
         self.verifiers.close()
         self.journal.close()
         self.inbox.close()

@@ -42,7 +42,6 @@ import msgspec
 from clearway.chain.backend import Chain, EmbeddedChain, open_chain
 from clearway.chain.errors import ChainError
 from clearway.chain.vault import VaultClient
-from clearway.commitment import escape_value
 from clearway.commitment.authorisation import OPERATOR
 from clearway.commitment.batch import encode_batch
 from clearway.commitment.exchange_state import committed_genesis_hash
@@ -53,7 +52,7 @@ from clearway.domain.oracle import sign_report
 from clearway.domain.orders import TimeInForce
 from clearway.verifier.board import MemoryBoard
 from clearway.verifier.drill_sequencer import DrillSequencer, PreparedBatch
-from clearway.verifier.escape import EscapeTool
+from clearway.verifier.escape import EscapeTool, escape_everyone
 from clearway.verifier.verifier import Verifier, VerifierConfig
 
 USDC = 1_000_000
@@ -325,41 +324,21 @@ class Scenario:
 
     def escape_everyone(self) -> dict[str, Any]:
         """Escape every account with the chain-only tool; reconcile the vault."""
-        client = self.client
         anyone = self.drill.chain.new_account("escaper")
         reference = self.verifiers[0].replica  # the verifier's state at the last finalised root
-        committed = reference.committer.committed
-        instruments = committed.instrument_leaves()
-        tool = EscapeTool(client, self.drill.genesis, self.start_block)
-        replica = tool.rebuild()
-        escaped_accounts = paid = expected = 0
-        for account_id in sorted(reference.state.accounts):
-            value = escape_value(committed.account(account_id), instruments)
-            expected += value
-            result = tool.escape(anyone, account_id)
-            if result.paid:
-                escaped_accounts += 1
-                paid += result.paid
-        refunds = tool.refund(anyone)
-        head = self.drill.chain.block_number()
-        deposited = sum(e.amount for e in client.deposits(self.start_block, head))
-        withdrawn = sum(e.args["amount"] for e in client.vault.events("Withdrawn", self.start_block, head))
-        refunded = sum(amount for _, amount in refunds)
-        balance = client.vault_balance()
-        included_net = reference.state.total_deposits - reference.state.total_withdrawals
+        result = escape_everyone(EscapeTool(self.client, self.drill.genesis, self.start_block), anyone, reference)
         return {
-            "escaped_accounts": escaped_accounts,
-            "accounts": len(reference.state.accounts),
-            "expected": expected,
-            "paid": paid,
-            "shortfall": expected - paid,
-            "refunded": refunded,
-            "deposited": deposited,
-            "withdrawn": withdrawn,
-            "vault_balance_after": balance,
-            "same_root_as_verifier": replica.root == reference.root == client.view("escape_state_root"),
-            "reconciled": deposited == withdrawn + paid + refunded + balance
-            and balance == included_net - paid >= 0 and client.view("total_claimable") == 0,
+            "escaped_accounts": result.escaped_accounts,
+            "accounts": result.accounts,
+            "expected": result.expected,
+            "paid": result.paid,
+            "shortfall": result.expected - result.paid,
+            "refunded": result.refunded,
+            "deposited": result.deposited,
+            "withdrawn": result.withdrawn,
+            "vault_balance_after": result.vault_balance_after,
+            "same_root_as_verifier": result.same_root,
+            "reconciled": result.reconciled and result.still_claimable == 0,
         }
 
     # ------------------------------------------------------------------ outcome

@@ -15,10 +15,13 @@ Once the vault is frozen, each account is paid once its value at the last finali
    value is 0 has nothing to escape (no transaction).
 
 :meth:`EscapeTool.refund` returns deposits that no finalised batch included.
+:func:`escape_everyone` escapes every account and reconciles the vault to the micro-USDC
+(the verifier drill and the embedded stack's halt drill).
 """
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 from eth_account.signers.local import LocalAccount
@@ -141,3 +144,72 @@ class EscapeTool:
             amount, _ = client.refund_deposit(sender, deposit_id)
             out.append((deposit_id, amount))
         return out
+
+
+@dataclass(frozen=True, slots=True)
+class EscapeReport:
+    """Every account escaped and the vault reconciled (:func:`escape_everyone`); amounts in
+    micro-USDC, ``gas`` summed over the escape transactions, ``seconds`` the wall time of the
+    escapes (rebuild excluded)."""
+
+    accounts: int
+    escaped_accounts: int
+    paid: int
+    expected: int
+    refunded: int
+    deposited: int
+    withdrawn: int
+    vault_balance_after: int
+    still_claimable: int
+    included_net: int
+    same_root: bool
+    reconciled: bool
+    gas: int
+    seconds: float
+
+    @property
+    def remainder(self) -> int:
+        """What stays in the vault once every claimable withdrawal is claimed: the floor
+        rounding of position values (and of accounts floored at zero)."""
+        return self.vault_balance_after - self.still_claimable
+
+
+def escape_everyone(tool: EscapeTool, sender: LocalAccount, reference: Replica) -> EscapeReport:
+    """Escape every account of the frozen vault with ``tool`` and reconcile, to the
+    micro-USDC, against ``reference`` (a replica at the last finalised root built
+    independently of the tool, e.g. a verifier's):
+
+    - ``expected`` = Σ escape values of ``reference``'s committed account leaves; ``paid``
+      must equal it, and the tool's rebuilt root must be ``reference``'s and the vault's
+      escape state root;
+    - deposits no finalised batch included are refunded;
+    - deposited = withdrawn + paid + refunded + balance, and balance − still claimable =
+      included deposits − included withdrawals − paid ≥ 0 (DESIGN.md "Trust model").
+
+    Raises EscapeError like :meth:`EscapeTool.rebuild`."""
+    client = tool.client
+    committed = reference.committer.committed
+    instruments = committed.instrument_leaves()
+    expected = sum(escape_value(committed.account(a), instruments) for a in sorted(reference.state.accounts))
+    rebuilt = tool.replica or tool.rebuild()
+    started = time.perf_counter()
+    escaped_accounts = paid = gas = 0
+    for account_id in sorted(rebuilt.state.accounts):
+        result = tool.escape(sender, account_id)
+        if result.paid:
+            escaped_accounts += 1
+            paid += result.paid
+            gas += result.gas
+    seconds = time.perf_counter() - started
+    refunded = sum(amount for _, amount in tool.refund(sender))
+    head = client.chain.block_number()
+    deposited = sum(e.amount for e in client.deposits(tool.start_block, head))
+    withdrawn = sum(e.args["amount"] for e in client.vault.events("Withdrawn", tool.start_block, head))
+    balance = client.vault_balance()
+    still_claimable = client.view("total_claimable")
+    included_net = reference.state.total_deposits - reference.state.total_withdrawals
+    same_root = rebuilt.root == reference.root == client.view("escape_state_root")
+    reconciled = (same_root and paid == expected and deposited == withdrawn + paid + refunded + balance
+                  and balance - still_claimable == included_net - paid >= 0)
+    return EscapeReport(len(rebuilt.state.accounts), escaped_accounts, paid, expected, refunded, deposited, withdrawn,
+                        balance, still_claimable, included_net, same_root, reconciled, gas, seconds)
