@@ -42,7 +42,7 @@ USDC/USD (ppm): per minute, the median over the fresh USDC venues of Binance.US 
 BTC/USDC (the brief's "BTC/USDC vs BTC/USD ratio"), then the median of those minute ratios
 over the trailing :data:`USDC_WINDOW` (5) minutes, so one stale or thin USDC print does not
 move it; carried forward over minutes with no fresh USDC venue; 1.0 before any. It reaches
-≈0.87 on 11 March 2023.
+0.879 (its low) on 11 March 2023.
 
 Realised volatility (decimal per √year): an EWMA of squared 1-minute log returns of the
 index, σ²ₜ = λσ²ₜ₋₁ + (1 − λ)rₜ², λ = 2^(−1/h) with half-life h = :data:`VOL_HALF_LIFE_MIN`
@@ -66,9 +66,10 @@ scaled by T/T₀, beyond the last by T/Tₙ (flat ATM vol). Level: total varianc
 s = clamp(realised vol / reference vol, :data:`SCALE_FLOOR`, :data:`SCALE_CAP`), the
 reference being the fitted ATM vol at 30 days. Each produced slice is checked with the
 domain's ``validate_svi`` on the exact 10⁻¹² integers; a failing slice has its wings
-shrunk toward the flat slice of the same ATM variance until it passes. Across the
-expiries of one call, a slice whose total variance falls below the previous expiry's
-anywhere on the grid has its ``a`` raised by the shortfall (calendar arbitrage removed).
+shrunk toward the flat slice of the same ATM variance until it passes (never seen on the
+March 2023 window). Across the expiries of one call, a slice whose total variance falls
+below the previous expiry's anywhere on the grid (−6 ≤ k ≤ 6) has its ``a`` raised by the
+shortfall (calendar arbitrage removed; on 9–14 March this moves ATM vols by < 1 point).
 Forward = index × exp(carry·T), carry = median of ln(F/index)/T over the chains' expiries
 beyond :data:`MIN_FIT_DAYS`; rate 0 (Deribit's convention, ``../shared/data/README.md``).
 
@@ -99,7 +100,7 @@ from eth_hash.auto import keccak
 from clearway.domain.commands import ListOptionSeries, OracleUpdate
 from clearway.domain.expiry import DAY_MS, EXPIRY_TIME_OF_DAY_MS
 from clearway.domain.instruments import InstrumentSpec, Kind
-from clearway.domain.market import FIXED_SCALE, MS_PER_YEAR, ExpiryData, svi_params, validate_expiries
+from clearway.domain.market import FIXED_SCALE, MS_PER_YEAR, ExpiryData, svi_params
 from clearway.domain.oracle import OracleReport, report_digest
 from clearway.domain.risk.svi import (
     DEFAULT_K_GRID, SVIArbitrageError, SVIParams, fit_svi, svi_total_variance, validate_svi,
@@ -467,10 +468,13 @@ class Surface:
     def slice(self, time: float, realised_vol: float) -> SVIParams:
         """Raw SVI of tenor ``time`` (years, > 0) with the level rescaled by the realised
         volatility, before any cross-expiry adjustment; free of butterfly arbitrage."""
+        params = self._scaled(time, realised_vol)
+        return params if _valid(params) else _flatten_wings(params)
+
+    def _scaled(self, time: float, realised_vol: float) -> SVIParams:
         c = self.level_scale(realised_vol) ** 2
         u = self.base(time)
-        params = SVIParams(u.a * c, u.b * c, u.rho, u.m, u.sigma)
-        return params if _valid(params) else _flatten_wings(params)
+        return SVIParams(u.a * c, u.b * c, u.rho, u.m, u.sigma)
 
     def expiries(self, ts_ms: int, index: int, expiries_ms: Sequence[int], realised_vol: float
                  ) -> tuple[ExpiryData, ...]:
@@ -478,8 +482,9 @@ class Surface:
         ``ts_ms`` (earlier ones are skipped), ascending, as oracle reports carry them.
 
         ``index`` is micro-USD per BTC; T = (expiry − ts)/MS_PER_YEAR; forward =
-        round(index·exp(carry·T)); rate 0. The result passes
-        ``market.validate_expiries`` and has no calendar arbitrage on the check grid (module
+        round(index·exp(carry·T)); rate 0. Every slice passes ``validate_svi`` on its exact
+        10⁻¹² integers (so the result passes ``market.validate_expiries``) and total
+        variance does not decrease from one expiry to the next on the check grid (module
         docstring). Raises ValueError if ``index`` ≤ 0 or the volatility is not finite.
         """
         if index <= 0 or not math.isfinite(realised_vol):
@@ -490,20 +495,20 @@ class Surface:
             time = (expiry_ms - ts_ms) / MS_PER_YEAR
             if time <= 0:
                 continue
-            params = self.slice(time, realised_vol)
+            params = self._scaled(time, realised_vol)
             if previous is not None:
                 gap = calendar_shortfall(previous, params)
                 if gap > 0:
                     params = SVIParams(params.a + gap + 1e-12, params.b, params.rho, params.m, params.sigma)
-                    if not _valid(params):
-                        params = _flatten_wings(params)
             forward = round(index * math.exp(self.carry * time))
             data = _to_fixed(expiry_ms, forward, params)
+            if not _valid(svi_params(data)):
+                data = _to_fixed(expiry_ms, forward, _flatten_wings(params))
+                if not _valid(svi_params(data)) or (
+                        previous is not None and calendar_shortfall(previous, svi_params(data)) > 1e-12):
+                    raise SVIArbitrageError(f"no arbitrage-free slice for expiry {expiry_ms} at {ts_ms}")
             previous = svi_params(data)
             out.append(data)
-        reason = validate_expiries(out)
-        if reason is not None:  # the steps above make this unreachable; fail loudly if not
-            raise SVIArbitrageError(reason)
         return tuple(out)
 
 
