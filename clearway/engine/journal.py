@@ -17,27 +17,42 @@ committer thread, then close); it does no locking of its own.
 
 from __future__ import annotations
 
+import logging
 import sqlite3
+import threading
 import time
+import traceback
 import zlib
+from itertools import chain
 from pathlib import Path
 from typing import Iterator, Protocol, Sequence
 
 from clearway.engine.errors import JournalError
 
+log = logging.getLogger("clearway.engine")
+
 Record = tuple[int, bytes, int]
 """(seq, encoded command, checksum)."""
 
 SQLITE_FILE = "journal.sqlite3"
-_INSERT_CHUNK = 256  # rows per INSERT statement; 768 parameters, under SQLite's 32,766
+_MAX_STATEMENT_ROWS = 8_192  # 24,576 parameters, under SQLite's default limit of 32,766
 _INSERT_SQL: dict[int, str] = {}
+_NULLS = (None,) * (3 * _MAX_STATEMENT_ROWS)
+_CHECKPOINT_EVERY_RECORDS = 20_000  # about 2 MB of records at the bench's ~80 bytes each
+_RESTART_FRAMES = 8_192  # WAL frames (4 KiB pages): restart the WAL past ~32 MiB
+_BACKSTOP_PAGES = 16_384  # the writer's own automatic checkpoint, if ours falls behind
+_BUSY_TIMEOUT_MS = 60_000
 
 
 def _insert_sql(rows: int) -> str:
+    """One INSERT of up to ``rows`` records (a power of two): the parameters are ``rows``
+    (seq, command, checksum) triples, the unused ones all NULL and filtered out, so a
+    dozen cached statements serve every group size."""
     sql = _INSERT_SQL.get(rows)
     if sql is None:
-        sql = _INSERT_SQL[rows] = ("INSERT INTO journal (seq, command, checksum) VALUES "
-                                   + ", ".join(["(?, ?, ?)"] * rows))
+        sql = _INSERT_SQL[rows] = (
+            "INSERT INTO journal (seq, command, checksum) SELECT column1, column2, column3 FROM (VALUES "
+            + ", ".join(["(?, ?, ?)"] * rows) + ") WHERE column1 IS NOT NULL")
     return sql
 
 
@@ -100,6 +115,13 @@ class SqliteJournal:
     SQLite's own WAL frame checksums make a torn transaction disappear as a whole on the
     next open; the record checksums catch damage inside committed pages.
 
+    Checkpoints (copying the WAL into the database file) run on a background thread with
+    its own connection (_Checkpointer), started by the first ``append``: SQLite's
+    automatic checkpoint would otherwise run inside the commit that crosses 1,000 WAL
+    pages and hold that commit, and every acknowledgement waiting for it, for the copy
+    and an fsync of the database file. The writer's automatic checkpoint stays on, at
+    ``_BACKSTOP_PAGES``, in case the background one cannot keep up.
+
     Parameters
     ----------
     path : Path
@@ -114,6 +136,8 @@ class SqliteJournal:
             if mode.lower() != "wal":
                 raise JournalError(f"{self.path}: cannot switch to WAL mode (got {mode})")
             self._db.execute("PRAGMA synchronous=FULL")
+            self._db.execute(f"PRAGMA wal_autocheckpoint={_BACKSTOP_PAGES}")
+            self._db.execute(f"PRAGMA busy_timeout={_BUSY_TIMEOUT_MS}")  # our checkpointer's RESTART
             self._db.executescript(
                 """
                 CREATE TABLE IF NOT EXISTS journal (
@@ -123,6 +147,9 @@ class SqliteJournal:
                     cut_at_ms INTEGER NOT NULL, seq INTEGER NOT NULL, command BLOB, checksum INTEGER);
                 """
             )
+            self._cursor = self._db.cursor()
+            self._checkpointer: _Checkpointer | None = None
+            self._since_checkpoint = 0
         except sqlite3.DatabaseError as exc:
             raise JournalError(f"{self.path}: {exc}") from exc
 
@@ -137,26 +164,47 @@ class SqliteJournal:
         return self._db.execute("SELECT coalesce(max(seq), 0) FROM journal").fetchone()[0]
 
     def append(self, records: Sequence[Record]) -> None:
-        """One transaction of multi-row INSERTs (chunks of 256, 128, …, 1 rows: few cached
-        statements). Each statement is one ``sqlite3_step``, during which the GIL is
-        free; ``executemany`` would release and re-take it per row, which under a busy
-        sequencer thread costs a GIL hand-off per record."""
+        """Up to 8,192 records: one INSERT statement in autocommit mode, i.e. one implicit
+        transaction whose commit (and WAL fsync) happens inside that statement's single
+        ``sqlite3_step``. The Python sqlite3 module releases the GIL around the step, so
+        the whole write and fsync cost one GIL hand-off instead of one per statement
+        (BEGIN, inserts, COMMIT), each of which waits for the busy sequencer thread to
+        yield the GIL (up to the switch interval). Larger groups: 8,192-row statements in
+        one explicit transaction."""
+        n = len(records)
+        if not n:
+            return
+        params = list(chain.from_iterable(records))
+        if n <= _MAX_STATEMENT_ROWS:
+            rows = 1 << (n - 1).bit_length()
+            if rows > n:
+                params.extend(_NULLS[:3 * (rows - n)])
+            self._cursor.execute(_insert_sql(rows), params)
+            self._written(n)
+            return
         db = self._db
         db.execute("BEGIN")
         try:
-            start, n = 0, len(records)
-            while start < n:
-                size = _INSERT_CHUNK
-                while size > n - start:
-                    size >>= 1
-                chunk = records[start:start + size]
-                db.execute(_insert_sql(size), [value for record in chunk for value in record])
-                start += size
+            step = 3 * _MAX_STATEMENT_ROWS
+            for start in range(0, len(params), step):
+                chunk = params[start:start + step]
+                rows = 1 << (len(chunk) // 3 - 1).bit_length()
+                chunk.extend(_NULLS[:3 * rows - len(chunk)])
+                self._cursor.execute(_insert_sql(rows), chunk)
             db.execute("COMMIT")
         except BaseException:
             if db.in_transaction:
                 db.execute("ROLLBACK")
             raise
+        self._written(n)
+
+    def _written(self, records: int) -> None:
+        self._since_checkpoint += records
+        if self._since_checkpoint >= _CHECKPOINT_EVERY_RECORDS:
+            self._since_checkpoint = 0
+            if self._checkpointer is None:
+                self._checkpointer = _Checkpointer(self.path)
+            self._checkpointer.wake.set()
 
     def read_after(self, seq: int, limit: int) -> list[Record]:
         return self._db.execute(
@@ -187,7 +235,60 @@ class SqliteJournal:
         return f"sqlite:{self.path}"
 
     def close(self) -> None:
+        if self._checkpointer is not None:
+            self._checkpointer.close()
         self._db.close()
+
+
+class _Checkpointer:
+    """A thread with its own connection to the journal that runs ``PRAGMA
+    wal_checkpoint(PASSIVE)`` when woken (every ``_CHECKPOINT_EVERY_RECORDS`` appended
+    records): it copies committed WAL frames into the database file without ever
+    blocking the writer. SQLite starts the WAL over from its beginning only when a
+    write transaction begins after everything was copied, which a writer that never
+    pauses may not allow; once the WAL holds ``_RESTART_FRAMES`` frames the thread
+    follows up with ``wal_checkpoint(RESTART)``, which briefly holds the writer (it copies
+    what the passive run left, a few frames) so that the next commit reuses the file.
+
+    Its connection uses ``synchronous=FULL`` too: the WAL is fsynced before the copy and
+    the database file after it, so a checkpoint never makes a durable record less so.
+    A failed checkpoint loses nothing (the records stay in the WAL); it is logged and the
+    writer's own automatic checkpoint remains as the backstop."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.wake = threading.Event()
+        self._stopping = False
+        self._thread = threading.Thread(target=self._main, name="clearway-checkpoint", daemon=True)
+        self._thread.start()
+
+    def _main(self) -> None:
+        try:
+            db = sqlite3.connect(str(self.path), isolation_level=None)
+            db.execute("PRAGMA synchronous=FULL")
+            db.execute(f"PRAGMA busy_timeout={_BUSY_TIMEOUT_MS}")
+        except sqlite3.Error:
+            log.warning("journal checkpointer cannot open %s:\n%s", self.path, traceback.format_exc())
+            return
+        try:
+            while True:
+                self.wake.wait()
+                self.wake.clear()
+                if self._stopping:
+                    return
+                try:
+                    _, frames, _ = db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+                    if frames >= _RESTART_FRAMES:
+                        db.execute("PRAGMA wal_checkpoint(RESTART)").fetchone()
+                except sqlite3.Error:
+                    log.warning("journal checkpoint failed:\n%s", traceback.format_exc())
+        finally:
+            db.close()
+
+    def close(self) -> None:
+        self._stopping = True
+        self.wake.set()
+        self._thread.join()
 
 
 def open_journal(data_dir: Path, url: str | None = None, *, schema: str = "clearway") -> Journal:
