@@ -579,20 +579,24 @@ def _days_in_month(year: int, month: int) -> int:
     return (nxt - datetime(year, month, 1, tzinfo=timezone.utc)).days
 
 
-def option_schedule(start_ms: int, end_ms: int) -> list[Expiry]:
+def option_schedule(start_ms: int, end_ms: int, *, weekly_listed_days: int = WEEKLY_LISTED_DAYS,
+                    monthly_listed_days: int = MONTHLY_LISTED_DAYS) -> list[Expiry]:
     """Expiries that are live at some time in [start_ms, end_ms): expiry > start_ms and
     listed before end_ms, ascending (module docstring: Fridays 08:00 UTC, monthly = last
-    Friday of the month). Raises ValueError if end_ms ≤ start_ms."""
+    Friday of the month, listed ``weekly_listed_days`` / ``monthly_listed_days`` ahead).
+    Raises ValueError if end_ms ≤ start_ms or a listing horizon is below one day."""
     if end_ms <= start_ms:
         raise ValueError("end must be after start")
+    if weekly_listed_days < 1 or monthly_listed_days < 1:
+        raise ValueError("expiries are listed at least one day ahead")
     day = start_ms - start_ms % DAY_MS + EXPIRY_TIME_OF_DAY_MS
     out: list[Expiry] = []
-    horizon = end_ms + MONTHLY_LISTED_DAYS * DAY_MS
+    horizon = end_ms + max(weekly_listed_days, monthly_listed_days) * DAY_MS
     while day < horizon:
         moment = datetime.fromtimestamp(day / 1000, tz=timezone.utc)
         if moment.weekday() == FRIDAY and day > start_ms:
             kind = "monthly" if _is_last_friday(moment) else "weekly"
-            ahead = MONTHLY_LISTED_DAYS if kind == "monthly" else WEEKLY_LISTED_DAYS
+            ahead = monthly_listed_days if kind == "monthly" else weekly_listed_days
             listed = day - ahead * DAY_MS
             if listed < end_ms:
                 out.append(Expiry(day, kind, listed))
@@ -606,13 +610,14 @@ def strikes_each_side(forward: int, step: int = STRIKE_STEP, spread: float = STR
 
 
 def series_fields(expiry: Expiry, forward: int, *, underlying: str = "BTC", step: int = STRIKE_STEP,
-                  tick_size: int = 100_000, size_decimals: int = 4, maker_fee_ppm: int = 0,
-                  taker_fee_ppm: int = 300) -> dict[str, Any]:
+                  spread: float = STRIKE_RANGE, tick_size: int = 100_000, size_decimals: int = 4,
+                  maker_fee_ppm: int = 0, taker_fee_ppm: int = 300) -> dict[str, Any]:
     """Fields of ``ListOptionSeries`` (all but seq and ts) for one expiry listed when the
-    forward is ``forward`` (micro-USD): strikes every ``step`` covering ±30 % (the domain
-    centres the grid on its own forward). Fees: Deribit's 0.03 % taker, 0 maker."""
+    forward is ``forward`` (micro-USD): strikes every ``step`` covering ±``spread`` (30 %;
+    the domain centres the grid on its own forward). Fees: Deribit's 0.03 % taker, 0
+    maker."""
     return dict(underlying=underlying, expiry_ms=expiry.expiry_ms, strike_step=step,
-                strikes_each_side=strikes_each_side(forward, step), tick_size=tick_size,
+                strikes_each_side=strikes_each_side(forward, step, spread), tick_size=tick_size,
                 size_decimals=size_decimals, size_increment=1, min_size=1, maker_fee_ppm=maker_fee_ppm,
                 taker_fee_ppm=taker_fee_ppm)
 

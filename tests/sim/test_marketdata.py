@@ -206,6 +206,15 @@ def test_the_window_has_the_10_and_17_march_weeklies_and_the_31_march_monthly():
     assert "2023-03-03" not in by_day
     with pytest.raises(ValueError):
         option_schedule(WINDOW[1], WINDOW[0])
+    short = option_schedule(*WINDOW, weekly_listed_days=7, monthly_listed_days=21)
+    assert [e.name for e in short] == ["10MAR23", "17MAR23", "31MAR23"]   # 24 March is listed on the 17th
+
+
+def test_series_fields_cover_the_spread_in_round_steps():
+    expiry = option_schedule(*WINDOW)[0]
+    fields = series_fields(expiry, 21_700_000_000)
+    assert fields["strike_step"] == 1_000_000_000 and fields["strikes_each_side"] == 7   # 6,510 USD → 7 steps
+    assert series_fields(expiry, 21_700_000_000, spread=0.1)["strikes_each_side"] == 3
 
 
 def test_the_domain_lists_and_prices_the_schedule_from_the_signed_feed(market, surface):
