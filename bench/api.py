@@ -23,7 +23,6 @@ and its load; the JSON carries the core count and the load average.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import multiprocessing
 import os
@@ -74,16 +73,103 @@ def _order(i: int) -> str:
             '"amount":"0.001","price":"50000","time_in_force":"immediate_or_cancel"}}' % i)
 
 
-async def _connect(port: int, client_id: str, secret: str):
-    from websockets.asyncio.client import connect
+class _Client:
+    """A single-threaded WebSocket client on a blocking socket: the handshake and the
+    frames come from ``websockets``' sans-I/O ``ClientProtocol`` (RFC 6455, masked
+    frames); answers are read with ``select`` and split by a minimal parser of the
+    server's unmasked frames. No threads and no event loop: the client's own overhead
+    (and its share of the two cores) stays small."""
 
-    ws = await connect(f"ws://127.0.0.1:{port}/ws/api/v2", max_size=2**24, compression=None)
-    await ws.send(json.dumps({"jsonrpc": "2.0", "id": 0, "method": "public/auth", "params": {
-        "grant_type": "client_credentials", "client_id": client_id, "client_secret": secret}}))
-    answer = json.loads(await ws.recv())
-    if "result" not in answer:
-        raise RuntimeError(f"auth failed: {answer}")
-    return ws
+    def __init__(self, port: int, client_id: str, secret: str) -> None:
+        import socket
+
+        from websockets.client import ClientProtocol
+        from websockets.protocol import State
+        from websockets.uri import parse_uri
+
+        self.proto = ClientProtocol(parse_uri(f"ws://127.0.0.1:{port}/ws/api/v2"), max_size=2**24)
+        self.sock = socket.create_connection(("127.0.0.1", port))
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.proto.send_request(self.proto.connect())
+        self.sock.sendall(b"".join(self.proto.data_to_send()))
+        while self.proto.state is not State.OPEN:
+            data = self.sock.recv(65536)
+            if not data:
+                raise RuntimeError("connection closed during the handshake")
+            self.proto.receive_data(data)
+            self.proto.events_received()
+            if self.proto.handshake_exc is not None:
+                raise RuntimeError(f"handshake failed: {self.proto.handshake_exc}")
+        self.buf = bytearray()
+        self.sock.sendall(self.frame(json.dumps({"jsonrpc": "2.0", "id": 0, "method": "public/auth", "params": {
+            "grant_type": "client_credentials", "client_id": client_id, "client_secret": secret}})))
+        answer = self.messages(30.0)
+        if len(answer) != 1 or '"result"' not in answer[0]:
+            raise RuntimeError(f"auth failed: {answer}")
+
+    def frame(self, text: str, opcode: int = 1) -> bytes:
+        """One masked client frame (text, or pong for opcode 10)."""
+        if opcode == 10:
+            self.proto.send_pong(text.encode())
+        else:
+            self.proto.send_text(text.encode())
+        return b"".join(self.proto.data_to_send())
+
+    def messages(self, timeout: float) -> list[str]:
+        """The complete text messages received within ``timeout`` s ([] if none);
+        answers pings, raises on a close frame."""
+        import select
+
+        if not self._split_ready() and not select.select([self.sock], [], [], timeout)[0]:
+            return []
+        if not self._split_ready():
+            data = self.sock.recv(1 << 20)
+            if not data:
+                raise RuntimeError("server closed the connection")
+            self.buf += data
+        return self._split()
+
+    def _split_ready(self) -> bool:
+        return len(self.buf) >= 2 and len(self.buf) >= self._frame_end(0)
+
+    def _frame_end(self, at: int) -> int:
+        buf = self.buf
+        length = buf[at + 1] & 0x7F
+        if length == 126:
+            return at + 4 + (int.from_bytes(buf[at + 2:at + 4], "big") if len(buf) >= at + 4 else 1 << 62)
+        if length == 127:
+            return at + 10 + (int.from_bytes(buf[at + 2:at + 10], "big") if len(buf) >= at + 10 else 1 << 62)
+        return at + 2 + length
+
+    def _split(self) -> list[str]:
+        buf = self.buf
+        out = []
+        at = 0
+        while len(buf) - at >= 2:
+            end = self._frame_end(at)
+            if end > len(buf):
+                break
+            opcode = buf[at] & 0x0F
+            length = buf[at + 1] & 0x7F
+            start = at + (2 if length < 126 else 4 if length == 126 else 10)
+            payload = bytes(buf[start:end])
+            if opcode == 1:
+                out.append(payload.decode())
+            elif opcode == 9:
+                self.sock.sendall(self.frame(payload.decode("latin-1"), opcode=10))
+            elif opcode == 8:
+                raise RuntimeError(f"server closed the WebSocket: {payload[2:]!r}")
+            at = end
+        del buf[:at]
+        return out
+
+    def close(self) -> None:
+        try:
+            self.proto.send_close(1000)
+            self.sock.sendall(b"".join(self.proto.data_to_send()))
+        except Exception:
+            pass
+        self.sock.close()
 
 
 def _check(text: str) -> int:
@@ -94,54 +180,52 @@ def _check(text: str) -> int:
     return int(text[start:text.index(",", start)])
 
 
+def _fine_timers() -> None:
+    """Ask Linux for 1 µs timer slack (default 50 µs) so ``select`` wakes the client at
+    an order's scheduled time, not up to 50 µs later."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None).prctl(29, 1000, 0, 0, 0)  # PR_SET_TIMERSLACK, ns
+    except (OSError, AttributeError):  # pragma: no cover
+        pass
+
+
 def _paced(port, client_id, secret, rate: int, seconds: float) -> dict:
-    """Paced run with a sending thread (sleeps until each scheduled time) and a receiving
-    thread on one blocking WebSocket connection: the client idles between orders instead
-    of competing with the server for the CPU."""
-    import threading
-
-    from websockets.sync.client import connect
-
-    ws = connect(f"ws://127.0.0.1:{port}/ws/api/v2", max_size=2**24, compression=None)
-    ws.send(json.dumps({"jsonrpc": "2.0", "id": 0, "method": "public/auth", "params": {
-        "grant_type": "client_credentials", "client_id": client_id, "client_secret": secret}}))
-    if "result" not in json.loads(ws.recv(timeout=30)):
-        raise RuntimeError("auth failed")
+    """Paced run on one connection: every order is sent at its scheduled time
+    t0 + i/rate (orders due together leave in one write), answers are read in between;
+    latency = receipt of the answer − scheduled time."""
+    client = _Client(port, client_id, secret)
     n = int(rate * seconds)
     interval = 1.0 / rate
+    frames = [client.frame(_order(i + 1)) for i in range(n)]
     latency = [0.0] * n
     server = [0.0] * n
-    failure: list = []
-    t0 = time.perf_counter() + 0.05
-
-    def receive():
-        try:
-            for _ in range(n):
-                text = ws.recv(timeout=120)
-                now = time.perf_counter()
+    clock = time.perf_counter
+    t0 = clock() + 0.05
+    sent = received = 0
+    deadline = t0 + seconds + 120
+    while received < n:
+        now = clock()
+        if now > deadline:
+            raise RuntimeError(f"paced run: {n - received} answers missing")
+        if sent < n and t0 + sent * interval <= now:
+            last = sent
+            while last < n and t0 + last * interval <= now:
+                last += 1
+            client.sock.sendall(b"".join(frames[sent:last]) if last - sent > 1 else frames[sent])
+            sent = last
+        wait = max(0.0, t0 + sent * interval - clock()) if sent < n else 1.0
+        answers = client.messages(wait)
+        if answers:
+            now = clock()
+            for text in answers:
                 i = _check(text) - 1
                 latency[i] = now - (t0 + i * interval)
                 start = text.rindex('"usDiff":') + 9
                 server[i] = int(text[start:text.index(",", start)]) / 1e6
-        except Exception as exc:  # reported by the caller
-            failure.append(exc)
-
-    reader = threading.Thread(target=receive, daemon=True)
-    switch = sys.getswitchinterval()
-    sys.setswitchinterval(0.0001)  # the receiving thread gets the GIL back promptly
-    reader.start()
-    try:
-        for i in range(n):
-            wait = t0 + i * interval - time.perf_counter()
-            if wait > 0:
-                time.sleep(wait)
-            ws.send(_order(i + 1))
-        reader.join(180)
-    finally:
-        sys.setswitchinterval(switch)
-    ws.close()
-    if failure or reader.is_alive():
-        raise RuntimeError(f"paced run failed: {failure[:1]}")
+            received += len(answers)
+    client.close()
     measured = sorted(latency[min(WARMUP, n // 10):])
     own = sorted(server[min(WARMUP, n // 10):])
     return {"p50_ms": round(1000 * statistics.median(measured), 3),
@@ -150,33 +234,29 @@ def _paced(port, client_id, secret, rate: int, seconds: float) -> dict:
             "server_p99_ms": round(1000 * own[int(0.99 * (len(own) - 1))], 3)}
 
 
-async def _saturate(port, client_id, secret, seconds: float) -> float:
-    ws = await _connect(port, client_id, secret)
+def _saturate(port, client_id, secret, seconds: float) -> float:
+    """Answers per second with WINDOW orders kept in flight on one connection."""
+    client = _Client(port, client_id, secret)
+    clock = time.perf_counter
     sent = received = 0
-    window = asyncio.Semaphore(WINDOW)
-    stop_at = time.perf_counter() + seconds
-    finished = asyncio.get_running_loop().create_future()
-
-    async def receive():
-        nonlocal received
-        async for text in ws:
+    start = clock()
+    stop_at = start + seconds
+    while True:
+        now = clock()
+        if now < stop_at and sent - received < WINDOW:
+            count = WINDOW - (sent - received)
+            client.sock.sendall(b"".join(client.frame(_order(sent + k + 1)) for k in range(count)))
+            sent += count
+        elif now >= stop_at and received == sent:
+            break
+        if now > stop_at + 120:
+            raise RuntimeError("saturation run: answers missing")
+        answers = client.messages(1.0)
+        for text in answers:
             _check(text)
-            received += 1
-            window.release()
-            if received == sent and time.perf_counter() >= stop_at:
-                finished.set_result(None)
-                return
-
-    reader = asyncio.ensure_future(receive())
-    start = time.perf_counter()
-    while time.perf_counter() < stop_at:
-        await window.acquire()
-        sent += 1
-        await ws.send(_order(sent))
-    await asyncio.wait_for(finished, 120)
-    elapsed = time.perf_counter() - start
-    reader.cancel()
-    await ws.close()
+        received += len(answers)
+    elapsed = clock() - start
+    client.close()
     return received / elapsed
 
 
@@ -192,16 +272,12 @@ def run(args) -> dict:
         if not parent.poll(120):
             raise RuntimeError("API server did not start")
         port, client_id, secret = parent.recv()
-        try:
-            import uvloop
-            runner = uvloop.run
-        except ImportError:  # pragma: no cover
-            runner = asyncio.run
+        _fine_timers()
         _paced(port, client_id, secret, RATE, 1.0)  # warm-up
         paced = [_paced(port, client_id, secret, RATE, SECONDS) for _ in range(runs)]
         paced.sort(key=lambda r: r["p99_ms"])
         chosen = paced[len(paced) // 2]
-        sustained = sorted(runner(_saturate(port, client_id, secret, SATURATION_SECONDS)) for _ in range(runs))
+        sustained = sorted(_saturate(port, client_id, secret, SATURATION_SECONDS) for _ in range(runs))
         high = _paced(port, client_id, secret, HIGH_RATE, 3.0)
     finally:
         parent.send("stop")

@@ -33,14 +33,19 @@ MAX_OPEN_ORDERS = 10013
 INVALID_INSTRUMENT = 10020
 INVALID_AMOUNT = 10021
 INVALID_PRICE = 10023
+INVALID_ORDER_ID = 10025
 TOO_MANY_REQUESTS = 10028
 NOT_IMPLEMENTED = 10033
+INVALID_MAX_SHOW_AMOUNT = 10036
 RETRY = 10040
 PRICE_WRONG_TICK = 10043
+STOP_PRICE_WRONG_TICK = 10044
 MATCHING_ENGINE_QUEUE_FULL = 10047
 ALREADY_FILLED = 11008
 INVALID_ARGUMENTS = 11029
 OTHER_REJECT = 11030
+INVALID_STOPPX = 11036
+UNSUPPORTED_ARG_COMBINATION = 11047
 BAD_REQUEST = 11050
 SYSTEM_MAINTENANCE = 11051
 POST_ONLY_REJECT = 11054
@@ -104,10 +109,36 @@ _GROUP_DEFAULTS = ((1000, 1500, (INVALID_ARGUMENTS, "invalid_arguments")),   # v
                    (1500, 2000, (OTHER_REJECT, "other_reject")),             # oracle, operator
                    (2000, 3000, (NOT_ENOUGH_FUNDS, "not_enough_funds")),     # risk
                    (3000, 10_000, (OTHER_REJECT, "other_reject")))           # matching and later
-_BY_NAME = {"MARKET_HALTED": (BOOK_CLOSED, "book_closed")}  # codes newer than this table's first version
+_BY_NAME = {  # codes newer than this table's first version (looked up by name: absent ones are skipped)
+    # the underlying's oracle is stale: the book takes only cancels and risk-reducing orders
+    "MARKET_HALTED": (BOOK_CLOSED, "book_closed"),
+    # an L1 forced-withdrawal request served twice (bridge command, like DEPOSIT_OUT_OF_ORDER)
+    "FORCED_REQUEST_SEEN": (OTHER_REJECT, "other_reject"),
+    # this deployment has no oracle reporters: the feature is not available
+    "ORACLE_NOT_CONFIGURED": (NOT_IMPLEMENTED, "not_implemented"),
+    # advanced orders (issue 9): Deribit's codes for stop/trigger prices, max_show and ids
+    "INVALID_TRIGGER_SOURCE": (INVALID_ARGUMENTS, "invalid_arguments"),
+    "INVALID_TRIGGER_PRICE": (INVALID_STOPPX, "invalid_stoppx_for_index_or_last"),
+    "TRIGGER_WRONG_SIDE": (INVALID_STOPPX, "invalid_stoppx_for_index_or_last"),
+    "TRIGGER_PRICE_UNAVAILABLE": (RETRY, "retry"),  # no mark/index/last price yet
+    "INVALID_DISPLAY_SIZE": (INVALID_MAX_SHOW_AMOUNT, "invalid_max_show_amount"),
+    "DISPLAY_SIZE_ABOVE_TOTAL": (INVALID_MAX_SHOW_AMOUNT, "invalid_max_show_amount"),
+    "NOT_A_RESTING_ORDER": (UNSUPPORTED_ARG_COMBINATION, "unsupported_arg_combination"),
+    "EXPIRE_AT_NOT_IN_FUTURE": (INVALID_ARGUMENTS, "invalid_arguments"),
+    "TWAP_INVALID_INTERVAL": (INVALID_ARGUMENTS, "invalid_arguments"),
+    "TWAP_INVALID_DURATION": (INVALID_ARGUMENTS, "invalid_arguments"),
+    "TWAP_INVALID_PRICE_TOLERANCE": (INVALID_ARGUMENTS, "invalid_arguments"),
+    "TWAP_SIZE_TOO_SMALL": (QTY_TOO_LOW, "qty_too_low"),
+    "BATCH_CANCEL_EMPTY": (INVALID_ARGUMENTS, "invalid_arguments"),
+    "BATCH_CANCEL_TOO_MANY": (INVALID_ARGUMENTS, "invalid_arguments"),
+    "BATCH_CANCEL_DUPLICATE_ID": (INVALID_ARGUMENTS, "invalid_arguments"),
+    "INVALID_ORDER_ID": (INVALID_ORDER_ID, "invalid_order_id"),
+}
 for _name, _wire in _BY_NAME.items():
     if hasattr(ErrorCode, _name):
         WIRE_CODES[getattr(ErrorCode, _name)] = _wire
+EXPLICIT: frozenset[int] = frozenset(WIRE_CODES)
+"""Codes with an entry of their own (the rest fall back to their group's default)."""
 for _code in ErrorCode:
     if _code not in WIRE_CODES:
         WIRE_CODES[_code] = next(wire for lo, hi, wire in _GROUP_DEFAULTS if lo <= _code < hi)

@@ -35,7 +35,7 @@ from clearway.api.errors import (
 )
 from clearway.api.names import SETTLEMENT_CURRENCY, Instrument, parse_usdc, usdc
 from clearway.api.readmodel import OrderView, TradeView
-from clearway.api.rpc import Context, Params, method
+from clearway.api.rpc import Acked, Context, Params, method
 from clearway.domain import events as ev
 from clearway.domain.commands import AmendOrder, CancelAll, CancelOrder, PlaceOrder, Withdraw
 from clearway.domain.errors import ErrorCode
@@ -86,6 +86,11 @@ async def _acked(ticket) -> list:
         events = await ticket
     except NodeFailed as exc:
         raise ApiError(SYSTEM_MAINTENANCE, "system_maintenance", {"reason": str(exc)}) from None
+    return _check_events(events)
+
+
+def _check_events(events: list) -> list:
+    """``events`` unless the command was rejected (then its ApiError)."""
     first = events[0] if events else None
     if type(first) is ev.Rejected:
         raise from_code(first.code, first.message)
@@ -249,9 +254,8 @@ def get_currencies(api, ctx, p):
 def get_instruments(api, ctx, p):
     currency = _currency(p)
     kind = p.choice("kind", _KINDS)
-    p.bool("expired")
-    return [inst.info for inst in api.model.instruments.values()
-            if _currency_match(inst, currency) and _kind_match(inst, kind)]
+    listed = api.model.delisted if p.bool("expired") else api.model.instruments
+    return [inst.info for inst in listed.values() if _currency_match(inst, currency) and _kind_match(inst, kind)]
 
 
 @method("public/get_instrument")
@@ -496,7 +500,7 @@ def _place(api, ctx: Context, p: Params, side: int, fresh: bool = False):
                          int(OrderType.MARKET if market else OrderType.LIMIT), tif, post_only, reduce_only, label)
     signed = _signed(api, p, command, owner)
     ticket = _submit(api, ctx, command)
-    return _placed(api, ticket, account, market, owner, signed)
+    return Acked(ticket, lambda events: _placed(api, ticket, events, account, market, owner, signed))
 
 
 async def _place_fresh(api, ctx, p, side: int):
@@ -504,8 +508,9 @@ async def _place_fresh(api, ctx, p, side: int):
     return await _place(api, ctx, p, side, fresh=True)
 
 
-async def _placed(api, ticket, account: int, market: bool, owner: str, signed):
-    events = await _acked(ticket)
+def _placed(api, ticket, events: list, account: int, market: bool, owner: str, signed) -> dict:
+    """The answer of private/buy / sell from the acknowledged command's events."""
+    _check_events(events)
     sequenced = ticket.command
     if signed is not None:
         api.record_signed(ticket.seq, sequenced, owner, *signed)

@@ -46,6 +46,12 @@ DAY_MS = 86_400_000
 _MARKET = int(OrderType.MARKET)
 _TIF_NAMES = {int(TimeInForce.GTC): "good_til_cancelled", int(TimeInForce.IOC): "immediate_or_cancel",
               int(TimeInForce.FOK): "fill_or_kill"}
+_ACCOUNT_EVENTS = frozenset({
+    ev.Deposited, ev.Withdrawn, ev.MarginModeSet, ev.FundingPaid, ev.LiquidationStarted, ev.LiquidationFill,
+    ev.BackstopTransfer, ev.Deleveraged, ev.InsuranceCovered, ev.LiquidationEnded, ev.ExpiryPayoff,
+})
+"""Events that change one account's cash, positions or margin (``account``; Deleveraged
+also its ``counterparty``): the account gets a ``user.portfolio`` update."""
 _CANCEL_REASONS = {
     int(CancelReason.REQUESTED): "user_request",
     int(CancelReason.IOC_REMAINDER): "immediate_or_cancel",
@@ -129,7 +135,7 @@ class TradeView:
 
     __slots__ = ("trade_id", "instrument", "price", "size", "taker_side", "maker_order_id", "taker_order_id",
                  "maker_account", "taker_account", "maker_fee", "taker_fee", "ts", "trade_seq",
-                 "tick_direction", "mark", "index", "taker_market")
+                 "tick_direction", "mark", "index", "taker_market", "liquidation")
 
     def __init__(self, event: ev.Trade, instrument: Instrument, ts: int, trade_seq: int, tick_direction: int,
                  mark: int, index: int, taker_market: bool) -> None:
@@ -150,6 +156,7 @@ class TradeView:
         self.mark = mark
         self.index = index
         self.taker_market = taker_market
+        self.liquidation = ""  # "T": the taker was an account under liquidation
 
     def public_json(self) -> dict:
         """Deribit public trade (``public/get_last_trades_by_instrument``, ``trades.*``)."""
@@ -188,6 +195,8 @@ class TradeView:
             "matching_id": None,
             "api": True,
         })
+        if self.liquidation:
+            out["liquidation"] = self.liquidation
         return out
 
 
@@ -248,6 +257,7 @@ class Snapshot:
         self.seq = state.last_seq
         self.ts = state.last_ts
         self.specs = list(state.instruments.values())
+        self.delisted = set(state.delisted)
         self.owners = dict(state.owners)
         self.marks = dict(state.marks)
         self.index = dict(state.index)
@@ -262,6 +272,8 @@ class ReadModel:
     """See the module docstring. All methods run on one thread (the server's loop), except
     the feeder thread, which only hands chunks of published commands to the loop."""
 
+    QUERY_TIMEOUT_S = 30.0
+
     def __init__(self, node, on_changes: Callable[[Changes], None] | None = None,
                  max_backlog: int = 100_000) -> None:
         self.node = node
@@ -269,8 +281,9 @@ class ReadModel:
         self.max_backlog = max_backlog
         self.seq = 0
         self.ts = 0
-        self.instruments: dict[int, Instrument] = {}
+        self.instruments: dict[int, Instrument] = {}  # listed and active (delisted ones move to ``delisted``)
         self.by_name: dict[str, Instrument] = {}
+        self.delisted: dict[int, Instrument] = {}
         self.owners: dict[str, int] = {}
         self.account_owner: dict[int, str] = {}
         self.marks: dict[int, int] = {}
@@ -323,8 +336,11 @@ class ReadModel:
         self.instruments.clear()
         self.by_name.clear()
         self.books.clear()
+        self.delisted.clear()
         for spec in snapshot.specs:
-            self._list(spec, snapshot.ts)
+            inst = self._list(spec, snapshot.ts)
+            if spec.instrument_id in snapshot.delisted:
+                self._delist(inst)
         self.owners = snapshot.owners
         self.account_owner = {account: owner for owner, account in snapshot.owners.items()}
         self.marks = snapshot.marks
@@ -353,6 +369,21 @@ class ReadModel:
         self.trades.setdefault(spec.instrument_id, collections.deque(maxlen=MAX_TRADES_PER_INSTRUMENT))
         self.day.setdefault(spec.instrument_id, collections.deque())
         return inst
+
+    def _delist(self, inst: Instrument) -> None:
+        """An expired option: gone from the listing (public/get_instruments shows it with
+        ``expired=true``), its mark dropped; its history (orders, trades) stays."""
+        self.instruments.pop(inst.instrument_id, None)
+        self.by_name.pop(inst.name, None)
+        self.delisted[inst.instrument_id] = inst
+        inst.info = {**inst.info, "is_active": False}
+        self.marks.pop(inst.instrument_id, None)
+
+    def _spec_of(self, instrument: int):
+        """The spec of an instrument listed by a command that does not carry it
+        (ListOptionSeries computes its strikes): read from the node (specs never change
+        once listed)."""
+        return self.node.query(lambda state: state.instruments[instrument]).result(self.QUERY_TIMEOUT_S)
 
     def _feed(self, sub) -> None:
         """Feeder thread: chunks of published commands to the loop, one chunk in flight."""
@@ -461,22 +492,34 @@ class ReadModel:
                 self.owners[event.owner] = event.account
                 self.account_owner[event.account] = event.owner
                 changes.accounts.add(event.account)
-            elif t is ev.Deposited or t is ev.Withdrawn:
-                changes.accounts.add(event.account)
             elif t is ev.PricesSet:
                 self.index.update(event.index)
-                self.marks.update(event.marks)
-                changes.tickers.update(event.marks)
-                changes.accounts.update(self.open_by_account)
-            elif t is ev.MarketDataSet:
+                self._marks(event.marks, changes)
+            elif t is ev.MarketDataSet or t is ev.OracleUpdated:
                 self.index[event.underlying] = event.index
-                self.marks.update(event.marks)
-                changes.tickers.update(event.marks)
+                self._marks(event.marks, changes)
+            elif t is ev.MarksUpdated:
+                self._marks(event.marks, changes)
             elif t is ev.InstrumentListed:
-                if type(command) is ListInstrument:
-                    self._list(command.spec, ts)
-            elif t is ev.MarginModeSet:
+                if event.instrument not in self.instruments:
+                    spec = command.spec if type(command) is ListInstrument else self._spec_of(event.instrument)
+                    self._list(spec, ts)
+            elif t is ev.OptionsExpired:
+                for instrument in event.instruments:
+                    inst = self.instruments.get(instrument)
+                    if inst is not None:
+                        self._delist(inst)
+                        changes.tickers.discard(instrument)
+                changes.accounts.update(self.account_owner)
+            elif t in _ACCOUNT_EVENTS:
                 changes.accounts.add(event.account)
+                if t is ev.Deleveraged:
+                    changes.accounts.add(event.counterparty)
+                elif t is ev.LiquidationFill:
+                    self._liquidation_fill(event)
+            elif t is ev.ForcedWithdrawalServed:
+                if event.account >= 0:
+                    changes.accounts.add(event.account)
         for order in pending:
             if order.state != "open":
                 continue
@@ -486,6 +529,23 @@ class ReadModel:
             else:
                 order.state = "filled"
                 self._close(order)
+
+    def _marks(self, marks: dict[int, int], changes: Changes) -> None:
+        """New marks (and the index set just before): tickers change, and so may every
+        account's equity (all accounts get a portfolio update: the model does not track
+        positions, the state does)."""
+        self.marks.update(marks)
+        changes.tickers.update(m for m in marks if m in self.instruments)
+        changes.accounts.update(self.account_owner)
+
+    def _liquidation_fill(self, event: ev.LiquidationFill) -> None:
+        """Flag the trade (which precedes this event) as a liquidation of its taker."""
+        recent = self.trades.get(event.instrument)
+        if recent:
+            for trade in reversed(recent):
+                if trade.trade_id == event.trade_id:
+                    trade.liquidation = "T"
+                    break
 
     def _trade(self, event: ev.Trade, ts: int, taker_market: bool, changes: Changes) -> None:
         inst = self.instruments[event.instrument]

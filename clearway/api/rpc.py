@@ -28,9 +28,10 @@ from typing import Any, Awaitable, Callable
 import msgspec
 
 from clearway.api.errors import (
-    INTERNAL_ERROR, INVALID_REQUEST, METHOD_NOT_FOUND, PARSE_ERROR, TOO_MANY_REQUESTS, ApiError, invalid_params,
-    unauthorized,
+    INTERNAL_ERROR, INVALID_REQUEST, METHOD_NOT_FOUND, PARSE_ERROR, SYSTEM_MAINTENANCE, TOO_MANY_REQUESTS, ApiError,
+    invalid_params, unauthorized,
 )
+from clearway.engine.errors import NodeFailed
 
 log = logging.getLogger("clearway.api")
 
@@ -224,6 +225,38 @@ def call(api, ctx: Context, name: str, raw_params: dict) -> Any:
     if not api.limiter.allow(key.client_id if key is not None else None, ctx.remote, spec.matching):
         raise ApiError(TOO_MANY_REQUESTS, "too_many_requests", {"reason": "rate limit exceeded"})
     return spec.handler(api, ctx, params)
+
+
+class Acked:
+    """A method's answer that needs one command's acknowledgement: ``finish(events)``
+    builds the result (or raises ApiError) once ``ticket`` is done. The WebSocket
+    transport answers these in submission order from one task per connection
+    (server.py ``Connection._acknowledge``); anything else just awaits it."""
+
+    __slots__ = ("ticket", "finish")
+
+    def __init__(self, ticket, finish: Callable[[list], Any]) -> None:
+        self.ticket = ticket
+        self.finish = finish
+
+    def resolve(self) -> Any:
+        """The result, the ticket being done. Raises ApiError (a node that failed before
+        the command was durable: 11051 system_maintenance)."""
+        try:
+            events = self.ticket.result(0)
+        except NodeFailed as exc:
+            raise ApiError(SYSTEM_MAINTENANCE, "system_maintenance", {"reason": str(exc)}) from None
+        return self.finish(events)
+
+    def __await__(self):
+        return self._wait().__await__()
+
+    async def _wait(self) -> Any:
+        try:
+            await self.ticket
+        except NodeFailed:
+            pass
+        return self.resolve()
 
 
 async def resolve(value: Any) -> Any:

@@ -36,19 +36,20 @@ import time
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route, WebSocketRoute
-from starlette.websockets import WebSocket, WebSocketDisconnect
+from starlette.routing import Route
 
 from clearway.api import methods as _methods  # noqa: F401  (registers the methods)
 from clearway.api.errors import INVALID_REQUEST, ApiError, unauthorized
 from clearway.api.rpc import (
-    MAX_BATCH, Context, call, check_request, encode, envelope, internal_error, parse_message, safe_id,
+    MAX_BATCH, Acked, Context, call, check_request, encode, envelope, internal_error, parse_message, safe_id,
 )
 from clearway.api.service import Api, ApiConfig
+from clearway.api.wsproto import protocol_class as ws_protocol_class
 
 log = logging.getLogger("clearway.api")
 
 _JSON = "application/json"
+WS_PATH = "/ws/api/v2"
 
 
 def _too_big(limit: int) -> ApiError:
@@ -59,9 +60,10 @@ class Connection:
     """One WebSocket client: its context (API key once authenticated), its subscriptions
     and its bounded outgoing queue."""
 
-    def __init__(self, api: Api, ws: WebSocket, remote: object) -> None:
+    def __init__(self, api: Api, receive, send, remote: object) -> None:
         self.api = api
-        self.ws = ws
+        self._receive = receive  # the raw ASGI callables (no Starlette wrapper per message)
+        self._send = send
         self.key = None
         self.ctx = Context(self, None, remote, "ws")
         self.channels: dict[str, str | None] = {}
@@ -72,6 +74,8 @@ class Connection:
         self.slow = False
         self._main: asyncio.Task | None = None
         self._tasks: set[asyncio.Task] = set()
+        self._acks: collections.deque[tuple[object, int, Acked]] = collections.deque()
+        self._acker: asyncio.Task | None = None
 
     def send(self, obj) -> None:
         self.send_bytes(encode(obj))
@@ -97,7 +101,7 @@ class Connection:
             self._main.cancel()
 
     async def writer(self) -> None:
-        ws_send = self.ws.send
+        ws_send = self._send
         queue = self._queue
         while not self.closed:
             await self._wake.wait()
@@ -105,13 +109,17 @@ class Connection:
             while queue and not self.closed:
                 data = queue.popleft()
                 self._queued_bytes -= len(data)
-                await ws_send({"type": "websocket.send", "text": data.decode()})
+                try:
+                    await ws_send({"type": "websocket.send", "text": data.decode()})
+                except Exception:  # the client went away (uvicorn's ClientDisconnected)
+                    self.closed = True
+                    return
 
     async def run(self) -> None:
         """Receive loop; returns when the client goes or is dropped."""
         self._main = asyncio.current_task()
         writer = asyncio.get_running_loop().create_task(self.writer())
-        receive = self.ws.receive
+        receive = self._receive
         limit = self.api.config.max_message_bytes
         try:
             while True:
@@ -133,13 +141,13 @@ class Connection:
         except asyncio.CancelledError:
             if not self.slow:
                 raise
-        except WebSocketDisconnect:
-            pass
         finally:
             self.closed = True
             writer.cancel()
             for task in self._tasks:
                 task.cancel()
+            if self._acker is not None:
+                self._acker.cancel()
             self.api.hub.drop(self)
             self.api.limiter.forget(self.ctx.remote)
 
@@ -171,12 +179,43 @@ class Connection:
         except Exception as exc:  # a bug in a method: answer, log, keep serving
             self.send(envelope(request_id, us_in, error=internal_error(exc)))
             return
-        if inspect.isawaitable(result):
+        if type(result) is Acked:
+            self._acks.append((request_id, us_in, result))
+            if self._acker is None:
+                self._acker = asyncio.get_running_loop().create_task(self._acknowledge())
+        elif inspect.isawaitable(result):
             task = asyncio.get_running_loop().create_task(self.finish(request_id, us_in, result))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
         else:
             self.send(envelope(request_id, us_in, result))
+
+    async def _acknowledge(self) -> None:
+        """Answer the connection's command-backed requests (``Acked``) in submission
+        order: wait for the oldest ticket, then answer every one that is done (a whole
+        batch wakes this one task once; no task per request). Tickets of one connection
+        complete in the order they were submitted (batches commit in order)."""
+        acks = self._acks
+        try:
+            while acks:
+                ticket = acks[0][2].ticket
+                if not ticket.done():
+                    try:
+                        await ticket
+                    except Exception:  # NodeFailed: resolve() reports it
+                        pass
+                while acks and acks[0][2].ticket.done():
+                    request_id, us_in, acked = acks.popleft()
+                    try:
+                        result = acked.resolve()
+                    except ApiError as exc:
+                        self.send(envelope(request_id, us_in, error=exc))
+                    except Exception as exc:
+                        self.send(envelope(request_id, us_in, error=internal_error(exc)))
+                    else:
+                        self.send(envelope(request_id, us_in, result))
+        finally:
+            self._acker = None
 
     async def finish(self, request_id, us_in: int, pending) -> None:
         try:
@@ -206,9 +245,17 @@ class Transport:
     def __init__(self, api: Api) -> None:
         self.api = api
 
-    async def ws_endpoint(self, ws: WebSocket) -> None:
-        await ws.accept()
-        await Connection(self.api, ws, ("ws", id(ws))).run()
+    async def ws_asgi(self, scope, receive, send) -> None:
+        """The WebSocket endpoint as a plain ASGI application (server.py's ``create_app``
+        routes ``/ws/api/v2`` here before Starlette: its per-message wrappers are not on
+        the order path)."""
+        message = await receive()
+        if message["type"] != "websocket.connect":
+            return
+        await send({"type": "websocket.accept"})
+        connection = Connection(self.api, receive, send, None)
+        connection.ctx.remote = ("ws", id(connection))
+        await connection.run()
 
     async def get(self, request: Request) -> Response:
         us_in = _now_us()
@@ -298,9 +345,10 @@ def _respond(answer: dict) -> Response:
     return response
 
 
-def create_app(api: Api) -> Starlette:
-    """The Starlette application of ``api`` (starts and stops the read model with the
-    application's lifespan)."""
+def create_app(api: Api):
+    """The ASGI application of ``api``: WebSocket ``/ws/api/v2`` served directly
+    (Transport.ws_asgi), everything else (HTTP routes, the lifespan that starts and
+    stops the read model) by Starlette."""
     transport = Transport(api)
 
     @contextlib.asynccontextmanager
@@ -315,7 +363,6 @@ def create_app(api: Api) -> Starlette:
         Route("/api/v2", transport.post, methods=["POST"]),
         Route("/api/v2/{method:path}", transport.get, methods=["GET"]),
         Route("/api/v2/{method:path}", transport.post, methods=["POST"]),
-        WebSocketRoute("/ws/api/v2", transport.ws_endpoint),
     ]
     async def not_found(request, exc):
         error = ApiError(INVALID_REQUEST, "Invalid Request",
@@ -323,7 +370,17 @@ def create_app(api: Api) -> Starlette:
         return Response(encode(envelope(None, _now_us(), error=error)), getattr(exc, "status_code", 404),
                         media_type=_JSON)
 
-    return Starlette(routes=routes, lifespan=lifespan, exception_handlers={404: not_found, 405: not_found})
+    starlette = Starlette(routes=routes, lifespan=lifespan, exception_handlers={404: not_found, 405: not_found})
+    ws_asgi = transport.ws_asgi
+
+    async def app(scope, receive, send):
+        if scope["type"] == "websocket" and scope["path"] == WS_PATH:
+            await ws_asgi(scope, receive, send)
+        else:
+            await starlette(scope, receive, send)
+
+    app.state = starlette.state  # type: ignore[attr-defined]
+    return app  # type: ignore[return-value]
 
 
 class ApiServer:
@@ -347,9 +404,9 @@ class ApiServer:
         self.port = self._socket.getsockname()[1]
         cfg = self.api.config
         self.uvicorn_config = uvicorn.Config(
-            self.app, loop=loop, http="h11" if loop == "asyncio" else "auto", ws="websockets-sansio",
+            self.app, loop=loop, http="h11" if loop == "asyncio" else "auto", ws=ws_protocol_class(),
             ws_max_size=cfg.ws_max_frame_bytes, ws_per_message_deflate=False, ws_ping_interval=20.0,
-            lifespan="on", log_level="warning", access_log=False, timeout_graceful_shutdown=2,
+            proxy_headers=False, lifespan="on", log_level="warning", access_log=False, timeout_graceful_shutdown=2,
         )
         self.server = uvicorn.Server(self.uvicorn_config)
         self._thread: threading.Thread | None = None

@@ -177,7 +177,7 @@ class Hub:
         # books: one change id per instrument per chunk
         for instrument, touched in changes.levels.items():
             book = model.books[instrument]
-            inst = model.instruments[instrument]
+            inst = model.instruments.get(instrument) or model.delisted[instrument]
             bids, asks = [], []
             for (side, price), before in touched.items():
                 after = book.side(side).get(price, 0)

@@ -31,6 +31,20 @@ def test_every_domain_and_engine_code_has_a_wire_code_ccxt_knows():
         assert message
 
 
+def test_no_domain_code_falls_back_to_its_group_default():
+    """Every domain and engine code has a Deribit code chosen for it, the lifecycle ones
+    included (a halted market is a closed book; a missing oracle is not implemented)."""
+    from clearway.api.errors import EXPLICIT
+
+    assert [c for c in [*ErrorCode, *EngineErrorCode] if c not in EXPLICIT] == []
+    exceptions = ccxt.deribit().describe()["exceptions"]
+    assert WIRE_CODES[ErrorCode.MARKET_HALTED] == (10012, "book_closed")
+    assert exceptions["10012"] is ccxt.InvalidOrder
+    assert WIRE_CODES[ErrorCode.FORCED_REQUEST_SEEN] == (11030, "other_reject")
+    assert WIRE_CODES[ErrorCode.ORACLE_NOT_CONFIGURED] == (10033, "not_implemented")
+    assert exceptions["10033"] is ccxt.NotSupported
+
+
 class FakeSettlement:
     def l1_info(self):
         return {"chain_id": 31337, "vault": "0x" + "ab" * 20, "token": "0x" + "cd" * 20, "backend": "fake"}

@@ -1,0 +1,69 @@
+"""uvicorn's sans-I/O WebSocket protocol (``websockets-sansio``) with coalesced writes.
+
+uvicorn writes every outgoing message to the socket as soon as the application sends it
+(one ``write`` system call per message). When one acknowledgement batch of the node
+answers many orders at once, those answers leave here in one ``write`` per event-loop
+iteration instead: the frames are serialised at once (``ServerProtocol.send_text``
+queues their bytes) and flushed by a callback scheduled with ``call_soon``. Anything
+else uvicorn writes (pings, pongs, close) goes through ``data_to_send()`` first, so the
+order of the bytes on the wire is unchanged.
+
+Tied to uvicorn's ``WebSocketsSansIOProtocol`` internals (``conn``, ``transport``,
+``writable``, ``handshake_complete``, ``close_sent``, ``initial_response``,
+``disconnected``) as of uvicorn 0.54; ``server.py`` falls back to the plain class if
+they are missing.
+"""
+
+from __future__ import annotations
+
+from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+from websockets.exceptions import InvalidState
+
+try:
+    from uvicorn.protocols.utils import ClientDisconnected
+except ImportError:  # pragma: no cover
+    ClientDisconnected = OSError  # type: ignore[assignment,misc]
+
+_NEEDED = ("conn", "transport", "writable", "handshake_complete", "close_sent", "initial_response",
+           "disconnected", "loop")
+
+
+class CoalescingWebSocketProtocol(WebSocketsSansIOProtocol):
+    """See the module docstring."""
+
+    _flush_scheduled = False
+
+    async def send(self, message) -> None:  # type: ignore[override]
+        if (message["type"] != "websocket.send" or not self.handshake_complete or self.close_sent
+                or self.initial_response is not None):
+            self._flush()
+            await super().send(message)
+            return
+        await self.writable.wait()  # uvicorn's flow control: paused while the socket buffer is full
+        if self.disconnected:
+            raise ClientDisconnected()
+        try:
+            data = message.get("bytes")
+            if data is not None:
+                self.conn.send_binary(data)
+            else:
+                self.conn.send_text(message["text"].encode())
+        except InvalidState:
+            raise ClientDisconnected() from None
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            self.loop.call_soon(self._flush)
+
+    def _flush(self) -> None:
+        self._flush_scheduled = False
+        output = self.conn.data_to_send()
+        if output and not self.transport.is_closing():
+            self.transport.write(b"".join(output))
+
+
+def protocol_class() -> type:
+    """The coalescing class if this uvicorn has the internals it relies on, else uvicorn's."""
+    probe = WebSocketsSansIOProtocol.__init__.__code__.co_names + WebSocketsSansIOProtocol.send.__code__.co_names
+    if all(name in probe for name in _NEEDED):
+        return CoalescingWebSocketProtocol
+    return WebSocketsSansIOProtocol  # pragma: no cover
