@@ -32,7 +32,10 @@ together before compression (column-wise and delta encoding, as in columnar stor
 - Deposit: owner (20 bytes), amount, zigzag(deposit id − previous deposit id − 1).
 - ``GENERIC``: any other command, or one whose fields fall outside the compact ranges
   above (e.g. a rejected order with side 0): its ``encode_command`` MessagePack with seq
-  and ts set to 0 (length, bytes). New domain command types are carried this way at once.
+  and ts set to 0 (length, bytes). New domain command types are carried this way at once:
+  ``PlaceTwap`` and ``CancelOrders`` (issue 9), and every ``PlaceOrder`` that uses a field
+  the compact columns do not hold (trigger price and source, iceberg display size,
+  good-til-time ``expire_at``; conditional order types 4–6 do not fit the flags either).
 
 ``price_quantum`` / ``size_quantum`` are the gcd of every compactly encoded price / size
 (ticks and lot increments drop out). Decoding needs nothing but the bytes: no state, no
@@ -183,7 +186,8 @@ def _compact_kind(c: Command) -> Kind:
     if t is PlaceOrder:
         if (c.side in (1, -1) and 0 <= c.order_type <= 3 and 0 <= c.tif <= 7 and c.size > 0
                 and _fits(c.account, c.instrument, c.size, c.price) and isinstance(c.post_only, bool)
-                and isinstance(c.reduce_only, bool)):
+                and isinstance(c.reduce_only, bool)
+                and not (c.trigger_price or c.trigger or c.display_size or c.expire_at)):
             return Kind.PLACE
     elif t is CancelOrder:
         if _fits(c.account, c.order_id):

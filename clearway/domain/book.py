@@ -11,6 +11,13 @@ Layout (chosen for CPython speed, measured in ``bench/matching.py``):
 The book knows nothing of accounts or margin: ``match`` reports the fills and the resting
 orders of the taker's own account that it removed (self-trade prevention), and the caller
 applies them to accounts. Trades are at the maker's price.
+
+Iceberg (reserve) orders (``Order.display`` > 0): only the displayed slice ``Order.shown``
+counts in the level's ``total`` (what depth and market data show); ``remaining`` is the
+whole open size. A taker fills at most the slice per visit; when the slice is used up and
+hidden size is left, the order refills ``min(display, remaining)`` and moves to the back of
+its level's queue — also within one sweep, so a large taker reaches the refill only after
+every order that was queued behind the iceberg (CME's and Deribit's reserve-order rule).
 """
 
 from __future__ import annotations
@@ -44,8 +51,8 @@ class OrderBook:
     """The resting orders of one instrument.
 
     Invariants (checked by tests): after every operation the book is not crossed; each
-    level's ``total`` equals the sum of its orders' ``remaining``; a level exists iff it
-    has at least one order.
+    level's ``total`` equals the sum of its orders' visible size (``remaining``, or
+    ``shown`` for an iceberg); a level exists iff it has at least one order.
     """
 
     __slots__ = ("instrument", "bids", "asks", "bid_prices", "ask_keys")
@@ -116,7 +123,8 @@ class OrderBook:
 
     # -- mutations -------------------------------------------------------------------
     def add(self, order: Order) -> None:
-        """Append ``order`` at the back of its price level (creating the level)."""
+        """Append ``order`` at the back of its price level (creating the level). An iceberg
+        shows a fresh slice of min(display, remaining)."""
         price = order.price
         if order.side == BUY:
             level = self.bids.get(price)
@@ -136,9 +144,19 @@ class OrderBook:
         else:
             tail.next = order
         level.tail = order
-        level.total += order.remaining
+        if order.display:
+            shown = order.shown = order.display if order.display < order.remaining else order.remaining
+            level.total += shown
+        else:
+            level.total += order.remaining
         level.count += 1
         order.level = level
+
+    def restore_shown(self, order: Order, shown: int) -> None:
+        """Set a just re-added iceberg's displayed slice to ``shown`` (snapshot restore: a
+        partly filled slice is smaller than a fresh one)."""
+        order.level.total += shown - order.shown
+        order.shown = shown
 
     def remove(self, order: Order) -> None:
         """Unlink a resting order (cancel or full fill); drops its level if emptied."""
@@ -154,15 +172,39 @@ class OrderBook:
             nxt.prev = prev
         order.prev = order.next = None
         order.level = None
-        level.total -= order.remaining
+        level.total -= order.shown if order.display else order.remaining
         level.count -= 1
         if level.count == 0:
             self._drop_level(order.side, level.price)
 
     def reduce(self, order: Order, lots: int) -> None:
-        """Decrease a resting order's remaining size in place (keeps its priority)."""
+        """Decrease a resting order's remaining size in place (keeps its priority). An
+        iceberg loses hidden size first, then displayed size."""
+        if order.display:
+            hidden = order.remaining - order.shown
+            order.remaining -= lots
+            if lots > hidden:
+                order.shown -= lots - hidden
+                order.level.total -= lots - hidden
+            return
         order.remaining -= lots
         order.level.total -= lots
+
+    def _to_back(self, order: Order, level: Level) -> None:
+        """Move ``order`` (in ``level``) to the back of the level's queue."""
+        if level.tail is order:
+            return
+        prev, nxt = order.prev, order.next
+        if prev is None:
+            level.head = nxt
+        else:
+            prev.next = nxt
+        nxt.prev = prev
+        tail = level.tail
+        tail.next = order
+        order.prev = tail
+        order.next = None
+        level.tail = order
 
     def _drop_level(self, side: int, price: int) -> None:
         if side == BUY:
@@ -180,7 +222,8 @@ class OrderBook:
             else:
                 del keys[bisect_left(keys, -price)]
 
-    def match(self, side: int, limit: int, wanted: int, account: int, on_fill, on_self_trade) -> int:
+    def match(self, side: int, limit: int, wanted: int, account: int, on_fill, on_self_trade,
+              on_refill=None) -> int:
         """Match an incoming order against the opposite side.
 
         Walks levels best-first while they cross ``limit`` and, within a level, orders
@@ -191,6 +234,11 @@ class OrderBook:
         resting order). Callbacks may remove other resting orders (e.g. reduce-only orders
         that no longer fit the position): the walk always resumes from the current best
         level's head.
+
+        An iceberg maker fills at most its displayed slice per visit; a used-up slice with
+        hidden size left is refilled and the order moved to the back of the level before
+        ``on_fill``, and ``on_refill(maker)`` follows the fill (if the maker is still in
+        the book).
 
         Returns the total lots filled (≤ ``wanted``).
         """
@@ -211,6 +259,8 @@ class OrderBook:
                 if order.account == account:
                     self.remove(order)
                     on_self_trade(order)
+                elif order.display:
+                    remaining -= self._fill_iceberg(order, level, remaining, on_fill, on_refill)
                 elif order.remaining <= remaining:
                     lots = order.remaining
                     remaining -= lots
@@ -223,3 +273,28 @@ class OrderBook:
                     on_fill(order, remaining)
                     remaining = 0
         return wanted - remaining
+
+    def _fill_iceberg(self, order: Order, level: Level, wanted: int, on_fill, on_refill) -> int:
+        """One visit of a taker wanting ``wanted`` lots to iceberg ``order`` at the head of
+        ``level`` (``match``); returns the lots filled."""
+        shown = order.shown
+        if shown > wanted:
+            order.shown = shown - wanted
+            order.remaining -= wanted
+            level.total -= wanted
+            on_fill(order, wanted)
+            return wanted
+        order.remaining -= shown
+        level.total -= shown
+        if not order.remaining:
+            order.shown = 0
+            self.remove(order)
+            on_fill(order, shown)
+            return shown
+        refill = order.shown = order.display if order.display < order.remaining else order.remaining
+        level.total += refill
+        self._to_back(order, level)
+        on_fill(order, shown)
+        if on_refill is not None and order.level is not None:
+            on_refill(order)
+        return shown

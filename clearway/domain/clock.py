@@ -19,15 +19,23 @@ Order of work at ts (exchange-rules.md sections in brackets):
    halted: the premium against a stale index means nothing), then the perp marks' EMA
    advances (perp_mark.py);
 5. options whose expiry is ≤ ts are settled and delisted ["Option expiry"; expiry.py];
-6. if a mark, the funding index or cash moved: the liquidation screen (liquidation.py) —
+   their waiting conditional orders and TWAP parents are cancelled (CancelReason.EXPIRED);
+6. order timers (issue 9; good_til_time.py): good-til-time expiries and TWAP intervals due
+   at or before ts, in time order;
+7. if a mark, the funding index or cash moved: the liquidation screen (liquidation.py) —
    for an ``OracleUpdate`` after its handler, which screens with the new prices anyway.
+
+Conditional triggers are evaluated by ``apply`` right after this work when it traded or
+moved a price (conditional.run_triggers).
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from clearway.domain.errors import CancelReason
 from clearway.domain.events import Event, MarketHalted, MarksUpdated
+from clearway.domain.good_til_time import next_order_timer, run_order_timers
 
 if TYPE_CHECKING:
     from clearway.domain.state import ExchangeState
@@ -61,12 +69,21 @@ def run_timers(state: ExchangeState, ts: int, defer_screen: bool = False) -> lis
         marks = update_marks(state, None, ts)
         if marks:
             events.append(MarksUpdated(marks))
+            state.prices_moved = True
             rescreen = True
         state.next_minute = minute + minute_ms
     else:
         check_halts(state, ts, events)
     if ts >= state.next_expiry:
+        delisted = len(state.delisted)
         rescreen |= expiry.expire_due(state, ts, events)
+        if len(state.delisted) != delisted and (state.conditionals or state.twaps):
+            from clearway.domain import conditional, twap
+
+            conditional.drop_instrument(state, state.delisted, CancelReason.EXPIRED, events)
+            twap.drop_instrument(state, state.delisted, CancelReason.EXPIRED, events)
+    if state.gtt or state.twaps:
+        run_order_timers(state, ts, events)  # suborders check their fills for liquidation themselves
     if rescreen:
         if defer_screen:
             state.screen_due = True
@@ -109,4 +126,8 @@ def reschedule(state: ExchangeState, ts: int) -> None:
                 nxt = deadline
     if state.next_expiry < nxt:
         nxt = state.next_expiry
+    if state.gtt or state.twaps:
+        order_timer = next_order_timer(state)
+        if order_timer is not None and order_timer < nxt:
+            nxt = order_timer
     state.next_timer = nxt

@@ -68,8 +68,22 @@ class PlaceOrder(msgspec.Struct, tag="place", **_OPTS):
     """Place an order.
 
     side : +1 buy, −1 sell. size : lots. price : micro-USDC per contract (ignored for
-    MARKET, whose limit is the protection price mark ± ``market_protection_ppm``).
-    client_order_id : optional, unique among the account's open orders.
+    MARKET, whose limit is the protection price mark ± ``market_protection_ppm``, and for
+    STOP_MARKET / TAKE_PROFIT_MARKET). order_type : orders.OrderType. tif :
+    orders.TimeInForce. client_order_id : optional, unique among the account's open
+    orders (resting, conditional and TWAP).
+
+    Fields added by issue 9 (defaults = a plain order; README "Advanced order types"):
+
+    trigger_price : micro-USDC per contract, > 0 and on the tick, for the conditional
+        types (STOP_*, TAKE_PROFIT_*; conditional.py); must be 0 otherwise.
+    trigger : orders.TriggerSource (1 mark, 2 index, 3 last trade) for the conditional
+        types; 0 otherwise.
+    display_size : iceberg display size in lots (0 = show everything); a resting (GTC)
+        limit order only, ≤ size, on the size increment, ≥ the minimum size.
+    expire_at : good-til-time, ms since the epoch (0 = none); a resting (GTC) order is
+        cancelled (CancelReason.GOOD_TIL_TIME) at the first command with ts ≥ expire_at;
+        also bounds an untriggered conditional order.
     """
 
     seq: int
@@ -84,6 +98,48 @@ class PlaceOrder(msgspec.Struct, tag="place", **_OPTS):
     post_only: bool = False
     reduce_only: bool = False
     client_order_id: str = ""
+    trigger_price: Price = Price(0)
+    trigger: int = 0
+    display_size: BaseAmount = BaseAmount(0)
+    expire_at: int = 0
+
+
+class PlaceTwap(msgspec.Struct, tag="twap", **_OPTS):
+    """Place a TWAP (time-weighted average price) parent order (twap.py).
+
+    side : +1 buy, −1 sell. size : total lots. duration_ms / interval_ms : 30 s ≤ interval
+    ≤ 1 h, 5 min ≤ duration ≤ 24 h, duration a multiple of the interval (dYdX v4's
+    TwapParameters bounds). price_tolerance_ppm : 0 … 999,999; each IOC suborder is priced
+    at the mark × (1 ± tolerance) (rounded to the tick toward the mark) unless
+    ``limit_price`` (> 0, on the tick) is given, which is then every suborder's price.
+    The parent gets an order id; ``CancelOrder`` / ``CancelOrders`` / ``CancelAll`` stop it.
+    """
+
+    seq: int
+    ts: int
+    account: AccountId
+    instrument: InstrumentId
+    side: int
+    size: BaseAmount
+    duration_ms: int
+    interval_ms: int
+    price_tolerance_ppm: int = 0
+    limit_price: Price = Price(0)
+    reduce_only: bool = False
+    client_order_id: str = ""
+
+
+class CancelOrders(msgspec.Struct, tag="cancel_orders", **_OPTS):
+    """Cancel up to 100 open orders (resting, conditional or TWAP parents) of ``account`` by
+    order id, in the given order. Rejected as a whole (nothing cancelled) when the list is
+    empty, longer than 100, holds an id twice or an id ≤ 0; otherwise each id that is not
+    an open order of the account gets a ``CancelFailed`` event and the others are
+    cancelled (handlers/cancel_order.py)."""
+
+    seq: int
+    ts: int
+    account: AccountId
+    order_ids: tuple[OrderId, ...]
 
 
 class CancelOrder(msgspec.Struct, tag="cancel", **_OPTS):
@@ -200,7 +256,7 @@ class ListOptionSeries(msgspec.Struct, tag="list_series", **_OPTS):
 
 Command = (
     Deposit | Withdraw | ListInstrument | SetMarkPrices | PlaceOrder | CancelOrder | CancelAll | AmendOrder
-    | SetMarketData | SetMarginMode | OracleUpdate | ForcedWithdrawal | ListOptionSeries
+    | SetMarketData | SetMarginMode | OracleUpdate | ForcedWithdrawal | ListOptionSeries | PlaceTwap | CancelOrders
 )
 
 _encoder = msgspec.msgpack.Encoder()

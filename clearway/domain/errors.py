@@ -38,6 +38,21 @@ class ErrorCode(IntEnum):
     TOO_MANY_OPEN_ORDERS = 1024
     MARKET_HALTED = 1025  # the underlying's oracle is stale: only cancels and risk-reducing orders
     FORCED_REQUEST_SEEN = 1026  # a forced-withdrawal request id that was already served
+    # advanced order types (issue 9; README "Advanced order types")
+    INVALID_TRIGGER_SOURCE = 1027  # a conditional order's ``trigger`` is not 1 mark, 2 index or 3 last trade
+    INVALID_TRIGGER_PRICE = 1028  # trigger price <= 0 or not on the tick (or set on a non-conditional order)
+    INVALID_DISPLAY_SIZE = 1029  # iceberg display size <= 0, off the size increment or below the minimum size
+    DISPLAY_SIZE_ABOVE_TOTAL = 1030  # iceberg display size larger than the order's size
+    NOT_A_RESTING_ORDER = 1031  # display size or expire_at on an order that cannot rest (IOC, FOK, market)
+    EXPIRE_AT_NOT_IN_FUTURE = 1032  # good-til-time expire_at <= the command's timestamp
+    TWAP_INVALID_INTERVAL = 1033  # TWAP interval outside 30 s .. 1 h
+    TWAP_INVALID_DURATION = 1034  # TWAP duration outside 5 min .. 24 h or not a multiple of the interval
+    TWAP_INVALID_PRICE_TOLERANCE = 1035  # TWAP price tolerance outside 0 .. 999,999 ppm
+    TWAP_SIZE_TOO_SMALL = 1036  # TWAP size below (number of intervals) x the instrument's minimum size
+    BATCH_CANCEL_EMPTY = 1037  # a batch cancel without order ids
+    BATCH_CANCEL_TOO_MANY = 1038  # a batch cancel of more than 100 order ids
+    BATCH_CANCEL_DUPLICATE_ID = 1039  # the same order id twice in one batch cancel
+    INVALID_ORDER_ID = 1040  # an order id <= 0 in a batch cancel
     # oracle 15xx: a signed report or an oracle update that cannot be used
     ORACLE_BAD_SIGNATURE = 1501
     ORACLE_UNKNOWN_REPORTER = 1502
@@ -58,6 +73,10 @@ class ErrorCode(IntEnum):
     POST_ONLY_WOULD_CROSS = 3001
     FILL_OR_KILL_NOT_FILLED = 3002
     NO_LIQUIDITY = 3003
+    TRIGGER_WRONG_SIDE = 3004  # the trigger price is already reached: a stop-buy / take-profit-sell trigger
+    #                            must be above the current trigger-source price, a stop-sell / take-profit-buy
+    #                            trigger below it
+    TRIGGER_PRICE_UNAVAILABLE = 3005  # the trigger source has no price yet (no mark, index or trade)
 
 
 class CancelReason(IntEnum):
@@ -71,6 +90,10 @@ class CancelReason(IntEnum):
     AMENDED_AWAY = 6
     LIQUIDATION = 7  # the account is being liquidated (exchange-rules.md "Liquidation" step 1)
     EXPIRED = 8  # the instrument expired
+    GOOD_TIL_TIME = 9  # the order's expire_at was reached (clock.py)
+    TWAP_COMPLETED = 10  # TwapEnded only: the parent filled completely (not a cancellation)
+    TWAP_ELAPSED = 11  # TwapEnded only: the last interval ran with size left unfilled
+    TWAP_BELOW_MINIMUM = 12  # TwapEnded only: what is left is below the instrument's minimum size
 
 
 class SequenceError(Exception):

@@ -56,7 +56,12 @@ class PricesSet(msgspec.Struct, tag="prices_set", **_OPTS):
 class OrderAccepted(msgspec.Struct, tag="order_accepted", **_OPTS):
     """An order passed validation and the risk check; trades and a possible
     ``OrderCancelled`` (IOC remainder) follow in the same event list. An order with
-    remaining size and no cancel event rests in the book."""
+    remaining size and no cancel event rests in the book.
+
+    ``display_size`` > 0: an iceberg; only min(display_size, remaining) is visible in the
+    book, and each refill is an ``IcebergRefilled`` event. ``expire_at`` > 0: good-til-time
+    (ms). A triggered conditional order is accepted under its own (conditional) order id,
+    right after its ``OrderTriggered``."""
 
     order_id: OrderId
     account: AccountId
@@ -68,6 +73,8 @@ class OrderAccepted(msgspec.Struct, tag="order_accepted", **_OPTS):
     post_only: bool
     reduce_only: bool
     client_order_id: str
+    display_size: BaseAmount = BaseAmount(0)
+    expire_at: int = 0
 
 
 class Trade(msgspec.Struct, tag="trade", **_OPTS):
@@ -304,10 +311,135 @@ class ForcedWithdrawalServed(msgspec.Struct, tag="forced_withdrawal_served", **_
     paid: QuoteAmount
 
 
+class ConditionalAccepted(msgspec.Struct, tag="conditional_accepted", **_OPTS):
+    """A conditional order (stop / take-profit; conditional.py) is waiting for its trigger.
+    It is not in the book and reserves no margin. ``order_type``: orders.OrderType (3–6);
+    ``price``: the limit of the *_LIMIT types (0 for the *_MARKET types); ``trigger``:
+    orders.TriggerSource; ``trigger_price`` micro-USDC per contract."""
+
+    order_id: OrderId
+    account: AccountId
+    instrument: InstrumentId
+    side: int
+    order_type: int
+    size: BaseAmount
+    price: Price
+    trigger: int
+    trigger_price: Price
+    tif: int
+    post_only: bool
+    reduce_only: bool
+    client_order_id: str
+    display_size: BaseAmount
+    expire_at: int
+
+
+class OrderTriggered(msgspec.Struct, tag="order_triggered", **_OPTS):
+    """Conditional order ``order_id`` fired: its trigger source (``trigger``) reached
+    ``trigger_price``; ``price`` is the source's price that fired it (for the last-trade
+    source, the extreme trade price of the command step). Followed by either the
+    ``OrderAccepted`` of the order entering the book (same order id) and its trades, or a
+    ``TriggerRejected``."""
+
+    order_id: OrderId
+    account: AccountId
+    instrument: InstrumentId
+    trigger: int
+    trigger_price: Price
+    price: Price
+
+
+class TriggerRejected(msgspec.Struct, tag="trigger_rejected", **_OPTS):
+    """The order of a fired conditional was rejected when it entered the book (``code``:
+    the ErrorCode its placement returned, e.g. INSUFFICIENT_MARGIN,
+    REDUCE_ONLY_WOULD_INCREASE, POST_ONLY_WOULD_CROSS, MARKET_HALTED). The conditional is
+    gone; nothing else changed."""
+
+    order_id: OrderId
+    account: AccountId
+    instrument: InstrumentId
+    code: ErrorCode
+    message: str
+
+
+class IcebergRefilled(msgspec.Struct, tag="iceberg_refilled", **_OPTS):
+    """Iceberg ``order_id``'s displayed slice was used up and refilled with ``shown`` lots
+    at the back of its price level's queue; ``remaining`` (lots) includes the hidden size."""
+
+    order_id: OrderId
+    account: AccountId
+    instrument: InstrumentId
+    side: int
+    price: Price
+    shown: BaseAmount
+    remaining: BaseAmount
+
+
+class TwapAccepted(msgspec.Struct, tag="twap_accepted", **_OPTS):
+    """A TWAP parent order (twap.py) was accepted: ``intervals`` = duration / interval IOC
+    suborders, the first at once, then one every ``interval_ms``."""
+
+    order_id: OrderId
+    account: AccountId
+    instrument: InstrumentId
+    side: int
+    size: BaseAmount
+    duration_ms: int
+    interval_ms: int
+    price_tolerance_ppm: int
+    limit_price: Price
+    reduce_only: bool
+    client_order_id: str
+    intervals: int
+
+
+class TwapProgress(msgspec.Struct, tag="twap_progress", **_OPTS):
+    """One interval of TWAP parent ``order_id``: suborder ``suborder_id`` of
+    ``suborder_size`` lots at ``price`` (its OrderAccepted, trades and IOC remainder cancel
+    precede this event), or — ``code`` ≠ 0, ``suborder_id`` 0 — the suborder was rejected
+    with that ErrorCode and skipped. ``filled`` / ``remaining``: the parent's totals after
+    it (lots); ``intervals_left`` after this one."""
+
+    order_id: OrderId
+    account: AccountId
+    instrument: InstrumentId
+    suborder_id: OrderId
+    suborder_size: BaseAmount
+    price: Price
+    filled: BaseAmount
+    remaining: BaseAmount
+    intervals_left: int
+    code: int
+
+
+class TwapEnded(msgspec.Struct, tag="twap_ended", **_OPTS):
+    """TWAP parent ``order_id`` is done: ``reason`` (errors.CancelReason) TWAP_COMPLETED,
+    TWAP_ELAPSED, TWAP_BELOW_MINIMUM, or a cancellation (REQUESTED, CANCEL_ALL,
+    REDUCE_ONLY_NO_POSITION, LIQUIDATION, EXPIRED)."""
+
+    order_id: OrderId
+    account: AccountId
+    instrument: InstrumentId
+    filled: BaseAmount
+    remaining: BaseAmount
+    reason: int
+
+
+class CancelFailed(msgspec.Struct, tag="cancel_failed", **_OPTS):
+    """One id of a ``CancelOrders`` batch was not cancelled: ``code`` UNKNOWN_ORDER (no
+    open order with this id) or NOT_ORDER_OWNER. The other ids are unaffected."""
+
+    order_id: OrderId
+    account: AccountId
+    code: ErrorCode
+
+
 Event = (
     Rejected | AccountCreated | Deposited | Withdrawn | InstrumentListed | PricesSet
     | OrderAccepted | Trade | OrderCancelled | OrderAmended | MarketDataSet | MarginModeSet
     | OracleReportRejected | OracleUpdated | MarketHalted | MarketResumed | MarksUpdated | FundingTick
     | FundingPaid | LiquidationStarted | LiquidationFill | BackstopTransfer | Deleveraged | InsuranceCovered
     | LiquidationEnded | OptionsExpired | ExpiryPayoff | ForcedWithdrawalServed
+    | ConditionalAccepted | OrderTriggered | TriggerRejected | IcebergRefilled | TwapAccepted | TwapProgress
+    | TwapEnded | CancelFailed
 )

@@ -22,6 +22,20 @@ class TimeInForce(IntEnum):
 class OrderType(IntEnum):
     LIMIT = 1
     MARKET = 2  # IOC with a protection price (mark ± market_protection_ppm)
+    # conditional orders (conditional.py): held off the book until their trigger fires, then
+    # entered as a MARKET (the *_MARKET types) or LIMIT (the *_LIMIT types) order
+    STOP_MARKET = 3
+    STOP_LIMIT = 4
+    TAKE_PROFIT_MARKET = 5
+    TAKE_PROFIT_LIMIT = 6
+
+
+class TriggerSource(IntEnum):
+    """The price a conditional order watches (``PlaceOrder.trigger``)."""
+
+    MARK = 1  # the instrument's mark price (state.marks)
+    INDEX = 2  # the index price of the instrument's underlying (state.index)
+    LAST = 3  # the instrument's last trade price (state.last_trade)
 
 
 class Order:
@@ -43,11 +57,20 @@ class Order:
         Lots still open.
     tif, reduce_only, post_only, client_order_id
         As placed.
+    display : BaseAmount
+        Iceberg display size (lots; 0 = a plain order showing all of ``remaining``).
+    shown : BaseAmount
+        Iceberg only: the displayed slice now in the book (≤ display, ≤ remaining); the
+        hidden reserve is ``remaining − shown``. Set by ``OrderBook.add``.
+    expire_at : int
+        Good-til-time expiry (ms since the epoch; 0 = none): the order is cancelled at the
+        first command with ts ≥ expire_at (clock.py).
     """
 
     __slots__ = (
         "order_id", "account", "instrument", "side", "price", "size", "remaining",
         "tif", "post_only", "reduce_only", "client_order_id", "prev", "next", "level",
+        "display", "shown", "expire_at",
     )
 
     def __init__(
@@ -77,13 +100,24 @@ class Order:
         self.prev: Order | None = None
         self.next: Order | None = None
         self.level = None
+        self.display = 0
+        self.shown = 0
+        self.expire_at = 0
 
     @property
     def filled(self) -> int:
         return self.size - self.remaining
 
     def canonical(self) -> tuple:
-        """The fields that define the order, for ``state_hash`` (links excluded)."""
+        """The fields that define the order, for ``state_hash`` and snapshots (links
+        excluded): 11 fields, plus (display, shown, expire_at) for an iceberg or a
+        good-til-time order."""
+        if self.display or self.expire_at:
+            return (
+                self.order_id, self.account, self.instrument, self.side, self.price, self.size,
+                self.remaining, int(self.tif), self.post_only, self.reduce_only, self.client_order_id,
+                self.display, self.shown, self.expire_at,
+            )
         return (
             self.order_id, self.account, self.instrument, self.side, self.price, self.size,
             self.remaining, int(self.tif), self.post_only, self.reduce_only, self.client_order_id,

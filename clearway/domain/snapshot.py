@@ -8,9 +8,13 @@ exactly. The restored state has the same ``state_hash``.
 Version 2 appends the market data (market.UnderlyingMarket per underlying) and the stable
 price; version 3 the market lifecycle (oracle, halts, perp-mark EMAs, the clock, funding
 indices and samples, index samples, delisted options, served forced withdrawals, the
-liquidation window: state.py). Versions 1 and 2 still load, with an empty lifecycle and
-the clock restarted by the next command. Derived data (option marks are in
-``marks``; the risk-array cache) is rebuilt, never stored twice.
+liquidation window: state.py); version 4 the advanced order types (issue 9): last trade
+prices, waiting conditional orders, running TWAP parents, and — inside the order rows of
+the books — the iceberg and good-til-time fields of the orders that have them (14 fields
+instead of 11: ``Order.canonical``). Versions 1, 2 and 3 still load (no advanced orders;
+versions 1 and 2 with an empty lifecycle and the clock restarted by the next command).
+Derived data (option marks are in ``marks``; the risk-array cache; trigger lists and the
+good-til-time heap) is rebuilt, never stored twice.
 """
 
 from __future__ import annotations
@@ -23,8 +27,8 @@ from clearway.domain.instruments import InstrumentSpec
 from clearway.domain.market import UnderlyingMarket
 from clearway.domain.orders import Order
 
-SNAPSHOT_VERSION = 3
-_READABLE = (1, 2, 3)
+SNAPSHOT_VERSION = 4
+_READABLE = (1, 2, 3, 4)
 
 
 class SnapshotError(ValueError):
@@ -49,8 +53,34 @@ def encode_snapshot(state) -> bytes:
         state.total_deposits, state.total_withdrawals,
         [state.markets[u] for u in sorted(state.markets)], state.stable_price,
         _lifecycle(state),
+        _advanced(state),
     ]
     return msgspec.msgpack.encode(body)
+
+
+def _advanced(state) -> list:
+    """The version-4 part: last trade prices, conditional orders, TWAP parents (the same
+    rows as the end of ``canonical``)."""
+    return [
+        sorted(state.last_trade.items()),
+        [list(state.conditionals[i].canonical()) for i in sorted(state.conditionals)],
+        [list(state.twaps[i].canonical()) for i in sorted(state.twaps)],
+    ]
+
+
+def _restore_advanced(state, part: list) -> None:
+    from clearway.domain.conditional import Conditional, register
+    from clearway.domain.twap import Twap
+
+    last_trade, conditionals, twaps = part
+    state.last_trade.update({int(i): p for i, p in last_trade})
+    for row in conditionals:
+        register(state, Conditional(*row))
+    for row in twaps:
+        twap = Twap(*row[:12], filled=row[12], done=row[13])
+        state.twaps[twap.order_id] = twap
+        if twap.client_order_id:
+            state.accounts[twap.account].client_ids[twap.client_order_id] = twap.order_id
 
 
 def _lifecycle(state) -> list:
@@ -86,6 +116,11 @@ def _reschedule(state) -> None:
     from clearway.domain.clock import reschedule
     from clearway.domain.expiry import next_expiry
 
+    from heapq import heapify
+
+    state.gtt[:] = [(o.expire_at, o.order_id) for o in state.orders.values() if o.expire_at]
+    state.gtt += [(c.expire_at, c.order_id) for c in state.conditionals.values() if c.expire_at]
+    heapify(state.gtt)
     state.next_expiry = next_expiry(state)
     if state.next_minute == 0:
         state.next_timer = 0  # the clock starts at the next command
@@ -109,9 +144,11 @@ def decode_snapshot(data: bytes):
             body = [*body, [], 0]
         if body[0] <= 2:
             body = [*body, None]
+        if body[0] <= 3:
+            body = [*body, None]
         (version, genesis_bytes, last_seq, last_ts, instruments, marks, index, accounts, books,
          next_order_id, next_trade_id, last_deposit_id, total_deposits, total_withdrawals,
-         markets, stable_price, lifecycle) = body
+         markets, stable_price, lifecycle, advanced) = body
         genesis = GenesisConfig.decode(genesis_bytes)
         state = ExchangeState(genesis)
         for raw in instruments[len(genesis.instruments):]:
@@ -129,12 +166,17 @@ def decode_snapshot(data: bytes):
         for instrument_id, orders in books:
             book = state.books[instrument_id]
             scale = 10**state.instruments[instrument_id].size_decimals
-            for (order_id, account_id, instrument, side, price, size, remaining, tif, post_only,
-                 reduce_only, client_order_id) in orders:
+            for row in orders:
+                (order_id, account_id, instrument, side, price, size, remaining, tif, post_only,
+                 reduce_only, client_order_id) = row[:11]
                 order = Order(order_id, account_id, instrument, side, price, size, tif, post_only,
                               reduce_only, client_order_id)
                 order.remaining = remaining
+                if len(row) > 11:
+                    order.display, shown, order.expire_at = row[11:14]
                 book.add(order)
+                if order.display:
+                    book.restore_shown(order, shown)
                 state.accounts[account_id].add_order(order, scale)
                 state.orders[order_id] = order
         for raw in markets:
@@ -147,6 +189,8 @@ def decode_snapshot(data: bytes):
         state.index.update(dict(index))
         if lifecycle is not None:
             _restore_lifecycle(state, lifecycle)
+        if advanced is not None:
+            _restore_advanced(state, advanced)
         state.last_seq, state.last_ts = last_seq, last_ts
         _reschedule(state)
         state.next_order_id, state.next_trade_id = next_order_id, next_trade_id

@@ -15,8 +15,8 @@ import msgspec
 from clearway.domain.accounts import Account
 from clearway.domain.book import OrderBook
 from clearway.domain.commands import (
-    AmendOrder, CancelAll, CancelOrder, Command, Deposit, ForcedWithdrawal, ListInstrument, ListOptionSeries,
-    OracleUpdate, PlaceOrder, SetMarginMode, SetMarketData, SetMarkPrices, Withdraw,
+    AmendOrder, CancelAll, CancelOrder, CancelOrders, Command, Deposit, ForcedWithdrawal, ListInstrument,
+    ListOptionSeries, OracleUpdate, PlaceOrder, PlaceTwap, SetMarginMode, SetMarketData, SetMarkPrices, Withdraw,
 )
 from clearway.domain.errors import SequenceError
 from clearway.domain.events import Event
@@ -92,6 +92,23 @@ class ExchangeState:
     next_timer, next_expiry : int
         Derived schedule (never hashed): the first ts at which ``clock.run_timers`` has
         something to do.
+
+    Advanced order types (issue 9; conditional.py, twap.py, good_til_time.py):
+
+    last_trade : dict[int, int]
+        Last trade price by instrument (micro-USDC per contract), the LAST trigger source.
+    conditionals : dict[int, Conditional]
+        Waiting conditional orders by order id (not in ``orders``: they are off the book).
+    account_conditionals : dict[int, dict[int, Conditional]]
+        The same by account (derived index).
+    triggers : dict[int, TriggerBook]
+        Per instrument with waiting conditionals, the sorted trigger lists (derived).
+    twaps : dict[int, Twap]
+        Running TWAP parents by order id.
+    gtt : list[tuple[int, int]]
+        Heap of (expire_at, order id) of good-til-time orders (derived, never hashed).
+    prices_moved : bool
+        A mark or index changed since the last trigger evaluation (derived, never hashed).
     """
 
     def __init__(self, genesis: GenesisConfig) -> None:
@@ -127,6 +144,13 @@ class ExchangeState:
         self.next_timer = 0
         self.next_expiry = NEVER
         self.screen_due = False
+        self.last_trade: dict[int, int] = {}
+        self.conditionals: dict = {}
+        self.account_conditionals: dict[int, dict] = {}
+        self.triggers: dict = {}
+        self.twaps: dict = {}
+        self.gtt: list[tuple[int, int]] = []
+        self.prices_moved = False
         self.margin = Margin(
             self.marks, self.index, self.instruments,
             genesis.option_im_ppm, genesis.option_im_floor_ppm, genesis.option_mm_ppm, self.markets,
@@ -155,6 +179,7 @@ class ExchangeState:
         market = self.markets.get(spec.underlying)
         if spec.kind == Kind.OPTION and market is not None:
             self.marks.update(option_marks(market, [spec]))
+            self.prices_moved = True
         if spec.kind == Kind.OPTION and spec.expiry_ms < self.next_expiry:
             self.next_expiry = spec.expiry_ms
             self.next_timer = min(self.next_timer, spec.expiry_ms)
@@ -175,6 +200,7 @@ class ExchangeState:
                  if s.underlying == market.underlying and s.kind == Kind.OPTION and s.instrument_id not in delisted]
         marks = option_marks(market, specs)
         self.marks.update(marks)
+        self.prices_moved = True
         return marks
 
     def set_index(self, underlying: str, index: int, ts: int) -> None:
@@ -182,6 +208,7 @@ class ExchangeState:
         (expiry.py): samples older than the TWAP window are dropped, except the last one
         before it (it gives the index at the window's start)."""
         self.index[underlying] = index
+        self.prices_moved = True
         samples = self.index_samples.get(underlying)
         if samples is None:
             samples = self.index_samples[underlying] = []
@@ -236,6 +263,8 @@ class ExchangeState:
             self.next_minute, self.next_hour, sorted(self.funding_index.items()),
             sorted(self.premium_samples.items()), sorted(self.index_samples.items()), sorted(self.delisted),
             sorted(self.forced_served), self.liquidation_second, sorted(self.liquidation_used.items()),
+            sorted(self.last_trade.items()), [self.conditionals[i].canonical() for i in sorted(self.conditionals)],
+            [self.twaps[i].canonical() for i in sorted(self.twaps)],
         ]
 
 
@@ -265,30 +294,40 @@ def apply(state: ExchangeState, command: Command) -> list[Event]:
     if command.seq != state.last_seq + 1 or ts < state.last_ts:
         state.check_sequence(command)  # raises SequenceError on a gap, a replay or time going back
     handler = _HANDLERS[type(command)]  # one handler per command type, in its own module
-    if ts >= state.next_timer:  # time-driven work first: funding, halts, marks, expiries (clock.py)
+    trades = state.next_trade_id
+    if ts >= state.next_timer:  # time-driven work first: funding, halts, marks, expiries, order timers (clock.py)
         events = run_timers(state, ts, type(command) is OracleUpdate)
+        if state.next_trade_id != trades or state.prices_moved:  # conditional triggers (conditional.py)
+            run_triggers(state, ts, events, 0)
+            trades = state.next_trade_id
+        start = len(events)
         events += handler(state, command)
         if state.screen_due:  # a rejected OracleUpdate did not screen (clock.run_timers)
             screen(state, ts, events)
     else:
+        start = 0
         events = handler(state, command)
+    if state.next_trade_id != trades or state.prices_moved:  # a trade or a price move: conditional triggers
+        run_triggers(state, ts, events, start)
     state.last_seq = command.seq
     state.last_ts = ts
     return events
 
 
 from clearway.domain.clock import run_timers  # noqa: E402
+from clearway.domain.conditional import run_triggers  # noqa: E402
 from clearway.domain.liquidation import screen  # noqa: E402
 from clearway.domain.handlers.admin import list_instrument, set_mark_prices  # noqa: E402
 from clearway.domain.handlers.forced_withdrawal import forced_withdrawal  # noqa: E402
 from clearway.domain.handlers.list_series import list_option_series  # noqa: E402
 from clearway.domain.handlers.oracle_update import oracle_update  # noqa: E402
 from clearway.domain.handlers.amend_order import amend_order  # noqa: E402
-from clearway.domain.handlers.cancel_order import cancel_all, cancel_order  # noqa: E402
+from clearway.domain.handlers.cancel_order import cancel_all, cancel_order, cancel_orders  # noqa: E402
 from clearway.domain.handlers.funds import deposit, withdraw  # noqa: E402
 from clearway.domain.handlers.margin_mode import set_margin_mode  # noqa: E402
 from clearway.domain.handlers.market_data import set_market_data  # noqa: E402
 from clearway.domain.handlers.place_order import place_order  # noqa: E402
+from clearway.domain.handlers.place_twap import place_twap  # noqa: E402
 
 _HANDLERS: dict[type, Callable[[ExchangeState, Command], list[Event]]] = {
     Deposit: deposit,
@@ -304,4 +343,6 @@ _HANDLERS: dict[type, Callable[[ExchangeState, Command], list[Event]]] = {
     OracleUpdate: oracle_update,
     ForcedWithdrawal: forced_withdrawal,
     ListOptionSeries: list_option_series,
+    PlaceTwap: place_twap,
+    CancelOrders: cancel_orders,
 }

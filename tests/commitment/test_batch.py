@@ -17,13 +17,13 @@ from clearway.commitment.batch import (
 )
 from clearway.commitment.batch_codec import Reader, Writer, unzigzag, zigzag
 from clearway.domain.commands import (
-    AmendOrder, CancelAll, CancelOrder, Deposit, ListInstrument, PlaceOrder, SetMarginMode, SetMarketData,
-    SetMarkPrices, Withdraw,
+    AmendOrder, CancelAll, CancelOrder, CancelOrders, Deposit, ListInstrument, PlaceOrder, PlaceTwap, SetMarginMode,
+    SetMarketData, SetMarkPrices, Withdraw,
 )
 from clearway.domain.events import Trade
 from clearway.domain.genesis import GenesisConfig
 from clearway.domain.market import ExpiryData
-from clearway.domain.orders import TimeInForce
+from clearway.domain.orders import OrderType, TimeInForce, TriggerSource
 from clearway.domain.state import ExchangeState, apply, state_hash
 from support import TICK, Exchange, perp_spec, usd
 
@@ -41,8 +41,10 @@ place = st.builds(
     PlaceOrder, seq=st.just(0), ts=st.just(0), account=st.one_of(small, anyint), instrument=st.one_of(small, anyint),
     side=st.one_of(st.sampled_from([1, -1]), anyint), size=st.one_of(st.integers(1, 10**6), anyint),
     price=st.one_of(st.integers(0, 10**12).map(lambda p: p * 100), anyint),
-    order_type=st.integers(0, 5), tif=st.integers(0, 9), post_only=st.booleans(), reduce_only=st.booleans(),
+    order_type=st.integers(0, 7), tif=st.integers(0, 9), post_only=st.booleans(), reduce_only=st.booleans(),
     client_order_id=text,
+    trigger_price=st.one_of(st.just(0), st.just(0), anyint), trigger=st.one_of(st.just(0), st.just(0), anyint),
+    display_size=st.one_of(st.just(0), st.just(0), anyint), expire_at=st.one_of(st.just(0), st.just(0), anyint),
 )
 commands = st.one_of(
     place, place, place,
@@ -54,6 +56,11 @@ commands = st.one_of(
     st.builds(SetMarkPrices, seq=st.just(0), ts=st.just(0), index=st.dictionaries(text, anyint, max_size=2),
               marks=st.dictionaries(small, anyint, max_size=2)),
     st.builds(SetMarginMode, seq=st.just(0), ts=st.just(0), account=anyint, mode=anyint),
+    st.builds(PlaceTwap, seq=st.just(0), ts=st.just(0), account=anyint, instrument=anyint, side=anyint, size=anyint,
+              duration_ms=anyint, interval_ms=anyint, price_tolerance_ppm=anyint, limit_price=anyint,
+              reduce_only=st.booleans(), client_order_id=text),
+    st.builds(CancelOrders, seq=st.just(0), ts=st.just(0), account=anyint,
+              order_ids=st.lists(anyint, max_size=120).map(tuple)),
 )
 signed = st.builds(lambda nonce, sig: Authorisation(AuthKind.SIGNED, nonce, sig),
                    st.integers(0, 2**64 - 1), st.binary(min_size=65, max_size=65))
@@ -107,12 +114,22 @@ def test_every_kind_round_trips_including_generic_fallbacks():
         SetMarkPrices(0, 0, {"BTC": usd(25_000)}, {0: usd(25_000)}),
         SetMarketData(0, 0, "BTC", usd(25_000), 1_000_000, [expiry]),
         ListInstrument(0, 0, perp_spec(1)), SetMarginMode(0, 0, 2, 2),
+        # issue 9: advanced order fields go the generic way, new command types too
+        PlaceOrder(0, 0, 2, 0, 1, 10, usd(25_100), OrderType.STOP_LIMIT, trigger_price=usd(25_050),
+                   trigger=TriggerSource.LAST),
+        PlaceOrder(0, 0, 2, 0, -1, 10, 0, OrderType.STOP_MARKET, trigger_price=usd(24_000), trigger=1),
+        PlaceOrder(0, 0, 2, 0, 1, 10, usd(25_000), display_size=2),
+        PlaceOrder(0, 0, 2, 0, 1, 10, usd(25_000), expire_at=1_700_000_000_000),
+        PlaceTwap(0, 0, 2, 0, 1, 600, 600_000, 60_000, 5_000, 0, True, "twap-1"),
+        CancelOrders(0, 0, 2, (5, 9, 7)),
     ]
     cmds = [msgspec.structs.replace(c, seq=100 + i, ts=1_000 + i // 3) for i, c in enumerate(cmds)]
     auths = [Authorisation(AuthKind.SIGNED, 1_005, SIG) if isinstance(c, PlaceOrder) else OPERATOR for c in cmds]
     batch = Batch(7, tuple(cmds), tuple(auths), (ForcedInclusion(3, 111), ForcedInclusion(4)))
     decoded = decode_batch(encode_batch(batch))
     assert decoded == batch
+    for original, copy in zip(batch.commands, decoded.commands):
+        assert msgspec.msgpack.encode(copy) == msgspec.msgpack.encode(original)
     assert (decoded.first_seq, decoded.last_seq) == (100, 100 + len(cmds) - 1)
 
 

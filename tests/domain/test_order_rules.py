@@ -23,7 +23,7 @@ from test_matching import _hash_without_seq
         (dict(account=2, side=BUY, size=BTC, price=usd(25_000) + TICK // 2), ErrorCode.PRICE_NOT_ON_TICK),
         (dict(account=2, side=BUY, size=BTC, price=0), ErrorCode.PRICE_NOT_POSITIVE),
         (dict(account=2, side=BUY, size=BTC, price=usd(25_000), tif=9), ErrorCode.INVALID_TIME_IN_FORCE),
-        (dict(account=2, side=BUY, size=BTC, price=usd(25_000), order_type=5), ErrorCode.INVALID_ORDER_TYPE),
+        (dict(account=2, side=BUY, size=BTC, price=usd(25_000), order_type=9), ErrorCode.INVALID_ORDER_TYPE),
         (dict(account=2, side=BUY, size=BTC, price=0, order_type=OrderType.MARKET, post_only=True),
          ErrorCode.INVALID_ORDER_TYPE),
         (dict(account=2, side=BUY, size=BTC, price=usd(25_000), client_order_id="x" * 65),

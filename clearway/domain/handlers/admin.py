@@ -44,4 +44,5 @@ def set_mark_prices(state: ExchangeState, cmd: SetMarkPrices) -> list[Event]:
     for name in sorted(cmd.index):
         state.set_index(name, cmd.index[name], cmd.ts)
     state.marks.update(cmd.marks)
+    state.prices_moved = True
     return [PricesSet(dict(cmd.index), dict(cmd.marks))]

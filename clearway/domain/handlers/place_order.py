@@ -12,6 +12,12 @@ then the order gets its id, matches (trades at maker prices, self-trade preventi
 the resting order), and the remainder rests (GTC) or is cancelled (IOC, market). When it
 traded in an oracle-governed market, the accounts of its trades are checked for
 liquidation (liquidation.check_after_fills).
+
+Advanced orders (issue 9): the conditional types (STOP_*, TAKE_PROFIT_*) pass the checks of
+step 1 and are then held off the book by ``conditional.place_conditional``; an iceberg
+(``display_size``) or good-til-time (``expire_at``) order is checked by
+``_resting_options`` and otherwise goes the plain way. A fired conditional re-enters here
+with its own order id (``order_id``), and TWAP suborders come here too (twap.py).
 """
 
 from __future__ import annotations
@@ -20,7 +26,7 @@ from typing import TYPE_CHECKING
 
 from clearway.domain.commands import PlaceOrder
 from clearway.domain.errors import CancelReason, ErrorCode
-from clearway.domain.events import Event, OrderAccepted, OrderCancelled
+from clearway.domain.events import Event, IcebergRefilled, OrderAccepted, OrderCancelled
 from clearway.domain.fills import settle_fill
 from clearway.domain.handlers.common import cancel_resting, enforce_reduce_only, reject
 from clearway.domain.liquidation import check_after_fills
@@ -35,11 +41,16 @@ _IOC = int(TimeInForce.IOC)
 _FOK = int(TimeInForce.FOK)
 _LIMIT = int(OrderType.LIMIT)
 _MARKET = int(OrderType.MARKET)
+_STOP_MARKET = int(OrderType.STOP_MARKET)
+_TAKE_PROFIT_LIMIT = int(OrderType.TAKE_PROFIT_LIMIT)
 _IOC_REMAINDER = int(CancelReason.IOC_REMAINDER)
 
 
-def place_order(state: ExchangeState, cmd: PlaceOrder) -> list[Event]:
-    """Handle PlaceOrder; see the module docstring. Rejections change nothing."""
+def place_order(state: ExchangeState, cmd: PlaceOrder, order_id: int = 0) -> list[Event]:
+    """Handle PlaceOrder; see the module docstring. Rejections change nothing.
+
+    ``order_id`` ≠ 0: a fired conditional order entering the book under its own id
+    (conditional.fire); 0 allocates the next order id."""
     account = state.accounts.get(cmd.account)
     coid = cmd.client_order_id
     if account is None or cmd.account < 2:
@@ -74,16 +85,24 @@ def place_order(state: ExchangeState, cmd: PlaceOrder) -> list[Event]:
             return reject(ErrorCode.MARK_PRICE_UNAVAILABLE, "no mark price for a market order", cmd.account, coid)
         if cmd.post_only:
             return reject(ErrorCode.INVALID_ORDER_TYPE, "a market order cannot be post-only", cmd.account, coid)
-        price = _protection_price(mark, side, spec.tick_size, state.genesis.market_protection_ppm)
+        price = protection_price(mark, side, spec.tick_size, state.genesis.market_protection_ppm)
         if tif == _GTC:
             tif = _IOC
+    elif _STOP_MARKET <= cmd.order_type <= _TAKE_PROFIT_LIMIT:
+        return place_conditional(state, cmd, account, spec)
     else:
         return reject(ErrorCode.INVALID_ORDER_TYPE, "unknown order type", cmd.account, coid)
     if coid:
-        if coid in account.client_ids:
-            return reject(ErrorCode.DUPLICATE_CLIENT_ORDER_ID, "client order id already in use", cmd.account, coid)
-        if len(coid) > state.genesis.max_client_order_id_length:
-            return reject(ErrorCode.CLIENT_ORDER_ID_TOO_LONG, "client order id too long", cmd.account, coid)
+        problem = client_id_problem(state, account, coid)
+        if problem is not None:
+            return reject(problem[0], problem[1], cmd.account, coid)
+    display = cmd.display_size
+    if cmd.trigger_price or cmd.trigger or display or cmd.expire_at:
+        problem = resting_options(cmd, spec, tif)
+        if problem is not None:
+            return reject(problem[0], problem[1], cmd.account, coid)
+        if display >= size:
+            display = 0  # shows everything: a plain order
     book = state.books[spec.instrument_id]
     if cmd.post_only and book.crosses(side, price):
         return reject(ErrorCode.POST_ONLY_WOULD_CROSS, "post-only order would cross the book", cmd.account, coid)
@@ -94,6 +113,8 @@ def place_order(state: ExchangeState, cmd: PlaceOrder) -> list[Event]:
                           cmd.account, coid)
         if size > abs(position):
             size = abs(position)
+            if display >= size:
+                display = 0
     else:
         if state.halted and spec.underlying in state.halted and not _reduces(account, spec.instrument_id, side, size):
             return reject(ErrorCode.MARKET_HALTED, "the market is halted: only risk-reducing orders", cmd.account,
@@ -108,10 +129,11 @@ def place_order(state: ExchangeState, cmd: PlaceOrder) -> list[Event]:
                       cmd.account, coid)
 
     # -- validated: from here on the command succeeds --
-    order_id = state.next_order_id
-    state.next_order_id = order_id + 1
+    if not order_id:
+        order_id = state.next_order_id
+        state.next_order_id = order_id + 1
     events: list[Event] = [OrderAccepted(order_id, account.account_id, spec.instrument_id, side, price, size,
-                                         tif, cmd.post_only, cmd.reduce_only, coid)]
+                                         tif, cmd.post_only, cmd.reduce_only, coid, display, cmd.expire_at)]
     filled = 0
     if book.crosses(side, price):
         filled = execute(state, spec, account, side, price, size, order_id, events)
@@ -121,6 +143,11 @@ def place_order(state: ExchangeState, cmd: PlaceOrder) -> list[Event]:
             order = Order(order_id, account.account_id, spec.instrument_id, side, price, size, tif,
                           cmd.post_only, cmd.reduce_only, coid)
             order.remaining = remaining
+            if display:
+                order.display = display
+            if cmd.expire_at:
+                order.expire_at = cmd.expire_at
+                schedule_expiry(state, cmd.expire_at, order_id)
             book.add(order)
             account.add_order(order, 10**spec.size_decimals)
             state.orders[order_id] = order
@@ -159,10 +186,46 @@ def execute(state: ExchangeState, spec, account, side: int, price: int, size: in
     def on_self_trade(maker: Order) -> None:
         cancel_resting(state, maker, CancelReason.SELF_TRADE, events, in_book=False)
 
-    return state.books[instrument].match(side, price, size, account.account_id, on_fill, on_self_trade)
+    def on_refill(maker: Order) -> None:
+        events.append(IcebergRefilled(maker.order_id, maker.account, instrument, maker.side, maker.price,
+                                      maker.shown, maker.remaining))
+
+    return state.books[instrument].match(side, price, size, account.account_id, on_fill, on_self_trade, on_refill)
 
 
-def _protection_price(mark: int, side: int, tick: int, protection_ppm: int) -> int:
+def client_id_problem(state: ExchangeState, account, coid: str) -> tuple[ErrorCode, str] | None:
+    """(code, message) if ``coid`` is already used by an open order of the account
+    (resting, conditional or TWAP) or too long; else None."""
+    if coid in account.client_ids:
+        return ErrorCode.DUPLICATE_CLIENT_ORDER_ID, "client order id already in use"
+    if len(coid) > state.genesis.max_client_order_id_length:
+        return ErrorCode.CLIENT_ORDER_ID_TOO_LONG, "client order id too long"
+    return None
+
+
+def resting_options(cmd, spec, tif: int) -> tuple[ErrorCode, str] | None:
+    """Check an order's iceberg ``display_size`` and good-til-time ``expire_at`` (and that
+    a non-conditional order carries no trigger): (code, message) of the first problem, or
+    None. Both need an order that can rest (GTC, not market); the display size must be on
+    the size increment, ≥ the minimum size and ≤ the order's size."""
+    if cmd.trigger_price or cmd.trigger:
+        return ErrorCode.INVALID_TRIGGER_PRICE, "only conditional order types take a trigger"
+    if tif != _GTC or cmd.order_type == _MARKET:
+        return ErrorCode.NOT_A_RESTING_ORDER, "display size and expire_at need a resting (GTC limit) order"
+    display = cmd.display_size
+    if display:
+        if display < 0 or display % spec.size_increment or display < spec.min_size:
+            return ErrorCode.INVALID_DISPLAY_SIZE, "display size must be on the size increment and >= the minimum"
+        if display > cmd.size:
+            return ErrorCode.DISPLAY_SIZE_ABOVE_TOTAL, "display size is larger than the order's size"
+    if cmd.expire_at and cmd.expire_at <= cmd.ts:
+        return ErrorCode.EXPIRE_AT_NOT_IN_FUTURE, "expire_at must be after the command's time"
+    if cmd.expire_at < 0:
+        return ErrorCode.EXPIRE_AT_NOT_IN_FUTURE, "expire_at must be positive"
+    return None
+
+
+def protection_price(mark: int, side: int, tick: int, protection_ppm: int) -> int:
     """Market order limit: mark × (1 ± protection), rounded to a tick toward the mark
     (a buy's limit rounds down, a sell's up), never below one tick."""
     if side > 0:
@@ -170,3 +233,7 @@ def _protection_price(mark: int, side: int, tick: int, protection_ppm: int) -> i
         return max(limit // tick * tick, tick)
     limit = -((-mark * (PPM - protection_ppm)) // PPM)
     return max(-((-limit) // tick) * tick, tick)
+
+
+from clearway.domain.conditional import place_conditional  # noqa: E402  (conditional.py imports this module)
+from clearway.domain.good_til_time import schedule_expiry  # noqa: E402

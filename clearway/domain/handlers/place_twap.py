@@ -1,0 +1,95 @@
+"""PlaceTwap: validate a TWAP parent order, accept it and run its first interval (twap.py)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from clearway.domain.commands import PlaceTwap
+from clearway.domain.errors import ErrorCode
+from clearway.domain.events import Event, TwapAccepted
+from clearway.domain.handlers.common import reject
+from clearway.domain.handlers.place_order import client_id_problem
+from clearway.domain.twap import (
+    MAX_DURATION_MS, MAX_INTERVAL_MS, MAX_PRICE_TOLERANCE_PPM, MAX_TWAPS_PER_ACCOUNT, MIN_DURATION_MS,
+    MIN_INTERVAL_MS, Twap, run_interval,
+)
+
+if TYPE_CHECKING:
+    from clearway.domain.state import ExchangeState
+
+
+def place_twap(state: ExchangeState, cmd: PlaceTwap) -> list[Event]:
+    """Handle PlaceTwap. Rejections (nothing changes), in this order: UNKNOWN_ACCOUNT,
+    UNKNOWN_INSTRUMENT, INSTRUMENT_NOT_ACTIVE (expired option), INVALID_SIDE,
+    SIZE_NOT_POSITIVE, SIZE_NOT_ON_INCREMENT, SIZE_BELOW_MINIMUM, TWAP_INVALID_INTERVAL,
+    TWAP_INVALID_DURATION, TWAP_INVALID_PRICE_TOLERANCE, PRICE_NOT_POSITIVE /
+    PRICE_NOT_ON_TICK (limit price < 0 or off the tick), MARK_PRICE_UNAVAILABLE (no limit
+    price and no mark), DUPLICATE_CLIENT_ORDER_ID, CLIENT_ORDER_ID_TOO_LONG,
+    TWAP_SIZE_TOO_SMALL (size < intervals × minimum size), REDUCE_ONLY_WOULD_INCREASE,
+    MARKET_HALTED (not reduce-only in a halted market), TOO_MANY_OPEN_ORDERS (more than
+    ``MAX_TWAPS_PER_ACCOUNT`` running parents)."""
+    account = state.accounts.get(cmd.account)
+    coid = cmd.client_order_id
+    acct = cmd.account
+    if account is None or acct < 2:
+        return reject(ErrorCode.UNKNOWN_ACCOUNT, "unknown account", acct, coid)
+    spec = state.instruments.get(cmd.instrument)
+    if spec is None:
+        return reject(ErrorCode.UNKNOWN_INSTRUMENT, "unknown instrument", acct, coid)
+    if spec.expiry_ms and spec.expiry_ms <= cmd.ts:
+        return reject(ErrorCode.INSTRUMENT_NOT_ACTIVE, "the option has expired", acct, coid)
+    side, size = cmd.side, cmd.size
+    if side != 1 and side != -1:
+        return reject(ErrorCode.INVALID_SIDE, "side must be +1 (buy) or -1 (sell)", acct, coid)
+    if size <= 0:
+        return reject(ErrorCode.SIZE_NOT_POSITIVE, "size must be positive", acct, coid)
+    if size % spec.size_increment:
+        return reject(ErrorCode.SIZE_NOT_ON_INCREMENT, "size is not a multiple of the size increment", acct, coid)
+    if size < spec.min_size:
+        return reject(ErrorCode.SIZE_BELOW_MINIMUM, "size is below the minimum", acct, coid)
+    interval, duration = cmd.interval_ms, cmd.duration_ms
+    if not MIN_INTERVAL_MS <= interval <= MAX_INTERVAL_MS:
+        return reject(ErrorCode.TWAP_INVALID_INTERVAL, "interval must be 30 s to 1 h", acct, coid)
+    if not MIN_DURATION_MS <= duration <= MAX_DURATION_MS or duration % interval:
+        return reject(ErrorCode.TWAP_INVALID_DURATION, "duration must be 5 min to 24 h and a multiple of the "
+                      "interval", acct, coid)
+    if not 0 <= cmd.price_tolerance_ppm <= MAX_PRICE_TOLERANCE_PPM:
+        return reject(ErrorCode.TWAP_INVALID_PRICE_TOLERANCE, "price tolerance must be 0 to 999,999 ppm", acct, coid)
+    if cmd.limit_price < 0:
+        return reject(ErrorCode.PRICE_NOT_POSITIVE, "limit price must be positive (or 0: none)", acct, coid)
+    if cmd.limit_price % spec.tick_size:
+        return reject(ErrorCode.PRICE_NOT_ON_TICK, "limit price is not a multiple of the tick size", acct, coid)
+    if not cmd.limit_price and spec.instrument_id not in state.marks:
+        return reject(ErrorCode.MARK_PRICE_UNAVAILABLE, "no mark price to price the suborders", acct, coid)
+    if coid:
+        problem = client_id_problem(state, account, coid)
+        if problem is not None:
+            return reject(problem[0], problem[1], acct, coid)
+    intervals = duration // interval
+    if size < intervals * spec.min_size:
+        return reject(ErrorCode.TWAP_SIZE_TOO_SMALL, "size must be at least intervals x the minimum size", acct,
+                      coid)
+    position = account.position_size(spec.instrument_id)
+    reduces = position != 0 and (position > 0) != (side > 0)
+    if cmd.reduce_only and not reduces:
+        return reject(ErrorCode.REDUCE_ONLY_WOULD_INCREASE, "reduce-only order would increase the position", acct,
+                      coid)
+    if state.halted and spec.underlying in state.halted and not (reduces and size <= abs(position)):
+        return reject(ErrorCode.MARKET_HALTED, "the market is halted: only risk-reducing orders", acct, coid)
+    if sum(1 for t in state.twaps.values() if t.account == acct) >= MAX_TWAPS_PER_ACCOUNT:
+        return reject(ErrorCode.TOO_MANY_OPEN_ORDERS, "too many TWAP orders", acct, coid)
+
+    # -- validated --
+    order_id = state.next_order_id
+    state.next_order_id = order_id + 1
+    twap = Twap(order_id, acct, spec.instrument_id, side, size, duration, interval, cmd.price_tolerance_ppm,
+                cmd.limit_price, cmd.reduce_only, coid, cmd.ts)
+    state.twaps[order_id] = twap
+    if coid:
+        account.client_ids[coid] = order_id
+    events: list[Event] = [TwapAccepted(order_id, acct, spec.instrument_id, side, size, duration, interval,
+                                        cmd.price_tolerance_ppm, cmd.limit_price, cmd.reduce_only, coid, intervals)]
+    run_interval(state, twap, cmd.ts, events)
+    if order_id in state.twaps and twap.next_ts < state.next_timer:
+        state.next_timer = twap.next_ts
+    return events
