@@ -33,7 +33,7 @@
 
 from ethereum.ercs import IERC20
 
-MAX_HELD: constant(uint256) = 64  # open positions per account (the collateral check loops over them)
+MAX_HELD: constant(uint256) = 256  # open positions per account (the collateral check loops over them)
 
 PPM: constant(int256) = 1_000_000
 SECP256K1N_HALF: constant(uint256) = 57896044618658097711785492504343953926418782139537452191302581570759080747168  # (secp256k1 n) // 2
