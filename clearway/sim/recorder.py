@@ -43,8 +43,10 @@ from clearway.domain.events import (
     MarketHalted, MarksUpdated, OptionsExpired, OracleReportRejected, OracleUpdated, OrderAccepted, OrderAmended,
     OrderCancelled, PricesSet, Rejected, Trade, Withdrawn,
 )
+from clearway.domain.accounts import MarginMode
 from clearway.domain.commands import PlaceOrder
 from clearway.domain.funding import RATE_SCALE
+from clearway.domain.genesis import INSURANCE_FUND
 from clearway.domain.instruments import InstrumentSpec, Kind
 
 HOUR_MS = 3_600_000
@@ -440,7 +442,7 @@ class RunRecorder:
         self.counters.backstop_transfers += 1
         self._liquidated(ts, e.size * e.price // self._instrument(e.instrument).scale)
         self._move(e.account, e.instrument, e.side * e.size, moved)
-        self._move(1, e.instrument, -e.side * e.size, moved)  # the insurance fund (genesis.INSURANCE_FUND)
+        self._move(INSURANCE_FUND, e.instrument, -e.side * e.size, moved)
 
     def _deleveraged(self, ts, e, moved) -> None:
         self.counters.adl_events += 1
@@ -580,6 +582,14 @@ class RunRecorder:
             if standard:
                 self.pm_ratio.add(ts_ms, sum(p for p, _ in pairs) / standard)
 
+    def on_state(self, ts_ms: int, state: Any, margin: bool = True) -> None:
+        """Sample an ``ExchangeState`` the caller may read (no command being applied): the
+        insurance fund's cash and, if ``margin``, a :func:`margin_snapshot`."""
+        self.on_insurance_fund(ts_ms, state.accounts[INSURANCE_FUND].cash)
+        if margin:
+            utilisation, pairs = margin_snapshot(state)
+            self.on_margin_snapshot(ts_ms, utilisation, pairs)
+
     def on_comparison(self, baseline: Mapping[str, Any], *, clearway_gas_per_trade: float | None = None,
                       throughput_trades_per_s: float | None = None,
                       throughput_orders_per_s: float | None = None,
@@ -636,6 +646,41 @@ class RunRecorder:
 
     def utilisation_edges(self) -> np.ndarray:
         return np.arange(len(self.utilisation_counts) + 1) * UTILISATION_BIN
+
+
+# ============================================================================ margin snapshot
+
+
+def margin_snapshot(state: Any) -> tuple[list[float], list[tuple[int, int]]]:
+    """Margin figures of every user account of ``state`` (an ``ExchangeState``) with a
+    position or an open order, through the domain's ``state.margin.health``:
+
+    - utilisation = initial margin / equity in the account's own margin mode (``math.inf``
+      when equity ≤ 0; accounts with no requirement are left out);
+    - for accounts holding an option position, the pair (portfolio-margin initial margin,
+      standard initial margin) of the same portfolio (portfolio-margin.md vs
+      exchange-rules.md "Standard margin"); accounts either mode cannot price are left out.
+
+    Accounts 0 (fees) and 1 (insurance fund) are not users. Reads only; O(accounts).
+    """
+    utilisation: list[float] = []
+    pairs: list[tuple[int, int]] = []
+    margin = state.margin
+    for account_id in sorted(state.accounts):
+        if account_id <= INSURANCE_FUND:
+            continue
+        account = state.accounts[account_id]
+        if not account.positions and not account.open:
+            continue
+        health = margin.health(account)
+        if health is not None and health.initial_margin > 0:
+            utilisation.append(health.initial_margin / health.equity if health.equity > 0 else math.inf)
+        if any(state.instruments[i].kind == Kind.OPTION for i in account.positions):
+            standard = margin.health(account, MarginMode.STANDARD)
+            portfolio = margin.health(account, MarginMode.PORTFOLIO)
+            if standard is not None and portfolio is not None:
+                pairs.append((portfolio.initial_margin, standard.initial_margin))
+    return utilisation, pairs
 
 
 # ============================================================================ summary

@@ -175,13 +175,21 @@ def _dates(t_ms: np.ndarray) -> np.ndarray:
     return np.asarray(t_ms, dtype="datetime64[ms]")
 
 
-def _time_axis(ax: Any) -> None:
+def _time_axis(ax: Any, narrow: bool = False) -> None:
     import matplotlib.dates as mdates
 
-    locator = mdates.AutoDateLocator(maxticks=7)
+    locator = mdates.AutoDateLocator()
     ax.xaxis.set_major_locator(locator)
     ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
+    if narrow:
+        ax.tick_params(axis="x", labelsize=7, labelrotation=30)
     ax.grid(True, alpha=0.3)
+
+
+def _thousands(axis: Any) -> None:
+    from matplotlib.ticker import FuncFormatter
+
+    axis.set_major_formatter(FuncFormatter(lambda x, _: f"{x:,.0f}"))
 
 
 def _no_data(ax: Any, what: str) -> None:
@@ -268,6 +276,7 @@ def _liquidations(figure: Any, r: RunRecorder) -> None:
     twin.plot(_dates(t) + np.timedelta64(30, "m"), notional / USDC, color="black", lw=1.0,
               marker=".", label="notional liquidated")
     twin.set_ylabel("notional (USDC)")
+    _thousands(twin.yaxis)
     handles = ax.get_legend_handles_labels()
     more = twin.get_legend_handles_labels()
     ax.legend(handles[0] + more[0], handles[1] + more[1], loc="upper left", fontsize=8)
@@ -282,6 +291,7 @@ def _insurance_fund(figure: Any, r: RunRecorder) -> None:
         return
     t, v = r.insurance_fund.arrays()
     ax.step(_dates(t), v / USDC, where="post", lw=1.2)
+    ax.ticklabel_format(axis="y", style="plain", useOffset=False)
     _time_axis(ax)
 
 
@@ -304,7 +314,7 @@ def _utilisation(figure: Any, r: RunRecorder) -> None:
     right.axhline(1.0, color="#c44", lw=0.8, ls="--", label="no free collateral")
     right.set_ylabel(f"initial margin / equity (capped at {edges[-2]:.0f})")
     right.legend(loc="best", fontsize=8)
-    _time_axis(right)
+    _time_axis(right, narrow=True)
 
 
 def _pm_vs_standard(figure: Any, r: RunRecorder) -> None:
@@ -317,17 +327,26 @@ def _pm_vs_standard(figure: Any, r: RunRecorder) -> None:
         return
     pairs = np.array(r.pm_pairs, dtype=np.float64) / USDC
     left.scatter(pairs[:, 1], pairs[:, 0], s=8, alpha=0.6)
+    positive = pairs[pairs > 0]
+    wide = positive.size == pairs.size and positive.max() > 100 * positive.min()
+    low = float(positive.min()) if wide else 0.0
     top = float(max(pairs.max(), 1e-6))
-    left.plot([0, top], [0, top], color="#999", lw=0.8, ls="--", label="equal")
-    left.set_xlabel("standard margin (USDC)")
-    left.set_ylabel("portfolio margin (USDC)")
+    left.plot([low, top], [low, top], color="#999", lw=0.8, ls="--", label="equal")
+    if wide:  # requirements spanning orders of magnitude: log-log
+        left.set_xscale("log")
+        left.set_yscale("log")
+    else:
+        _thousands(left.xaxis)
+        _thousands(left.yaxis)
+    left.set_xlabel("standard initial margin (USDC)")
+    left.set_ylabel("portfolio initial margin (USDC)")
     left.legend(loc="upper left", fontsize=8)
     left.grid(True, alpha=0.3)
     t, v = r.pm_ratio.arrays()
     if len(t):
         right.plot(_dates(t), v, lw=1.0)
         right.axhline(1.0, color="#999", lw=0.8, ls="--")
-        _time_axis(right)
+        _time_axis(right, narrow=True)
     else:
         _no_data(right, "ratios")
 
@@ -345,6 +364,7 @@ def _l1_gas(figure: Any, r: RunRecorder) -> None:
     trades = np.array([b.trades for b in r.batches], dtype=np.float64)
     top.bar(numbers, gas, color="#47a")
     top.set_ylabel("gas")
+    _thousands(top.yaxis)
     top.grid(True, alpha=0.3)
     with_trades = trades > 0
     if with_trades.any():

@@ -14,14 +14,19 @@ import pytest
 from PIL import Image
 from support import BTC, Exchange, option_spec, perp_spec, usd
 
-from clearway.domain.commands import PlaceOrder
+from clearway.domain.accounts import MarginMode
+from clearway.domain.commands import PlaceOrder, SetMarketData
 from clearway.domain.errors import ErrorCode
 from clearway.domain.events import (
     Deleveraged, FundingPaid, FundingTick, LiquidationEnded, LiquidationFill, LiquidationStarted, OptionsExpired,
     OracleUpdated, OrderAccepted, Rejected, Trade,
 )
 from clearway.domain.genesis import GenesisConfig
-from clearway.sim.recorder import SUMMARY_KEYS, LatencyHistogram, RunRecorder, Series, summary_from
+from clearway.domain.instruments import OptionType
+from clearway.domain.market import FIXED_SCALE, MS_PER_YEAR, ExpiryData
+from clearway.sim.recorder import (
+    SUMMARY_KEYS, LatencyHistogram, RunRecorder, Series, margin_snapshot, summary_from,
+)
 from clearway.sim.report import PLOTS, write_report
 
 T0 = 1_678_406_400_000  # 2023-03-10 00:00 UTC
@@ -187,6 +192,43 @@ def test_open_interest_equals_the_domains_long_positions():
         assert recorder.open_interest(instrument) == longs > 0
     assert recorder.counters.trades == ex.state.next_trade_id - 1
     assert recorder.counters.orders == ex.state.next_order_id - 1
+
+
+def skewed_surface(ex: Exchange, forward_usd: float) -> list[ExpiryData]:
+    """One expiry (option_spec's) with an SVI slice of about 60 % ATM vol and negative skew."""
+    t = (option_spec(1, 1).expiry_ms - ex.ts) / MS_PER_YEAR
+    f = FIXED_SCALE
+    return [ExpiryData(option_spec(1, 1).expiry_ms, usd(forward_usd), round(0.03 * f), round(0.3 * t * f),
+                       round(0.1 * f), round(-0.4 * f), round(0.02 * f), round(0.2 * f))]
+
+
+def test_margin_snapshot_compares_the_same_portfolio_in_both_modes():
+    ex = Exchange(GenesisConfig(instruments=[perp_spec(0), option_spec(1, 24_000, OptionType.CALL),
+                                             option_spec(2, 24_000, OptionType.PUT)]))
+    writer, maker, trader = (ex.deposit(i, usd(100_000 if i != 2 else 1_000_000)) for i in (1, 2, 3))
+    ex.marks(usd(24_000))
+    ex.run(SetMarketData, underlying="BTC", index=usd(24_000), stable_price=0, expiries=skewed_surface(ex, 24_050))
+
+    def trade(seller, buyer, instrument, lots):
+        price = max(ex.state.marks[instrument] // 100_000 * 100_000, 100_000)
+        ex.place(seller, -1, lots, price, instrument=instrument)
+        assert type(ex.place(buyer, 1, lots, price, instrument=instrument)[-1]) is Trade
+
+    trade(writer, maker, 1, BTC)        # the writer sells a call ...
+    trade(maker, writer, 0, BTC // 2)   # ... and hedges it with a long perp
+    trade(maker, trader, 0, BTC // 4)   # a perp-only trader
+    utilisation, pairs = margin_snapshot(ex.state)
+    health = ex.state.margin.health
+    accounts = [ex.state.accounts[a] for a in (writer, maker, trader)]
+    assert utilisation == [health(a).initial_margin / health(a).equity for a in accounts]
+    both = [(health(a, MarginMode.PORTFOLIO).initial_margin, health(a, MarginMode.STANDARD).initial_margin)
+            for a in accounts[:2]]
+    assert pairs == both  # only the accounts holding options
+    assert pairs[0][0] < pairs[0][1]  # the hedged writer needs less under portfolio margin
+    recorder = RunRecorder(ex.state.instruments)
+    recorder.on_state(ex.ts, ex.state)
+    assert recorder.pm_pairs == pairs and recorder.utilisation_counts.sum() == 3
+    assert recorder.insurance_fund.last == ex.state.accounts[1].cash
 
 
 def test_a_rejected_place_order_counts_as_a_rejected_order():
