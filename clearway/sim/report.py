@@ -186,6 +186,15 @@ def _time_axis(ax: Any, narrow: bool = False) -> None:
     ax.grid(True, alpha=0.3)
 
 
+def _finish(ax: Any, drawn: bool, what: str) -> None:
+    """A time plot's legend and axis, or the "no data" note when nothing was drawn."""
+    if not drawn:
+        _no_data(ax, what)
+        return
+    ax.legend(loc="best", fontsize=8)
+    _time_axis(ax)
+
+
 def _thousands(axis: Any) -> None:
     from matplotlib.ticker import FuncFormatter
 
@@ -221,25 +230,20 @@ def _prices(figure: Any, r: RunRecorder) -> None:
             ax.annotate(f"{r.settlements[e] / USDC:,.0f}", (_dates(np.array([e]))[0], r.settlements[e] / USDC),
                         textcoords="offset points", xytext=(4, 6), fontsize=8)
         drawn = True
-    if not drawn:
-        _no_data(ax, "prices")
-        return
-    ax.legend(loc="best", fontsize=8)
-    _time_axis(ax)
+    _finish(ax, drawn, "prices")
 
 
 def _funding(figure: Any, r: RunRecorder) -> None:
     ax = figure.subplots()
     ax.set_title("Funding rate per 8 h (%), set hourly")
-    if not any(len(s) for s in r.funding_rate.values()):
-        _no_data(ax, "funding ticks")
-        return
+    drawn = False
     for instrument, series in sorted(r.funding_rate.items()):
         t, v = series.arrays()
         ax.step(_dates(t), v * 100, where="post", lw=1.0, label=f"instrument {instrument}")
-    ax.axhline(0, color="#999", lw=0.6)
-    ax.legend(loc="best", fontsize=8)
-    _time_axis(ax)
+        drawn = True
+    if drawn:
+        ax.axhline(0, color="#999", lw=0.6)
+    _finish(ax, drawn, "funding ticks")
 
 
 def _open_interest(figure: Any, r: RunRecorder) -> None:
@@ -254,11 +258,7 @@ def _open_interest(figure: Any, r: RunRecorder) -> None:
         t, v = r.open_interest_options.arrays()
         ax.step(_dates(t), v, where="post", lw=1.0, label="options, all series")
         drawn = True
-    if not drawn:
-        _no_data(ax, "positions")
-        return
-    ax.legend(loc="best", fontsize=8)
-    _time_axis(ax)
+    _finish(ax, drawn, "positions")
 
 
 def _liquidations(figure: Any, r: RunRecorder) -> None:
