@@ -93,6 +93,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
+import msgspec
 import numpy as np
 from coincurve import PrivateKey
 from eth_hash.auto import keccak
@@ -490,24 +491,26 @@ class Surface:
         if index <= 0 or not math.isfinite(realised_vol):
             raise ValueError(f"index must be positive and vol finite, got {index}, {realised_vol}")
         out: list[ExpiryData] = []
-        previous: SVIParams | None = None
+        previous: np.ndarray | None = None   # total variance of the previous slice on the grid
         for expiry_ms in sorted(set(expiries_ms)):
             time = (expiry_ms - ts_ms) / MS_PER_YEAR
             if time <= 0:
                 continue
-            params = self._scaled(time, realised_vol)
-            if previous is not None:
-                gap = calendar_shortfall(previous, params)
-                if gap > 0:
-                    params = SVIParams(params.a + gap + 1e-12, params.b, params.rho, params.m, params.sigma)
             forward = round(index * math.exp(self.carry * time))
-            data = _to_fixed(expiry_ms, forward, params)
+            data = _to_fixed(expiry_ms, forward, self._scaled(time, realised_vol))
+            variance = svi_total_variance(_CHECK_GRID, svi_params(data))
+            if previous is not None:
+                gap = float(np.max(previous - variance))
+                if gap > 0:   # raise a by the shortfall, rounded up to the next 10⁻¹²
+                    lift = math.ceil(gap * FIXED_SCALE) + 1
+                    data = msgspec.structs.replace(data, svi_a=data.svi_a + lift)
+                    variance = variance + lift / FIXED_SCALE
             if not _valid(svi_params(data)):
-                data = _to_fixed(expiry_ms, forward, _flatten_wings(params))
-                if not _valid(svi_params(data)) or (
-                        previous is not None and calendar_shortfall(previous, svi_params(data)) > 1e-12):
+                data = _to_fixed(expiry_ms, forward, _flatten_wings(svi_params(data)))
+                variance = svi_total_variance(_CHECK_GRID, svi_params(data))
+                if not _valid(svi_params(data)) or (previous is not None and np.any(previous > variance)):
                     raise SVIArbitrageError(f"no arbitrage-free slice for expiry {expiry_ms} at {ts_ms}")
-            previous = svi_params(data)
+            previous = variance
             out.append(data)
         return tuple(out)
 
