@@ -119,6 +119,9 @@ class StackConfig:
         faster on long runs, a restart then replays more).
     require_oracle : bool
         Verifiers refuse operator price commands (``SetMarkPrices``, ``SetMarketData``).
+    deposit_window_blocks : int | None
+        Verifiers refuse a batch that leaves out a deposit mined this many blocks before it
+        (every embedded transaction is a block; None: no deadline).
     chain_seed : bytes
         Seed of the embedded chain's key derivation (same seed, same keys).
     """
@@ -131,6 +134,7 @@ class StackConfig:
     confirmations: int = 1
     verifier_snapshot_every: int = 1
     require_oracle: bool = False
+    deposit_window_blocks: int | None = 7_200
     chain_seed: bytes = b"clearway-stack"
 
 
@@ -213,6 +217,7 @@ class EmbeddedStack:
         self.inbox = Inbox(self.data_dir / "settlement")
         self.board = MemoryBoard()
         verifier_config = VerifierConfig(require_oracle=config.require_oracle, finalise=False,
+                                         deposit_window_blocks=config.deposit_window_blocks,
                                          snapshot_every=config.verifier_snapshot_every, start_block=self.start_block)
         self.verifiers = VerifierSet([Verifier(self.client, key, genesis, self.data_dir / "verifiers" / str(i),
                                                self.board, verifier_config, f"verifier{i}")
@@ -406,6 +411,19 @@ class EmbeddedStack:
         if self.halted:
             raise StackError(StackErrorCode.HALTED, "the sequencer has halted")
 
+    def batch_summaries(self) -> list[dict[str, Any]]:
+        """One dict per batch built: ``batch_number``, ``first_seq``, ``last_seq``,
+        ``commands``, ``trades``, ``data_bytes``, ``status`` (built, submitted, finalised),
+        ``gas`` (submit + finalise gas so far), ``attestations`` (signatures on the board)."""
+        out = []
+        for stored in self.inbox.batches():
+            number = stored.batch_number
+            out.append({"batch_number": number, "first_seq": stored.first_seq, "last_seq": stored.last_seq,
+                        "commands": stored.last_seq - stored.first_seq + 1, "trades": stored.trades,
+                        "data_bytes": len(stored.data), "status": stored.status, "gas": self.batch_gas.get(number, 0),
+                        "attestations": len(self.board.entries(number))})
+        return out
+
     def alarms(self) -> list[str]:
         """Every verifier alarm, described."""
         return [a.describe() for a in self.verifiers.alarms]
@@ -468,7 +486,7 @@ class EmbeddedStack:
 
         if self._server is None:
             config = ApiConfig(keys_path=keys_path or self.data_dir / "api_keys.json", settlement=self.settlement,
-                               signing=signing, chain_id=self.chain.chain_id, on_authorised=self._on_authorised)
+                               signing=signing, chain_id=self.chain.chain_id, on_authorised=self.on_authorised)
             self._server = ApiServer(self.node, config, host=host, port=port).start()
         return self._server.url
 
@@ -476,7 +494,9 @@ class EmbeddedStack:
     def api_server(self):
         return self._server
 
-    def _on_authorised(self, seq: int, command, owner: str, nonce: int, signature: bytes) -> None:
+    def on_authorised(self, seq: int, command, owner: str, nonce: int, signature: bytes) -> None:
+        """``ApiConfig.on_authorised``: keep the EIP-712 signature of a command the API
+        received signed, so its batch carries it (verifiable by anyone)."""
         from clearway.commitment.authorisation import Authorisation, AuthKind
 
         self.inbox.record_authorisation(seq, Authorisation(AuthKind.SIGNED, nonce, signature))
@@ -650,6 +670,7 @@ class DevChain:
                              "chain does not outlive the process): start --dev with a fresh --data-dir")
         self.stack = EmbeddedStack(data_dir or node.data_dir / "l1", genesis, node=node, config=config)
         self.settlement = self.stack.settlement
+        self.on_authorised = self.stack.on_authorised  # for ApiConfig.on_authorised (signed commands → batch data)
         self.stack.start_background(interval)
 
     def fund(self, private_key: bytes, amount: int) -> None:

@@ -184,3 +184,28 @@ def test_node_dev_refuses_a_data_dir_holding_deposits_of_another_chain(tmp_path)
         with pytest.raises(StackError) as refused:
             dev_chain(genesis, node)
     assert refused.value.code == StackErrorCode.USED_NODE
+
+
+def test_batch_summaries_count_commands_trades_gas_and_attestations(stack, clock):
+    trading_session(stack, clock)
+    stack.settle()
+    (summary,) = stack.batch_summaries()
+    assert summary["commands"] == stack.node.last_seq and summary["trades"] == 2
+    assert summary["status"] == "finalised" and summary["attestations"] == 3
+    assert summary["gas"] == stack.batch_gas[1] > 0 and summary["data_bytes"] > 0
+
+
+def test_a_command_the_api_received_signed_reaches_the_batch_signed(stack, clock):
+    from clearway.commitment.authorisation import sign_command
+
+    key = stack.new_key("signer")
+    account = stack.deposit(key, 50_000 * USDC)
+    stack.submit(SetMarkPrices(0, 0, {"BTC": BTC}, {0: BTC}))
+    order = PlaceOrder(0, 0, account, 0, 1, 1_000, BTC - 100_000)
+    ticket = stack.node.submit(order)
+    ticket.result(10)
+    auth = sign_command(key.key, stack.separator, order, key.address.lower(), 42)
+    stack.on_authorised(ticket.seq, order, key.address.lower(), auth.nonce, auth.signature)  # as the API calls it
+    stack.settle()
+    assert stack.alarms() == []
+    assert [v.stats.signed_commands for v in stack.verifiers.verifiers] == [1, 1, 1]
