@@ -6,16 +6,30 @@ GIL). Orders are ``private/buy`` immediate-or-cancel limit orders that do not cr
 is accepted, journaled, cancelled, and acknowledged: a full place-and-acknowledge round
 trip through the API, the sequencer and the journal, without growing the book).
 
+The client is one thread with no event loop: ``websockets``' sans-I/O ``ClientProtocol``
+makes the handshake and the masked frames, ``select`` waits (with 1 µs timer slack) for
+the next scheduled send or an answer, and answers are split from the server's unmasked
+frames. It stays out of the server's way on a two-core machine.
+
 - Paced: ``rate_per_s`` orders per second (default 2,000; CLEARWAY_BENCH_API_RATE) for
-  CLEARWAY_BENCH_API_SECONDS (default 5) seconds, sent by a thread that sleeps until each
-  order's scheduled time t0 + i/rate, answers read by a second thread; latency runs from
-  the scheduled time to the receipt of the answer, so any queueing (client or server)
-  counts. ``p50_ms`` / ``p99_ms``: the run with the median p99 of ``--runs``;
+  CLEARWAY_BENCH_API_SECONDS (default 5) seconds; order i is sent at its scheduled time
+  t0 + i/rate (orders that fall due together leave in one write); latency runs from the
+  scheduled time to the receipt of the answer, so any queueing (client or server) counts.
+  ``p50_ms`` / ``p99_ms``: the run with the median p99 of ``--runs``;
   ``server_p50_ms`` / ``server_p99_ms``: the server's own share (Deribit's ``usDiff``:
   request parsed → answer built, acknowledgement of the durable command included).
 - Sustained: the client keeps 1,000 orders in flight for 4 s on one connection;
-  ``max_sustained_orders_per_s`` = answers per second (median of ``--runs``), and the
-  paced latency is also measured at 10,000/s (``p50_ms_at_10k`` / ``p99_ms_at_10k``).
+  ``max_sustained_orders_per_s`` = answers per second (median of ``--runs``);
+  ``server_cpu_us_per_order`` = CPU time of the server process (all threads: API loop,
+  sequencer, committer) per answered order, median of the runs: less sensitive to other
+  load than the rates. The paced latency is also measured at 10,000/s
+  (``p50_ms_at_10k`` / ``p99_ms_at_10k``).
+- The journal lives in a temporary directory under CLEARWAY_BENCH_API_DIR (default: the
+  system's temporary directory; ``journal_dir``). ``disk_sync_p50_ms`` /
+  ``disk_sync_p99_ms``: fdatasync latency of that directory's disk, measured first: every
+  durable acknowledgement waits for at least one, so it bounds the paced latency from
+  below (a tmpfs directory such as /dev/shm measures the software path without it, and
+  without durability).
 
 Every answer is checked (an error stops the benchmark). Figures depend on the machine
 and its load; the JSON carries the core count and the load average.
@@ -27,7 +41,6 @@ import json
 import multiprocessing
 import os
 import statistics
-import sys
 import tempfile
 import time
 
@@ -39,7 +52,7 @@ HIGH_RATE = 10_000
 WARMUP = 500
 
 
-def _serve(pipe) -> None:
+def _serve(pipe, data_root: str | None = None) -> None:
     """Child: node + API on an ephemeral loopback port; reports (port, id, secret)."""
     from clearway.api.ratelimit import Limits
     from clearway.api.server import ApiServer
@@ -48,7 +61,7 @@ def _serve(pipe) -> None:
     from clearway.engine.loadgen import bench_genesis
     from clearway.engine.node import Node
 
-    with tempfile.TemporaryDirectory() as data:
+    with tempfile.TemporaryDirectory(dir=data_root) as data:
         node = Node(data, bench_genesis(), snapshot_every=0)
         owner = "0x" + "42" * 20
         node.submit(Deposit(0, 0, owner, 10**15, 1)).result()
@@ -260,13 +273,38 @@ def _saturate(port, client_id, secret, seconds: float) -> float:
     return received / elapsed
 
 
+def _sync_latency(directory: str | None, count: int = 200) -> dict:
+    """fdatasync latency of 4 KiB appends in ``directory`` (the journal's disk): the floor
+    of a durable acknowledgement (one SQLite WAL commit = at least one such sync)."""
+    samples = []
+    with tempfile.NamedTemporaryFile(dir=directory) as probe:
+        for _ in range(count):
+            probe.write(b"\0" * 4096)
+            probe.flush()
+            start = time.perf_counter()
+            os.fdatasync(probe.fileno())
+            samples.append(time.perf_counter() - start)
+            time.sleep(0.0005)
+    samples.sort()
+    return {"p50_ms": round(1000 * samples[len(samples) // 2], 3),
+            "p99_ms": round(1000 * samples[int(0.99 * (len(samples) - 1))], 3)}
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU time of process ``pid`` (all its threads), from /proc."""
+    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def run(args) -> dict:
     """Run the paced and the sustained measurements against a child server (module
     docstring); ``args.runs`` repetitions, medians reported."""
     runs = max(1, getattr(args, "runs", 3) or 1)
+    data_root = os.environ.get("CLEARWAY_BENCH_API_DIR") or None
+    sync = _sync_latency(data_root)
     ctx = multiprocessing.get_context("fork")
     parent, child = ctx.Pipe()
-    server = ctx.Process(target=_serve, args=(child,), daemon=True)
+    server = ctx.Process(target=_serve, args=(child, data_root), daemon=True)
     server.start()
     try:
         if not parent.poll(120):
@@ -277,7 +315,15 @@ def run(args) -> dict:
         paced = [_paced(port, client_id, secret, RATE, SECONDS) for _ in range(runs)]
         paced.sort(key=lambda r: r["p99_ms"])
         chosen = paced[len(paced) // 2]
-        sustained = sorted(_saturate(port, client_id, secret, SATURATION_SECONDS) for _ in range(runs))
+        sustained, cpu = [], []
+        for _ in range(runs):
+            cpu_before, start = _cpu_seconds(server.pid), time.perf_counter()
+            rate = _saturate(port, client_id, secret, SATURATION_SECONDS)
+            orders = rate * (time.perf_counter() - start)
+            sustained.append(rate)
+            cpu.append((_cpu_seconds(server.pid) - cpu_before) / orders * 1e6)
+        sustained.sort()
+        cpu.sort()
         high = _paced(port, client_id, secret, HIGH_RATE, 3.0)
     finally:
         parent.send("stop")
@@ -289,13 +335,18 @@ def run(args) -> dict:
         "p50_ms": chosen["p50_ms"],
         "p99_ms": chosen["p99_ms"],
         "max_sustained_orders_per_s": round(sustained[len(sustained) // 2]),
+        "server_cpu_us_per_order": round(cpu[len(cpu) // 2], 1),
         "server_p50_ms": chosen["server_p50_ms"],
         "server_p99_ms": chosen["server_p99_ms"],
         "p50_ms_at_10k": high["p50_ms"],
         "p99_ms_at_10k": high["p99_ms"],
         "paced_orders_per_run": chosen["orders"],
         "runs": runs,
-        "transport": "WebSocket, one connection, loopback; server in a child process (uvloop)",
+        "transport": "WebSocket, one connection, loopback; server in a child process (uvloop); "
+                     "single-threaded sans-I/O client in this process",
+        "journal_dir": data_root or tempfile.gettempdir(),
+        "disk_sync_p50_ms": sync["p50_ms"],
+        "disk_sync_p99_ms": sync["p99_ms"],
         "cpus": os.cpu_count(),
         "loadavg": [round(x, 2) for x in os.getloadavg()],
     }
@@ -305,5 +356,8 @@ def print_report(result: dict) -> None:
     print(f"API place-and-acknowledge over WebSocket at {result['rate_per_s']:,} orders/s: "
           f"p50 {result['p50_ms']} ms, p99 {result['p99_ms']} ms")
     print(f"  at 10,000 orders/s: p50 {result['p50_ms_at_10k']} ms, p99 {result['p99_ms_at_10k']} ms")
-    print(f"  sustained (1,000 in flight): {result['max_sustained_orders_per_s']:,} orders/s")
+    print(f"  sustained (1,000 in flight): {result['max_sustained_orders_per_s']:,} orders/s, "
+          f"server CPU {result['server_cpu_us_per_order']} µs/order")
+    print(f"  journal in {result['journal_dir']}: fdatasync p50 {result['disk_sync_p50_ms']} ms, "
+          f"p99 {result['disk_sync_p99_ms']} ms")
     print(f"  {result['cpus']} CPUs, load average {result['loadavg']}")

@@ -153,6 +153,11 @@ def to_units(value: object, decimals: int, param: str, code: int, message: str) 
             text = value.strip()
         else:
             raise ApiError(code, message, {"reason": "not a number", "param": param})
+        units = _plain_units(text, decimals)
+        if units is not None:
+            if units >= MAX_UNITS:
+                raise ApiError(code, message, {"reason": "out of range", "param": param})
+            return units
         try:
             number = Decimal(text)
         except (InvalidOperation, ValueError):
@@ -170,6 +175,18 @@ def to_units(value: object, decimals: int, param: str, code: int, message: str) 
     if abs(units) >= MAX_UNITS:
         raise ApiError(code, message, {"reason": "out of range", "param": param})
     return units
+
+
+def _plain_units(text: str, decimals: int) -> int | None:
+    """Fast exact path of ``to_units`` for plain non-negative decimals ("0.001", "50000",
+    "60000.5"): whole and fraction digits only, at most ``decimals`` places; None for
+    anything else (signs, exponents, too many places…), which takes the Decimal path."""
+    whole, dot, frac = text.partition(".")
+    if not (whole.isdigit() and whole.isascii()) or len(whole) > 20 or len(frac) > decimals:
+        return None
+    if dot and not (frac.isdigit() and frac.isascii()):
+        return None
+    return int(whole) * 10**decimals + (int(frac) * 10**(decimals - len(frac)) if frac else 0)
 
 
 def usdc(micro: int) -> float:
