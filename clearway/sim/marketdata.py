@@ -35,7 +35,7 @@ bar's end (open + 60 s). Venues, each converted to USD:
 A venue is *fresh* when its last bar with a trade (volume > 0; Kraken's file holds only
 such bars) opened at most :data:`STALE_MS` (5 minutes) before the bar; stale venues are
 left out. The index is the median of the fresh venues (mean of the two middle values for
-an even count, as the oracle's median), or the Binance.US BTC/USD close if none is fresh,
+an even count), or the Binance.US BTC/USD close if none is fresh,
 rounded to the nearest micro-USD.
 
 USDC/USD (ppm): per minute, the median over the fresh USDC venues of Binance.US BTC/USD ÷
@@ -76,8 +76,11 @@ beyond :data:`MIN_FIT_DAYS`; rate 0 (Deribit's convention, ``../shared/data/READ
 Option schedule
 ---------------
 Expiries are Fridays 08:00 UTC. The last Friday of a month is *monthly*, the other
-Fridays *weekly*. Like Deribit, weeklies are listed :data:`WEEKLY_LISTED_DAYS` (28) days
-before expiry and monthlies :data:`MONTHLY_LISTED_DAYS` (91) days before, at 08:00 UTC.
+Fridays *weekly*. Weeklies are listed :data:`WEEKLY_LISTED_DAYS` (21) days before expiry
+and monthlies :data:`MONTHLY_LISTED_DAYS` (63) days before, at 08:00 UTC — as in the two
+real Deribit snapshots of ``../shared/data/deribit/``: on 14 and 21 May 2020 the Fridays
+up to 15–21 days ahead and the month-end Friday 35–43 days ahead were listed, the one 71
+days ahead (31 July) was not. (Deribit's quarterlies are not modelled.)
 Strikes: every :data:`STRIKE_STEP` (1,000 USD) around the forward at listing, enough of
 them each side to cover ±30 % (``ListOptionSeries`` computes the grid in the domain).
 """
@@ -126,14 +129,14 @@ VOL_HALF_LIFE_MIN = 240
 MINUTES_PER_YEAR = 525_600
 MIN_FIT_DAYS = 2.0
 """Deribit expiries closer than this are not fitted (their 0–2 day smiles are V-shaped, beyond
-what one SVI slice bends to: 3.5–5 vol points RMSE)."""
+what one SVI slice bends to: up to 5 vol points RMSE)."""
 REFERENCE_DAYS = 30.0
 """Tenor of the reference ATM volatility the realised volatility is compared with."""
 SCALE_FLOOR = 0.5
 SCALE_CAP = 2.0
 """Bounds of s = realised vol / reference vol (the total variance is multiplied by s²)."""
-WEEKLY_LISTED_DAYS = 28
-MONTHLY_LISTED_DAYS = 91
+WEEKLY_LISTED_DAYS = 21
+MONTHLY_LISTED_DAYS = 63
 STRIKE_STEP = 1_000 * MICRO
 STRIKE_RANGE = 0.30
 """Strikes cover forward × (1 ± 30 %) at listing."""
