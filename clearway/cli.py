@@ -32,15 +32,16 @@ def _cmd_lobster_replay(args: argparse.Namespace) -> int:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from clearway.sim.lobster import replay_directory, format_report
+    from clearway.sim.demo import DemoConfig, run_demo, summary_text
 
-    directory = Path(args.lobster) if args.lobster else DEFAULT_SHARED / "data" / "lobster"
-    result = replay_directory(directory)
+    config = DemoConfig(start=args.start, end=args.end, seed=args.seed, out=Path(args.out), data=Path(args.data),
+                        progress=not args.json)
+    summary = run_demo(config)
     if args.json:
-        _print_json(result.summary())
+        _print_json(summary)
     else:
-        sys.stdout.write(format_report(result, trades=args.trades))
-    return 0 if result.ok else 1
+        sys.stdout.write(summary_text(summary))
+    return 0 if summary["invariants_ok"] else 1
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
@@ -92,10 +93,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="clearway", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
 
-    demo = sub.add_parser("demo", help="run the main job")
-    demo.add_argument("--lobster", help="LOBSTER directory (default ../shared/data/lobster)")
-    demo.add_argument("--trades", type=int, default=20, help="trades to print")
-    demo.add_argument("--json", action="store_true")
+    demo = sub.add_parser("demo", help="the main job: the settlement layer on real March 2023 market data")
+    demo.add_argument("--from", dest="start", default="2023-03-09T00:00", help="UTC start, ISO 8601")
+    demo.add_argument("--to", dest="end", default="2023-03-14T00:00", help="UTC end, ISO 8601")
+    demo.add_argument("--seed", type=int, default=7, help="seed of the agents and keys (same seed, same roots)")
+    demo.add_argument("--out", default="reports", help="reports go to OUT/<run-id>/")
+    demo.add_argument("--data", default=str(DEFAULT_SHARED / "data"), help="shared data directory")
+    demo.add_argument("--json", action="store_true", help="print the summary as JSON")
     demo.set_defaults(func=_cmd_demo)
 
     lob = sub.add_parser("lobster-replay", help="replay LOBSTER order flow through the book")

@@ -74,6 +74,7 @@ from clearway.sim.recorder import RunRecorder, summary_from
 from clearway.sim.report import write_report
 from clearway.sim.stack import EmbeddedStack, StackConfig
 
+DEFAULT_DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
 DEFAULT_FROM = "2023-03-09T00:00"
 DEFAULT_TO = "2023-03-14T00:00"
 INSURANCE_FUND_START = 1_000_000 * USDC
@@ -99,7 +100,7 @@ class DemoConfig:
     end: str = DEFAULT_TO
     seed: int = 7
     out: Path = Path("reports")
-    data: Path = Path("../shared/data")
+    data: Path = DEFAULT_DATA
     population: Population = Population()
     batch_minutes: int = 60
     step_minutes: int = 5
@@ -124,6 +125,7 @@ class Demo:
     """One demo run (module docstring); ``run()`` returns the summary dict."""
 
     def __init__(self, config: DemoConfig, work_dir: Path) -> None:
+        self._wall_start = time.perf_counter()
         self.config = config
         self.start = iso_ms(config.start)
         self.end = iso_ms(config.end)
@@ -163,7 +165,6 @@ class Demo:
         self.recorded_batches: set[int] = set()
         self.problems: list[str] = []
         self._exchanges: dict[str, Any] = {}
-        self._wall_start = time.perf_counter()
 
     # -- Venue (agents.py) -------------------------------------------------------------------
     def submit(self, commands: Sequence[Command], signer: Any = None) -> list[list]:
@@ -532,3 +533,38 @@ def run_demo(config: DemoConfig) -> dict[str, Any]:
             return demo.run()
         finally:
             demo.stack.close()
+
+
+def summary_text(summary: dict[str, Any]) -> str:
+    """The summary for a terminal: the issue's figures, the comparison table and where the
+    report is."""
+    keys = ("orders", "trades", "liquidations", "adl_events", "insurance_fund_start", "insurance_fund_end",
+            "funding_paid", "batches", "attestations", "escaped_total", "expected_total", "invariants_ok")
+    lines = [f"Clearway demo {summary.get('run_id', '')}: {summary.get('from')} → {summary.get('to')}, "
+             f"seed {summary.get('seed')}"]
+    lines += [f"{key:>24}: {summary.get(key)}" for key in keys]
+    block = 30_000_000
+
+    def num(value: Any, digits: int = 0) -> str:
+        return "n/a" if value is None else f"{value:,.{digits}f}"
+
+    gas_cw, gas_bl = summary.get("gas_per_trade_clearway"), summary.get("gas_per_trade_onchain")
+    rows = [
+        ("", "Clearway", "on-chain baseline"),
+        ("L1 gas per trade", num(gas_cw, 1), num(gas_bl, 1)),
+        ("trades per 30M-gas block", num(block / gas_cw if gas_cw else None),
+         num(block / gas_bl if gas_bl else None)),
+        ("throughput, trades/s", num(summary.get("throughput_trades_per_s"), 1) + " measured",
+         num(summary.get("onchain_max_trades_per_s"), 1) + " (30M gas / 12 s)"),
+        ("latency p50 / p99, ms", f"{num(summary.get('latency_p50_ms'), 2)} / {num(summary.get('latency_p99_ms'), 2)}",
+         "≥ 12,000 (an L1 block)"),
+    ]
+    lines.append("")
+    lines += [f"{a:>26}  {b:>22}  {c}" for a, b, c in rows]
+    if summary.get("problems"):
+        lines.append("")
+        lines += [f"problem: {p}" for p in summary["problems"][:10]]
+    if summary.get("report"):
+        lines.append(f"\nreport: {summary['report']}")
+    lines.append(f"time: {summary.get('timings', {}).get('total_s')} s")
+    return "\n".join(lines) + "\n"
