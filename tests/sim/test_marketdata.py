@@ -264,3 +264,24 @@ def test_loading_and_fitting_twice_gives_identical_data(market, surface):
     two = refit.expiries(ts, again.index_at(ts), expiries, again.realised_vol(ts))
     assert msgspec.msgpack.encode(one) == msgspec.msgpack.encode(two)
 
+
+
+def test_a_stale_venue_leaves_the_index_and_usdc_usd_is_the_usd_over_usdc_ratio():
+    # 30 minutes: BTC/USD 20,000, BTC/USDT 20,010, Kraken BTC/USDC 20,000/0.9 every minute;
+    # Binance BTC/USDC prints a wild 30,000 once at minute 0 and then never trades again
+    n = 30
+    opens = np.arange(n, dtype=np.int64) * 60_000 + iso_ms("2023-03-11T00:00")
+    ones = np.ones(n)
+    silent = np.zeros(n)
+    silent[0] = 1.0
+    market = MarketData.from_bars(opens, {
+        "binanceus_btcusd": (np.full(n, 20_000.0), ones),
+        "binanceus_btcusdt": (np.full(n, 20_010.0), ones),
+        "binanceus_btcusdc": (np.full(n, 30_000.0), silent),
+    }, (opens.copy(), np.full(n, 20_000.0 / 0.9)))
+    late = int(market.times[-1])
+    assert not market.fresh["binanceus_btcusdc"][-1] and market.fresh["binanceus_btcusdc"][5]
+    assert market.usdc_usd_at(late) == 900_000
+    assert market.index_at(late) == 20_000_000_000          # median of 20,000, 20,010, 20,000
+    # while the wild print was fresh, the median of four kept it out of the index
+    assert market.index_at(int(market.times[0])) <= 20_010_000_000
