@@ -30,7 +30,7 @@ import numpy as np
 from clearway.domain.accounts import Account, MarginMode
 from clearway.domain.errors import ErrorCode
 from clearway.domain.instruments import InstrumentSpec, Kind
-from clearway.domain.margin import StandardMargin
+from clearway.domain.margin import StandardMargin, _perp_charge
 from clearway.domain.portfolio_margin import (
     RiskCache, im_loss_factor, pm_evaluate, requirement_to_micro, value_to_micro,
 )
@@ -85,13 +85,30 @@ def _fingerprint(account: Account) -> tuple:
 
 
 class _Screen:
-    """Remembered lower bounds of portfolio accounts' initial surplus (``Margin.remember``)."""
+    """Remembered lower bounds of accounts' initial surplus (``Margin.remember``).
 
-    __slots__ = ("key", "accounts")
+    Portfolio accounts: ``accounts`` = {id: (fingerprint, surplus_lb)} under the global
+    ``key``. Standard accounts: ``rows`` = {id: row} into parallel lists copied from the
+    revaluation — ``surplus`` (lower bound, micro-USDC), ``cash`` (the cash term in USD,
+    ``PositionMatrix.cash``), the CSR row of the positions (``indptr``, ``indices``,
+    ``sizes`` in contracts) — and the marks and index prices it was computed at."""
 
-    def __init__(self, key: tuple, accounts: dict[int, tuple]) -> None:
+    __slots__ = ("key", "accounts", "rows", "surplus", "cash", "indptr", "indices", "sizes", "marks", "index")
+
+    def __init__(self, key: tuple, accounts: dict[int, tuple], rows: dict[int, int] | None = None,
+                 surplus: list[int] | None = None, cash: list[float] | None = None, indptr: list[int] | None = None,
+                 indices: list[int] | None = None, sizes: list[float] | None = None,
+                 marks: dict[int, int] | None = None, index: dict[str, int] | None = None) -> None:
         self.key = key
         self.accounts = accounts
+        self.rows = rows or {}
+        self.surplus = surplus or []
+        self.cash = cash or []
+        self.indptr = indptr or []
+        self.indices = indices or []
+        self.sizes = sizes or []
+        self.marks = marks or {}
+        self.index = index or {}
 
 
 class Margin(StandardMargin):
@@ -125,17 +142,24 @@ class Margin(StandardMargin):
                 tuple(marks.get(i) for i in self.perps), tuple(sorted(self.funding.items())))
 
     def remember(self, accounts: dict[int, Account], matrix, revaluation) -> int:
-        """Keep the initial surplus of every portfolio account of an all-accounts
-        revaluation (revalue.py) as a lower bound for later pre-trade checks.
+        """Keep the initial surplus of every account of an all-accounts revaluation
+        (revalue.py) as a lower bound for later pre-trade checks. Call it right after
+        ``revalue_all(state, matrix)``, on the same state, before anything changes.
 
-        For each portfolio account without open orders: its fingerprint (cash and
-        positions) and surplus_lb = equity − initial margin − slack (10 micro-USDC +
-        10⁻⁹ of the amounts, more than the batch's float difference from ``health``).
+        Portfolio accounts without open orders: their fingerprint (cash and positions) and
+        surplus_lb = equity − initial margin − slack (10 micro-USDC + 10⁻⁹ of the amounts,
+        more than the batch's float difference from ``health``). Standard accounts: the
+        revaluation's row (positions, cash term) and surplus_lb = equity − initial − slack
+        with slack = 10 + 3 · positions + 10⁻⁹ of the amounts: the exact figures round each
+        position's value down and each requirement up (≤ 1 micro-USDC per position and per
+        expiry), the batch rounds the sums once.
+
         ``check_order`` then accepts an order without a full evaluation when surplus_lb
-        minus a bound on the order's effect (``_screen_accepts``) is still ≥ 0 — a
-        sufficient condition for the exact rule, so decisions never differ from the exact
-        check and the state never depends on the screen. Any price, market-data, listing,
-        cash or position change voids an entry. Returns the number of entries kept.
+        minus a bound on the order's effect (``_screen_accepts``,
+        ``_standard_screen_accepts``) is still ≥ 0 — a sufficient condition for the exact
+        rule, so decisions never differ from the exact check and the state never depends
+        on the screen. Any price, market-data, listing, cash or position change voids an
+        entry. Returns the number of entries kept.
         """
         portfolio = MarginMode.PORTFOLIO
         entries: dict[int, tuple] = {}
@@ -148,8 +172,100 @@ class Margin(StandardMargin):
             initial = int(revaluation.initial_margin[row])
             slack = 10 + (abs(equity) + abs(initial)) // 10**9
             entries[account_id] = (_fingerprint(account), equity - initial - slack)
-        self.screen = _Screen(self._price_key(), entries)
-        return len(entries)
+        sizes = matrix.sizes
+        counts = np.diff(sizes.indptr)
+        equity = revaluation.equity
+        initial = revaluation.initial_margin
+        slack = 10 + 3 * counts + (np.abs(equity) + np.abs(initial)) // 10**9
+        standard = np.flatnonzero(~matrix.portfolio)
+        self.screen = _Screen(
+            self._price_key(), entries,
+            dict(zip(revaluation.accounts[standard].tolist(), standard.tolist())),
+            (equity - initial - slack).tolist(), matrix.cash.tolist(), sizes.indptr.tolist(),
+            sizes.indices.tolist(), sizes.data.tolist(), dict(self.marks), dict(self.index))
+        return len(entries) + int(standard.size)
+
+    def _standard_screen_accepts(self, account: Account, spec: InstrumentSpec, side: int, price: int,
+                                 lots: int) -> bool:
+        """True when a standard account's remembered surplus, plus the order's unit charge
+        before minus after, is ≥ 0 — or the order does not raise that charge.
+
+        The exact rule (margin.py ``check_general``) accepts when equity ≥ initial −
+        before + after (``before``/``after``: the charge of the order's unit, perpetual or
+        option expiry, without and with the order) or when after ≤ before. When the
+        account's positions, cash term (cash · min(1, stable) + unsettled funding) and the
+        marks and index prices it is valued at are those of the remembered revaluation and
+        it has no open orders, equity − initial ≥ surplus_lb, so surplus_lb − after +
+        before ≥ 0 implies the exact rule; ``before`` and ``after`` are computed exactly,
+        over the unit's positions only (O(positions))."""
+        screen = self.screen
+        account_id = account.account_id
+        row = screen.rows.get(account_id)
+        if row is None or account.open:
+            return False
+        positions = account.positions
+        start, end = screen.indptr[row], screen.indptr[row + 1]
+        if end - start != len(positions) or self.index != screen.index:
+            return False
+        held = dict(zip(screen.indices[start:end], screen.sizes[start:end]))
+        marks = self.marks
+        remembered = screen.marks
+        instruments = self.instruments
+        for instrument, position in positions.items():
+            size = held.get(instrument)
+            mark = marks.get(instrument)
+            if size is None or mark is None or mark != remembered.get(instrument) \
+                    or size != position.size * (1.0 / 10**instruments[instrument].size_decimals):
+                return False
+        if (self.cash_value(account.cash) + self.pending_funding(account)) / 1e6 != screen.cash[row]:
+            return False
+        instrument = spec.instrument_id
+        if instrument not in marks:
+            return False
+        delta = self.order_delta(spec, side, price, lots)
+        if spec.kind == _OPTION:
+            if spec.underlying not in self.index:
+                return False
+            before, after = self._expiry_before_after(account, spec, delta)
+        else:
+            perp = self.perps.get(instrument)
+            if perp is None:
+                return False
+            position = positions.get(instrument)
+            size = position.size if position is not None else 0
+            mark = marks[instrument]
+            before = _perp_charge(size, mark, *perp, 0, 0, 0, 0)
+            after = _perp_charge(size, mark, *perp, *delta)
+        return after <= before or screen.surplus[row] + before - after >= 0
+
+    def _expiry_before_after(self, account: Account, spec: InstrumentSpec,
+                             delta: tuple[int, int, int, int]) -> tuple[int, int]:
+        """(charge before, charge after) of the order's option expiry for an account
+        without open orders: ``expiry_charge`` without and with the order, computed over
+        the expiry's positions once (the same integer formulas)."""
+        instruments = self.instruments
+        underlying, expiry = spec.underlying, spec.expiry_ms
+        specs: list[InstrumentSpec] = []
+        sizes: list[int] = []
+        j = -1
+        for instrument, position in account.positions.items():
+            other = instruments[instrument]
+            if other.kind == _OPTION and other.expiry_ms == expiry and other.underlying == underlying:
+                if instrument == spec.instrument_id:
+                    j = len(specs)
+                specs.append(other)
+                sizes.append(position.size)
+        if j < 0:
+            j = len(specs)
+            specs.append(spec)
+            sizes.append(0)
+        before = self.expiry_requirement(specs, sizes, True)
+        db, dbn, da, dan = delta
+        moved = list(sizes)
+        moved[j] += db - da
+        gain = self._option_value(specs, moved) - self._option_value(specs, sizes) - dbn + dan
+        after = self.expiry_requirement(specs, moved, True) - gain
+        return before, (after if after > before else before)
 
     def _screen_accepts(self, account: Account, spec: InstrumentSpec, side: int, price: int, lots: int) -> bool:
         """True when the remembered surplus minus a bound on the order's effect is ≥ 0.
@@ -402,6 +518,9 @@ class Margin(StandardMargin):
         accepted if equity ≥ initial − before + after, or if after ≤ before
         (risk-reducing). Never mutates."""
         if account.margin_mode is not _PORTFOLIO:
+            if self.screen is not None and replaces is None \
+                    and self._standard_screen_accepts(account, spec, side, price, lots):
+                return None
             return super().check_general(account, spec, side, price, lots, replaces)
         if self.screen is not None and replaces is None and self._screen_accepts(account, spec, side, price, lots):
             return None
