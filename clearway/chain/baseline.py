@@ -341,6 +341,7 @@ def measure_baseline(
     deposit: int = DEFAULT_DEPOSIT,
     max_fills: int | None = None,
     venue: BaselineVenue | None = None,
+    expiry: int | None = None,
 ) -> dict[str, Any]:
     """Replay ``fills`` through a fresh :class:`BaselineVenue` on ``chain``, one transaction
     per fill, and measure the gas each settlement's receipt charged (calldata included).
@@ -360,6 +361,11 @@ def measure_baseline(
         not depend on fills of other orders being replayed); None: all.
     venue : BaselineVenue or None
         An already deployed venue to use (tests); default: deploy one.
+    expiry : int or None
+        Expiry (unix seconds) of every order; default: the chain's clock + ``ORDER_TTL_S``.
+        The orders' bytes, so their signatures and the calldata gas (4 per zero byte, 16
+        per other byte), depend on it: a fresh embedded chain starts at the wall clock, so
+        two replays differ by a few gas per fill unless ``expiry`` is fixed.
 
     Returns
     -------
@@ -386,7 +392,8 @@ def measure_baseline(
     for instrument in sorted({f.instrument for f in replay} - venue.listed):
         venue.list_instrument(specs[instrument])
     venue.fund_many(sorted({a for f in replay for a in (f.maker_account, f.taker_account)}), deposit)
-    expiry = chain.timestamp() + ORDER_TTL_S
+    if expiry is None:
+        expiry = chain.timestamp() + ORDER_TTL_S
     gas: list[int] = []
     calldata: list[int] = []
     reverted = 0

@@ -223,6 +223,15 @@ def test_gas_per_settled_fill_is_in_the_range_of_an_l1_venue(chain):
     assert result["calldata_bytes_per_trade"] > 500  # two orders and two signatures, ABI-encoded
 
 
+def test_a_replay_with_a_fixed_expiry_costs_the_same_gas(chain):
+    ex, events = domain_run()
+    fills = fills_from_events(events)
+    deadline = chain.timestamp() + 600
+    runs = [measure_baseline(EmbeddedChain(seed=b"same"), fills, ex.state.instruments, expiry=deadline)
+            for _ in range(2)]
+    assert runs[0]["gas_total"] == runs[1]["gas_total"]
+
+
 def test_max_fills_replays_an_evenly_spaced_sample(chain):
     ex, events = domain_run()
     fills = fills_from_events(events)
