@@ -209,7 +209,7 @@ def _drive(node: Node, commands: list, rate: int | None):
             sleep(TICK_S)
             continue
         tickets = submit_many(commands[i:stop])
-        put((i, stop, now, tickets[-1]))
+        put((i, stop, now, tickets))
         i = stop
         if rate is not None:
             sleep(TICK_S)

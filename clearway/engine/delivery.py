@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import queue
 import threading
-from typing import TYPE_CHECKING, Any, Iterator, NamedTuple
+from typing import TYPE_CHECKING, Any, Iterator, NamedTuple, Sequence
 
 from clearway.domain.commands import Command
 from clearway.domain.events import Event
@@ -120,6 +120,47 @@ class Ticket:
             if pending:
                 await future
         return self.result(0)
+
+
+class Tickets(Sequence[Ticket]):
+    """The tickets of one ``Node.submit_many`` call, made on access (a caller that only
+    waits for the group pays for no per-command object). The commands share one batch:
+    ``done``, ``wait`` and ``await`` apply to all of them at once."""
+
+    __slots__ = ("_batch", "_start", "_stop")
+
+    def __init__(self, batch: Batch, start: int, stop: int) -> None:
+        self._batch = batch
+        self._start = start
+        self._stop = stop
+
+    def __len__(self) -> int:
+        return self._stop - self._start
+
+    def __getitem__(self, index):
+        if isinstance(index, slice):
+            return [Ticket(self._batch, i) for i in range(self._start, self._stop)[index]]
+        return Ticket(self._batch, range(self._start, self._stop)[index])
+
+    def done(self) -> bool:
+        return self._batch.done.is_set()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until all are acknowledged or failed; False on timeout."""
+        return self._batch.done.wait(timeout)
+
+    def results(self, timeout: float | None = None) -> list[list[Event]]:
+        """The events of each command once durable. Raises TimeoutError or NodeFailed."""
+        if not self._batch.done.wait(timeout):
+            raise TimeoutError("commands not acknowledged yet")
+        return [Ticket(self._batch, i).result(0) for i in range(self._start, self._stop)]
+
+    def __await__(self):
+        return self[-1].__await__() if len(self) else _nothing().__await__()
+
+
+async def _nothing() -> None:
+    return None
 
 
 class Published(NamedTuple):

@@ -56,7 +56,7 @@ import msgspec
 from clearway.domain.commands import Command, decode_command, encode_command
 from clearway.domain.genesis import GenesisConfig
 from clearway.domain.state import ExchangeState, apply, state_hash
-from clearway.engine.delivery import END, Batch, Subscription, Ticket
+from clearway.engine.delivery import END, Batch, Subscription, Ticket, Tickets
 from clearway.engine.errors import CommandRejected, EngineErrorCode, JournalLocked, NodeFailed
 from clearway.engine.journal import Journal, open_journal
 from clearway.engine.recovery import recover, resolve_genesis
@@ -68,6 +68,8 @@ COMMAND_TYPES = frozenset(get_args(Command))
 """Every member of the domain's ``Command`` union (new command types are accepted as
 soon as the domain adds them)."""
 COMMAND_TAGS = frozenset(t.__struct_config__.tag for t in COMMAND_TYPES)
+_LIST_ENCODER = msgspec.msgpack.Encoder()
+_LIST_DECODER = msgspec.msgpack.Decoder(list[Command])
 _MASK32 = 0xFFFFFFFF
 _SNAPSHOT_CHILD_TIMEOUT_S = 600
 _STOP = object()
@@ -225,25 +227,21 @@ class Node:
         """
         return self._enqueue(self._validated(command))
 
-    def submit_many(self, commands: Sequence[Command]) -> list[Ticket]:
+    def submit_many(self, commands: Sequence[Command]) -> Tickets:
         """Queue ``commands`` together: they get consecutive sequence numbers in one batch
-        (so one commit) and are acknowledged at the same moment; one ticket each, in
-        order. Cheaper per command than ``submit`` (one lock, one wake-up of the
-        sequencer), e.g. for a network reader that drained several requests at once.
+        (so one commit) and are acknowledged at the same moment. Returns their Tickets
+        (a sequence of Ticket, in order, that can also be waited on or awaited as a
+        whole). Much cheaper per command than ``submit`` (one bulk type check, one lock,
+        one wake-up of the sequencer, no per-command object), e.g. for a network reader
+        that drained several requests at once.
 
         All or nothing: every command is checked first; if one is refused, CommandRejected
         (the codes of ``submit``, the message naming its index) is raised and none is
         queued. OVERLOADED if they would take the commands in flight past ``max_in_flight``.
         """
-        checked = []
-        validated = self._validated
-        for i, command in enumerate(commands):
-            try:
-                checked.append(validated(command))
-            except CommandRejected as exc:
-                raise CommandRejected(exc.code, f"command {i}: {exc.message}") from None
+        checked = self._validated_many(commands)
         if not checked:
-            return []
+            return Tickets(self._open, 0, 0)
         n = len(checked)
         with self._cond:
             self._check_running()
@@ -257,7 +255,7 @@ class Node:
             self._in_flight += n
             if not start:
                 self._cond.notify()
-        return [Ticket(batch, i) for i in range(start, start + n)]
+        return Tickets(batch, start, start + n)
 
     def submit_bytes(self, data: bytes) -> Ticket:
         """Queue an encoded command (``encode_command`` bytes, e.g. from the network).
@@ -364,6 +362,32 @@ class Node:
         except (TypeError, ValueError, OverflowError, msgspec.EncodeError) as exc:
             raise CommandRejected(EngineErrorCode.MALFORMED_COMMAND, str(exc)) from None
         return self._checked(data)
+
+    def _validated_many(self, commands: Sequence[Command]) -> list[Command]:
+        """``_validated`` of each command, in bulk: one encode of the whole list and one
+        typed decode (MessagePack arrays encode their elements exactly as alone, so the
+        decode checks every command as ``decode_command`` would), a fraction of the cost
+        of a call pair per command. The sizes: if the whole list fits in
+        ``max_command_bytes`` every command does, else each is measured. Anything
+        refused goes through ``_validated`` one by one for its precise error, raised as
+        CommandRejected naming the command's index."""
+        commands = list(commands)
+        if set(map(type, commands)) <= COMMAND_TYPES:
+            try:
+                data = _LIST_ENCODER.encode(commands)
+                if len(data) <= self.max_command_bytes or \
+                        max(map(len, map(encode_command, commands)), default=0) <= self.max_command_bytes:
+                    return _LIST_DECODER.decode(data)
+            except (TypeError, ValueError, OverflowError, msgspec.EncodeError,
+                    msgspec.DecodeError, msgspec.ValidationError):
+                pass
+        checked = []
+        for i, command in enumerate(commands):
+            try:
+                checked.append(self._validated(command))
+            except CommandRejected as exc:
+                raise CommandRejected(exc.code, f"command {i}: {exc.message}") from None
+        return checked
 
     def _checked(self, data: bytes) -> Command:
         """Decode ``data`` into a type-checked command or raise CommandRejected."""

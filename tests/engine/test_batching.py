@@ -1,0 +1,139 @@
+"""Bulk submission (Node.submit_many and its Tickets), the journal's one-statement group
+commit at every group size, background checkpoints of the SQLite journal, and the choice
+between inline and forked snapshots."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from clearway.domain.commands import Deposit
+from clearway.domain.events import Deposited
+from clearway.engine import CommandRejected, EngineErrorCode, Tickets
+from clearway.engine import journal as journal_module
+from clearway.engine.journal import SQLITE_FILE, SqliteJournal, iter_records, record_checksum
+from clearway.engine.loadgen import owner_address
+from clearway.engine.snapshots import SnapshotStore
+
+from engine_support import GatedJournal, reference_hash, wait_until
+
+
+def test_submit_many_sequences_the_commands_together_in_one_commit(backend, genesis, commands):
+    journal = GatedJournal(backend.journal())
+    with backend.node(genesis, journal=journal) as node:
+        first = node.submit_many(commands[:150])
+        second = node.submit_many(commands[150:])
+        assert isinstance(first, Tickets) and len(first) == 150 and len(second) == len(commands) - 150
+        assert first.wait(60) and second.wait(60)
+        assert [t.seq for t in first] + [t.seq for t in second[:]] == list(range(1, len(commands) + 1))
+        assert first[-1].seq == 150 and first[0].command.seq == 1
+        assert first.results(60)[0] == first[0].result(0)
+        assert isinstance(first.results(60)[0][-1], Deposited)
+        assert node.state_hash() == reference_hash(genesis, commands)
+    for group in (range(1, 151), range(151, len(commands) + 1)):  # never split across commits
+        assert any(set(group) <= set(seqs) for seqs in journal.appends)
+
+
+def test_submit_many_refuses_all_if_one_is_bad_and_names_it(backend, genesis, commands):
+    journal = GatedJournal(backend.journal())
+    with backend.node(genesis, journal=journal, max_command_bytes=200) as node:
+        cases = [
+            (Deposit(0, 0, None, 5, 1), EngineErrorCode.MALFORMED_COMMAND),
+            ("not a command", EngineErrorCode.UNKNOWN_COMMAND_TYPE),
+            (Deposit(0, 0, "0x" + "ab" * 200, 5, 1), EngineErrorCode.OVERSIZED_COMMAND),
+        ]
+        for bad, code in cases:
+            with pytest.raises(CommandRejected) as refused:
+                node.submit_many([*commands[:3], bad, commands[3]])
+            assert refused.value.code == code and refused.value.message.startswith("command 3:")
+        assert len(node.submit_many([])) == 0
+        assert node.last_seq == 0
+        # a group larger than the size limit as a whole, every command within it
+        assert node.submit_many(commands[:50]).wait(60)
+    assert journal.appends == [list(range(1, 51))]
+
+
+def test_submit_many_past_the_in_flight_limit_is_refused_as_overloaded(backend, genesis, commands):
+    journal = GatedJournal(backend.journal())
+    journal.gate.clear()
+    node = backend.node(genesis, journal=journal, max_in_flight=10)
+    held = node.submit_many(commands[:6])
+    with pytest.raises(CommandRejected) as refused:
+        node.submit_many(commands[6:11])
+    assert refused.value.code == EngineErrorCode.OVERLOADED
+    journal.gate.set()
+    assert held.wait(60)
+    node.close()
+    assert backend.count() == 6
+
+
+def test_tickets_of_a_group_can_be_awaited_together(backend, genesis, commands):
+    with backend.node(genesis) as node:
+        async def main():
+            await node.submit_many(commands[:40])
+            return await asyncio.gather(*node.submit_many(commands[40:60]))
+
+        results = asyncio.run(main())
+        assert len(results) == 20 and node.last_seq == 60
+
+
+@pytest.mark.parametrize("sizes", [[1, 2, 3, 5, 8, 13, 64, 255], [8_192, 8_193, 20_001]],
+                         ids=["small groups", "groups past one statement"])
+def test_every_group_size_is_stored_whole_and_in_order(backend, sizes):
+    journal = backend.journal()
+    try:
+        journal.set_genesis(b"g")
+        seq = 0
+        for size in sizes:
+            records = []
+            for _ in range(size):
+                seq += 1
+                data = b"command %d" % seq
+                records.append((seq, data, record_checksum(seq, data)))
+            journal.append(records)
+        stored = list(iter_records(journal, 0))
+    finally:
+        journal.close()
+    assert [r[0] for r in stored] == list(range(1, seq + 1))
+    assert all(bytes(data) == b"command %d" % s and checksum == record_checksum(s, bytes(data))
+               for s, data, checksum in stored)
+
+
+def test_the_sqlite_journal_is_checkpointed_in_the_background(tmp_path, monkeypatch):
+    monkeypatch.setattr(journal_module, "_CHECKPOINT_EVERY_RECORDS", 100)
+    monkeypatch.setattr(journal_module, "_RESTART_FRAMES", 1)  # restart after every pass
+    path = tmp_path / SQLITE_FILE
+    journal = SqliteJournal(path)
+    payload = b"x" * 500
+    seq = 0
+    for _ in range(20):
+        journal.append([(seq + i + 1, payload, record_checksum(seq + i + 1, payload)) for i in range(100)])
+        seq += 100
+
+    # Only a checkpoint moves pages into the database file (the writer's own automatic
+    # one is far off at this size).
+    wait_until(lambda: path.stat().st_size > seq * len(payload) * 0.9)
+    journal.close()
+    again = SqliteJournal(path)
+    try:
+        assert again.last_seq() == seq
+    finally:
+        again.close()
+
+
+def test_snapshots_are_built_inline_until_one_is_slow_then_forked(backend, genesis, commands):
+    fast = backend.node(genesis, snapshot_every=100, inline_snapshot_ms=60_000)
+    for command in commands[:250]:
+        fast.submit(command).result(timeout=60)
+    assert fast._fork is False
+    fast.close(snapshot=False)
+    assert SnapshotStore(backend.data_dir).sequences()[0] >= 100
+
+    slow = backend.node(genesis, snapshot_every=100, inline_snapshot_ms=0)
+    for command in commands[250:]:
+        slow.submit(command).result(timeout=60)
+    assert slow._fork is True  # the first inline build took more than 0 ms
+    slow.close()
+    with backend.node(genesis) as node:
+        assert node.state_hash() == reference_hash(genesis, commands)
