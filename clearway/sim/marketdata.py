@@ -113,9 +113,9 @@ from clearway.domain.units import PPM
 from clearway.sim.riskcheck import _flat_wing_mask, load_deribit_chain
 
 __all__ = [
-    "DEFAULT_DERIBIT", "DEFAULT_PRICES", "Expiry", "MarketData", "OracleFeed", "Reporter", "Reporters",
-    "Surface", "calendar_shortfall", "iso_ms", "option_schedule", "perp_spec", "series_command",
-    "series_fields",
+    "DEFAULT_DERIBIT", "DEFAULT_PRICES", "VENUES", "Expiry", "MarketData", "Node", "OracleFeed", "Reporter",
+    "Reporters", "Surface", "calendar_shortfall", "iso_ms", "option_schedule", "perp_spec", "series_command",
+    "series_fields", "strikes_each_side",
 ]
 
 MINUTE_MS = 60_000
@@ -664,7 +664,8 @@ class Reporter:
 class Reporters:
     """``n`` oracle reporters whose keys derive from ``seed``: reporter i's secret is
     keccak256(b"clearway oracle reporter" ‖ seed (8 bytes, big-endian, two's complement)
-    ‖ i (4 bytes)). Raises ValueError if n < 1."""
+    ‖ i (4 bytes)). Raises ValueError if n < 1, OverflowError if the seed is outside the
+    signed 64-bit range."""
 
     def __init__(self, seed: int, n: int) -> None:
         if n < 1:
