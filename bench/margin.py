@@ -23,11 +23,14 @@ Timed:
   thread CPU time of the same checks (``*_cpu_*``: excludes time the process was
   descheduled, which on a shared machine adds ~4 ms scheduler ticks to ~1–2 % of checks,
   counted in ``pretrade_checks_over_1ms_wall``);
-- the pre-trade screen: after the revaluation ``Margin.remember`` keeps each portfolio
-  account's surplus (``screen_ms``); a check accepts from it when a bound on the order's
-  effect leaves the surplus ≥ 0, else evaluates exactly (decisions are identical, tests
-  check it). ``pretrade_check_pm_exact_*``: the same checks with the screen switched off
-  (the cost when an account changed since the last revaluation);
+- the pre-trade screen: after the revaluation ``Margin.remember`` keeps each account's
+  surplus (``screen_ms``); a check accepts from it when a bound on the order's effect
+  (portfolio) or the order's exact unit charge after minus before (standard) leaves the
+  surplus ≥ 0, else evaluates exactly (decisions are identical, tests check it);
+  ``pretrade_pm_screen_hits`` / ``pretrade_standard_screen_hits`` count the checks it
+  decided. ``pretrade_check_pm_exact_*`` / ``pretrade_check_standard_exact_*``: the same
+  checks with the screen switched off (the cost when an account changed since the last
+  revaluation);
 - ``health_per_account_us``: ``state.margin.health`` of one portfolio account (mean);
 - ``naive_revalue_all_ms``: ``risk.portfolio.evaluate_portfolio_margin_naive`` (the
   per-account scenario loop, repricing every expiry in every scenario) measured on a
@@ -64,7 +67,7 @@ USDC = 1_000_000
 TICK = 100_000
 LOT = 10_000                      # lots per contract (size_decimals 4)
 NAIVE_SAMPLE = 100
-SCREEN_HITS = [0]
+SCREEN_HITS = [0, 0]  # portfolio, standard
 CHECKS = 2_000
 
 
@@ -151,8 +154,11 @@ def _checks(state, ids, rng, count) -> list[float]:
         margin.check_order(account, spec, side, price, lots)
         wall = time.perf_counter_ns() - started
         out.append((wall / 1e3, (time.thread_time_ns() - cpu) / 1e3))
-        if margin.screen is not None and account.margin_mode is MarginMode.PORTFOLIO:
-            SCREEN_HITS[0] += margin._screen_accepts(account, spec, side, price, lots)  # after, untimed
+        if margin.screen is not None:  # after, untimed: did the screen decide?
+            if account.margin_mode is MarginMode.PORTFOLIO:
+                SCREEN_HITS[0] += margin._screen_accepts(account, spec, side, price, lots)
+            else:
+                SCREEN_HITS[1] += margin._standard_screen_accepts(account, spec, side, price, lots)
     return out
 
 
@@ -185,7 +191,7 @@ def run(args) -> dict:
     cache = state.margin.risk
     risk_ms, gather_ms, revalue_ms, revalue_pm_ms, naive_ms, health_us = [], [], [], [], [], []
     screen_ms: list[float] = []
-    checks_pm, checks_std, checks_pm_exact = [], [], []
+    checks_pm, checks_std, checks_pm_exact, checks_std_exact = [], [], [], []
     pm_state_only = None
     for _ in range(runs):
         gc.collect()
@@ -221,6 +227,7 @@ def run(args) -> dict:
             checks_std += _checks(state, std_ids, rng, CHECKS // 2)
             saved, state.margin.screen = state.margin.screen, None
             checks_pm_exact += _checks(state, pm_ids, rng, CHECKS // 4)
+            checks_std_exact += _checks(state, std_ids, rng, CHECKS // 4)
             state.margin.screen = saved
         finally:
             gc.enable()
@@ -262,9 +269,13 @@ def run(args) -> dict:
         "pretrade_check_pm_exact_p50_us": round(_percentile([w for w, _ in checks_pm_exact], 0.50), 1),
         "pretrade_check_pm_exact_p99_us": round(_percentile([w for w, _ in checks_pm_exact], 0.99), 1),
         "pretrade_check_pm_exact_cpu_p99_us": round(_percentile([c for _, c in checks_pm_exact], 0.99), 1),
+        "pretrade_check_standard_exact_p50_us": round(_percentile([w for w, _ in checks_std_exact], 0.50), 1),
+        "pretrade_check_standard_exact_p99_us": round(_percentile([w for w, _ in checks_std_exact], 0.99), 1),
         "screen_ms": round(statistics.median(screen_ms), 2),
         "pretrade_pm_screen_hits": SCREEN_HITS[0],
         "pretrade_pm_checks": len(checks_pm),
+        "pretrade_standard_screen_hits": SCREEN_HITS[1],
+        "pretrade_standard_checks": len(checks_std),
         "pretrade_checks_over_1ms_wall": sum(w > 1_000 for w in wall),
         "pretrade_checks": len(wall),
         "health_per_account_us": round(statistics.median(health_us), 1),

@@ -213,17 +213,33 @@ class StandardMargin:
 
         Raises KeyError if a mark or the underlying's index is missing.
         """
+        marks = self.marks
+        spot = None
         isolated = 0
         big = 1
         for spec, size in zip(specs, sizes):
-            if size < 0:
-                isolated += self._requirement(spec, self.marks[spec.instrument_id], size, initial)
             scale = 10**spec.size_decimals
             if scale > big:
                 big = scale
+            if size < 0:
+                if spot is None:  # the spot terms of _short_option_rates, once per call
+                    spot = self.index[spec.underlying]
+                    if initial:
+                        base = -(-spot * self.option_im_ppm // PPM)
+                        floor = -(-spot * self.option_im_floor_ppm // PPM)
+                    else:
+                        base = -(-spot * self.option_mm_ppm // PPM)
+                if initial:
+                    strike = spec.strike
+                    otm = (strike - spot if strike > spot else 0) if spec.option_type == _CALL else (
+                        spot - strike if spot > strike else 0)
+                    extra = base - otm
+                    rate = marks[spec.instrument_id] + (extra if extra > floor else floor)
+                else:
+                    rate = marks[spec.instrument_id] + base
+                isolated += -(size * rate // scale)  # ⌈−size · rate / scale⌉, as _requirement
         if not isolated:
             return 0
-        spot = self.index[specs[0].underlying]
         legs = []
         net_calls = 0
         for spec, size in zip(specs, sizes):
