@@ -9,7 +9,10 @@ Invariants after every command:
   command — accounts that cannot be liquidated (a position in a halted market: no
   liquidation on a stale price) excepted;
 - the fee account can pay every unsettled funding receipt (its cash ≥ Σ pending funding);
-- delisted options have no positions, orders or marks.
+- delisted options have no positions, orders, conditional orders or TWAPs, or marks;
+- the advanced-order invariants (advanced_invariants.py): stop-losses and take-profits
+  (reduce-only or not, on mark, index and last trade) and TWAPs mixed in, through
+  liquidations (their orders are cancelled), ADL and expiries.
 At the end: replay gives the same state hash, and the snapshot round-trips.
 """
 
@@ -32,6 +35,9 @@ from clearway.domain.instruments import OptionType
 from clearway.domain.liquidation import eligible
 from clearway.domain.snapshot import decode_snapshot, encode_snapshot
 from clearway.domain.state import state_hash
+from advanced_invariants import check_advanced_orders
+from clearway.domain.commands import PlaceTwap
+from clearway.domain.conditional import rises, source_price
 from lifecycle_support import FUND_OWNER, MINUTE, lifecycle_genesis, lifecycle_perp, reports
 from option_support import flat_expiry
 from support import BTC, TICK, Exchange, option_spec, usd
@@ -171,6 +177,34 @@ class LifecycleMachine(RuleBasedStateMachine):
         self._run(CancelOrder, account=order.account, order_id=order.order_id)
 
     @precondition(lambda self: self.accounts)
+    @rule(data=st.data(), instrument=st.sampled_from((0, 0, 0, 2, 5)), kind=st.sampled_from(tuple(range(3, 7))),
+          source=st.sampled_from((1, 2, 3)), percent=st.sampled_from((0.1, 0.5, 2.0, 8.0)), close=st.booleans())
+    def conditional(self, data, instrument, kind, source, percent, close):
+        """A stop or take-profit ``percent`` beyond the trigger source; with ``close`` a
+        reduce-only one closing the account's position (a stop-loss), else 0.1 BTC."""
+        account = data.draw(st.sampled_from(self.accounts))
+        state = self.ex.state
+        if instrument not in state.marks:
+            return
+        position = state.accounts[account].position_size(instrument)
+        side = -1 if position > 0 else 1
+        close = close and position != 0
+        size = abs(position) if close else BTC // 10
+        current = source_price(state, instrument, source) or state.marks[instrument]
+        factor = 1 + percent / 100 if rises(kind, side) else 1 - percent / 100
+        trigger = max(int(current * factor) // TICK * TICK, TICK)
+        price = max(state.marks[instrument] // TICK * TICK, TICK) if kind in (4, 6) else 0  # the limit kinds
+        self._run(PlaceOrder, account=account, instrument=instrument, side=side, size=size, price=price,
+                  order_type=kind, trigger=source, trigger_price=trigger, reduce_only=close)
+
+    @precondition(lambda self: self.accounts)
+    @rule(data=st.data(), side=st.sampled_from((1, -1)), size=st.integers(10, BTC), intervals=st.integers(1, 10))
+    def twap(self, data, side, size, intervals):
+        account = data.draw(st.sampled_from(self.accounts))
+        self._run(PlaceTwap, account=account, instrument=0, side=side, size=size, duration_ms=intervals * 300_000,
+                  interval_ms=300_000, price_tolerance_ppm=5_000)
+
+    @precondition(lambda self: self.accounts)
     @rule(data=st.data())
     def switch_mode(self, data):
         account = data.draw(st.sampled_from(self.accounts))
@@ -231,6 +265,12 @@ class LifecycleMachine(RuleBasedStateMachine):
             assert instrument not in state.marks
             assert not any(instrument in a.positions for a in state.accounts.values())
             assert not any(o.instrument == instrument for o in state.orders.values())
+            assert not any(c.instrument == instrument for c in state.conditionals.values())
+            assert not any(t.instrument == instrument for t in state.twaps.values())
+
+    @invariant()
+    def advanced_orders_consistent(self):
+        check_advanced_orders(self.ex.state)
 
     def teardown(self):
         state = self.ex.state
