@@ -259,12 +259,17 @@ class Margin(StandardMargin):
             j = len(specs)
             specs.append(spec)
             sizes.append(0)
-        before = self.expiry_requirement(specs, sizes, True)
         db, dbn, da, dan = delta
         moved = list(sizes)
-        moved[j] += db - da
-        gain = self._option_value(specs, moved) - self._option_value(specs, sizes) - dbn + dan
-        after = self.expiry_requirement(specs, moved, True) - gain
+        size = sizes[j]
+        moved[j] = size + db - da
+        before, after = self.expiry_requirements(specs, [sizes, moved], True)
+        # equity gain of the fill: the order's option value change (``_option_value``:
+        # shorts at the mark rounded down, longs 0) minus premium paid, plus premium received
+        mark = self.marks[spec.instrument_id]
+        scale = 10**spec.size_decimals
+        gain = (moved[j] * mark // scale if moved[j] < 0 else 0) - (size * mark // scale if size < 0 else 0) - dbn + dan
+        after -= gain
         return before, (after if after > before else before)
 
     def _screen_accepts(self, account: Account, spec: InstrumentSpec, side: int, price: int, lots: int) -> bool:

@@ -213,57 +213,79 @@ class StandardMargin:
 
         Raises KeyError if a mark or the underlying's index is missing.
         """
+        return self.expiry_requirements(specs, [sizes], initial)[0]
+
+    def expiry_requirements(self, specs: list[InstrumentSpec], states: list[list[int]], initial: bool) -> list[int]:
+        """``expiry_requirement`` of several size vectors of the same ``specs`` (states of
+        one expiry: none, all bids fill, all asks fill, an order added), sharing the
+        per-contract rates; one result per state, micro-USDC rounded up."""
         marks = self.marks
-        spot = None
-        isolated = 0
+        spot = 0
+        scales = []
         big = 1
-        for spec, size in zip(specs, sizes):
+        for spec in specs:
             scale = 10**spec.size_decimals
+            scales.append(scale)
             if scale > big:
                 big = scale
-            if size < 0:
-                if spot is None:  # the spot terms of _short_option_rates, once per call
-                    spot = self.index[spec.underlying]
-                    if initial:
-                        base = -(-spot * self.option_im_ppm // PPM)
-                        floor = -(-spot * self.option_im_floor_ppm // PPM)
-                    else:
-                        base = -(-spot * self.option_mm_ppm // PPM)
-                if initial:
-                    strike = spec.strike
-                    otm = (strike - spot if strike > spot else 0) if spec.option_type == _CALL else (
-                        spot - strike if spot > strike else 0)
-                    extra = base - otm
-                    rate = marks[spec.instrument_id] + (extra if extra > floor else floor)
-                else:
-                    rate = marks[spec.instrument_id] + base
-                isolated += -(size * rate // scale)  # ⌈−size · rate / scale⌉, as _requirement
-        if not isolated:
-            return 0
-        legs = []
-        net_calls = 0
-        for spec, size in zip(specs, sizes):
-            if size:
-                n = size * (big // 10**spec.size_decimals)
-                call = spec.option_type == _CALL
-                legs.append((spec.strike, call, n))
-                if call:
-                    net_calls += n
-        worst = 0
-        for point in {0, *(k for k, _, _ in legs)}:
-            payoff = 0
-            for strike, call, n in legs:
-                if call:
-                    if point > strike:
-                        payoff += n * (point - strike)
-                elif strike > point:
-                    payoff += n * (strike - point)
-            if payoff < worst:
-                worst = payoff
-        unpaired = -net_calls if net_calls < 0 else 0
-        ppm = self.unpaired_im_ppm if initial else self.unpaired_mm_ppm
-        max_loss = ceil_div(-worst * PPM + unpaired * spot * ppm, big * PPM)
-        return isolated if isolated < max_loss else max_loss
+        rates: list[int | None] = [None] * len(specs)
+        out = []
+        for sizes in states:
+            isolated = 0
+            j = 0
+            for size in sizes:
+                if size < 0:
+                    rate = rates[j]
+                    if rate is None:  # per short contract, as _short_option_rates (rounded up)
+                        spec = specs[j]
+                        spot = self.index[spec.underlying]
+                        if initial:
+                            strike = spec.strike
+                            if spec.option_type == _CALL:
+                                otm = strike - spot if strike > spot else 0
+                            else:
+                                otm = spot - strike if spot > strike else 0
+                            extra = -(-spot * self.option_im_ppm // PPM) - otm
+                            floor = -(-spot * self.option_im_floor_ppm // PPM)
+                            rate = marks[spec.instrument_id] + (extra if extra > floor else floor)
+                        else:
+                            rate = marks[spec.instrument_id] - (-spot * self.option_mm_ppm // PPM)
+                        rates[j] = rate
+                    isolated -= size * rate // scales[j]  # ⌈−size · rate / scale⌉, as _requirement
+                j += 1
+            if not isolated:
+                out.append(0)
+                continue
+            legs = []
+            points = {0}
+            net_calls = 0
+            j = 0
+            for size in sizes:
+                if size:
+                    spec = specs[j]
+                    n = size * (big // scales[j])
+                    call = spec.option_type == _CALL
+                    legs.append((spec.strike, call, n))
+                    points.add(spec.strike)
+                    if call:
+                        net_calls += n
+                j += 1
+            worst = 0
+            for point in points:
+                payoff = 0
+                for strike, call, n in legs:
+                    if call:
+                        if point > strike:
+                            payoff += n * (point - strike)
+                    elif strike > point:
+                        payoff += n * (strike - point)
+                if payoff < worst:
+                    worst = payoff
+            unpaired = -net_calls if net_calls < 0 else 0
+            ppm = self.unpaired_im_ppm if initial else self.unpaired_mm_ppm
+            max_loss = -((worst * PPM - unpaired * spot * ppm) // (big * PPM))  # rounded up
+            out.append(isolated if isolated < max_loss else max_loss)
+        return out
 
     def _option_value(self, specs: list[InstrumentSpec], sizes: list[int]) -> int:
         """Σ values of short options (longs count 0), rounded down per position."""
@@ -319,15 +341,21 @@ class StandardMargin:
                 any_ask = True
                 asks[j] -= da
                 ask_cash += dan
-        worst = self.expiry_requirement(specs, sizes, True)
+        states = [sizes]
+        if any_bid:
+            states.append(bids)
+        if any_ask:
+            states.append(asks)
+        required = self.expiry_requirements(specs, states, True)
+        worst = required[0]
         if any_bid or any_ask:
             value_now = self._option_value(specs, sizes)
             if any_bid:
                 gain = self._option_value(specs, bids) - value_now - bid_cash
-                worst = max(worst, self.expiry_requirement(specs, bids, True) - gain)
+                worst = max(worst, required[1] - gain)
             if any_ask:
                 gain = self._option_value(specs, asks) - value_now + ask_cash
-                worst = max(worst, self.expiry_requirement(specs, asks, True) - gain)
+                worst = max(worst, required[-1] - gain)
         return worst
 
     def _expiries(self, account: Account) -> set[tuple[str, int]]:
