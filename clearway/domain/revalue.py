@@ -27,6 +27,7 @@ standard margin rounds each short position up, the batch rounds the sum). Tests 
 
 from __future__ import annotations
 
+from itertools import chain
 from typing import NamedTuple
 
 import numpy as np
@@ -77,40 +78,39 @@ class PositionMatrix:
     @classmethod
     def from_state(cls, state) -> "PositionMatrix":
         """One pass over ``state.accounts`` (ids ≥ 2). The cash term is
-        ``margin.cash_value(cash) + margin.pending_funding(account)``, inlined."""
-        inv = [1.0 / 10**state.instruments[i].size_decimals for i in range(len(state.instruments))]
-        ids, modes, cash, indptr, indices, data = [], [], [], [0], [], []
+        ``margin.cash_value(cash) + margin.pending_funding(account)``, inlined: the
+        positions are read with ``numpy.fromiter`` (sizes × 10^−size_decimals in numpy,
+        the same float products as per position), unsettled funding per funded perpetual."""
+        n_instruments = len(state.instruments)
+        inv = np.array([1.0 / 10**state.instruments[i].size_decimals for i in range(n_instruments)])
         margin = state.margin
-        cash_value = margin.cash_value
-        pegged = margin.pegged
-        funding = margin.funding
-        perps = margin.perps
-        funding_unit = FUNDING_INDEX_SCALE
         portfolio = MarginMode.PORTFOLIO
-        for account_id, account in state.accounts.items():
-            if account_id < 2:
-                continue
-            ids.append(account_id)
-            modes.append(account.margin_mode is portfolio)
-            value = account.cash
-            if value > 0 and not pegged:
-                value = cash_value(value)
-            for instrument, position in account.positions.items():
-                indices.append(instrument)
-                data.append(position.size * inv[instrument])
-                if funding:
-                    index = funding.get(instrument)
-                    if index is not None and index != position.funding_index:
-                        value += (-position.size * (index - position.funding_index)) // (
-                            perps[instrument][0] * funding_unit)
-            cash.append(value)
-            indptr.append(len(indices))
-        n = len(state.instruments)
-        sizes = sp.csr_matrix((np.array(data, dtype=np.float64), np.array(indices, dtype=np.int64),
-                               np.array(indptr, dtype=np.int64)), shape=(len(ids), n))
+        accounts = [account for account_id, account in state.accounts.items() if account_id >= 2]
+        n = len(accounts)
+        held = [account.positions for account in accounts]
+        counts = np.fromiter(map(len, held), np.int64, n)
+        total = int(counts.sum())
+        indptr = np.zeros(n + 1, dtype=np.int64)
+        np.cumsum(counts, out=indptr[1:])
+        indices = np.fromiter(chain.from_iterable(held), np.int64, total)
+        lots = np.fromiter([position.size for positions in held for position in positions.values()], np.int64, total)
+        cash = [account.cash for account in accounts]
+        if not margin.pegged:
+            cash_value = margin.cash_value
+            cash = [cash_value(value) for value in cash]
+        if margin.funding:
+            perps = margin.perps
+            funded = [(i, index, perps[i][0] * FUNDING_INDEX_SCALE) for i, index in sorted(margin.funding.items())]
+            for k, positions in enumerate(held):
+                for instrument, index, unit in funded:
+                    position = positions.get(instrument)
+                    if position is not None and index != position.funding_index:
+                        cash[k] += (-position.size * (index - position.funding_index)) // unit
+        sizes = sp.csr_matrix((lots * inv[indices], indices, indptr), shape=(n, n_instruments))
         sizes.sort_indices()
-        return cls(np.array(ids, dtype=np.int64), np.array(modes, dtype=bool), np.array(cash, dtype=np.float64) / 1e6,
-                   sizes)
+        return cls(np.fromiter([account.account_id for account in accounts], np.int64, n),
+                   np.fromiter([account.margin_mode is portfolio for account in accounts], bool, n),
+                   np.array(cash, dtype=np.float64) / 1e6, sizes)
 
 
 class Revaluation(NamedTuple):
