@@ -25,7 +25,8 @@ class Batch:
     """Commands submitted between two takes of the sequencer; completed all at once.
     Internal to the engine (the node fills it; tickets and subscriptions read it)."""
 
-    __slots__ = ("commands", "size", "events", "records", "first_seq", "ok", "error", "done", "waiters")
+    __slots__ = ("commands", "size", "events", "records", "first_seq", "ok", "error", "finished", "_gate",
+                 "waiters")
 
     def __init__(self) -> None:
         self.commands: list[Command] = []  # as submitted, then as sequenced (first ``ok``)
@@ -35,13 +36,30 @@ class Batch:
         self.first_seq = 0
         self.ok = 0  # commands[:ok] are sequenced and (once done) durable
         self.error: BaseException | None = None  # raised by tickets at index >= ok
-        self.done = threading.Event()
+        self.finished = False
+        # Held from creation until ``complete``: a bare lock is a latch at a fraction of
+        # the cost of a threading.Event (a Condition and a lock in Python), and the node
+        # makes one per batch, thousands a second.
+        self._gate = threading.Lock()
+        self._gate.acquire()
         self.waiters: list | None = []  # (loop, future) of async waiters; None once done
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until completed; False on timeout."""
+        if self.finished:
+            return True
+        if self._gate.acquire(timeout=-1 if timeout is None else max(0.0, timeout)):
+            self._gate.release()  # let the next waiter through
+            return True
+        return self.finished
 
     def complete(self) -> None:
         with _WAITERS_LOCK:
-            self.done.set()
+            if self.finished:
+                return
+            self.finished = True
             waiters, self.waiters = self.waiters, None
+        self._gate.release()
         if waiters:
             by_loop: dict[Any, list] = {}
             for loop, future in waiters:
@@ -78,16 +96,16 @@ class Ticket:
         self._index = index
 
     def done(self) -> bool:
-        return self._batch.done.is_set()
+        return self._batch.finished
 
     def wait(self, timeout: float | None = None) -> bool:
         """Block until acknowledged or failed; False on timeout."""
-        return self._batch.done.wait(timeout)
+        return self._batch.wait(timeout)
 
     def result(self, timeout: float | None = None) -> list[Event]:
         """The command's events once it is durable. Raises TimeoutError or NodeFailed."""
         batch = self._batch
-        if not batch.done.wait(timeout):
+        if not batch.wait(timeout):
             raise TimeoutError("command not acknowledged yet")
         if self._index >= batch.ok:
             raise batch.error  # type: ignore[misc]
@@ -97,7 +115,7 @@ class Ticket:
     def seq(self) -> int:
         """The assigned sequence number (once done; 0 if the command failed)."""
         batch = self._batch
-        return batch.first_seq + self._index if batch.done.is_set() and self._index < batch.ok else 0
+        return batch.first_seq + self._index if batch.finished and self._index < batch.ok else 0
 
     @property
     def command(self) -> Command:
@@ -110,7 +128,7 @@ class Ticket:
 
     async def _result_async(self) -> list[Event]:
         batch = self._batch
-        if not batch.done.is_set():
+        if not batch.finished:
             loop = asyncio.get_running_loop()
             future = loop.create_future()
             with _WAITERS_LOCK:
@@ -143,15 +161,15 @@ class Tickets(Sequence[Ticket]):
         return Ticket(self._batch, range(self._start, self._stop)[index])
 
     def done(self) -> bool:
-        return self._batch.done.is_set()
+        return self._batch.finished
 
     def wait(self, timeout: float | None = None) -> bool:
         """Block until all are acknowledged or failed; False on timeout."""
-        return self._batch.done.wait(timeout)
+        return self._batch.wait(timeout)
 
     def results(self, timeout: float | None = None) -> list[list[Event]]:
         """The events of each command once durable. Raises TimeoutError or NodeFailed."""
-        if not self._batch.done.wait(timeout):
+        if not self._batch.wait(timeout):
             raise TimeoutError("commands not acknowledged yet")
         return [Ticket(self._batch, i).result(0) for i in range(self._start, self._stop)]
 

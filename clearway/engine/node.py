@@ -4,25 +4,36 @@ command log and applies it (DESIGN.md, ``clearway/engine/``).
 Pipeline (three threads, every hand-off is per batch, not per command)::
 
     submit() ──► open batch ──► sequencer thread ──► commit queue ──► committer thread
-    (validate:    (list under      seq, ts, apply(),       (batches)      one transaction for
-     type, size,   a lock)         encode, checksum                       all queued batches,
-     decode)                                                              then acks + events
+    submit_many() (list under   seq, ts, apply(),      (batches)      one INSERT for all
+    (validate:     a lock)      encode, checksum                      queued batches,
+     type, size,                                                      then acks + events
+     decode)
 
 - ``submit`` validates in the caller's thread (type, encoded size, a decode round trip
   that type-checks every field) and appends to the open batch; refusals raise
-  CommandRejected and never reach the journal.
+  CommandRejected and never reach the journal. ``submit_many`` does the same for a group
+  with one encode and one typed decode of the whole list and one lock, and returns lazy
+  Tickets (no object per command): the cheap door for callers that hold several commands.
 - The sequencer thread takes the whole open batch, stamps consecutive sequence numbers
   and one timestamp (the injected clock, never behind the previous one) into the node's
   own decoded copies, applies each command with ``apply`` and encodes it as a journal
-  record.
+  record. A command is applied before it is journaled, so one on which ``apply`` raises
+  (a domain bug) never reaches the journal, where it would stop every recovery.
 - The committer thread writes every batch waiting in its queue in one transaction (group
-  commit: one fsync for all of them). Only when the commit has returned are the tickets
-  completed and the events published to subscribers, so an acknowledgement always means
-  "durable". While it commits, the sequencer is already applying the next batches.
-- Every ``snapshot_every`` commands the sequencer forks a child that encodes the state and
-  writes a snapshot (snapshots.py) while the parent goes on; without ``os.fork`` it
-  encodes inline. A snapshot may be written before its commands are durable; its anchor
-  makes recovery ignore it if they never were.
+  commit: one fsync for all of them; on SQLite one INSERT statement, so the GIL is handed
+  back and forth once per commit, see journal.py). Only when the commit has returned are
+  the tickets completed and the events published to subscribers, so an acknowledgement
+  always means "durable". While it commits, the sequencer is already applying the next
+  batches.
+- Every ``snapshot_every`` commands the sequencer snapshots the state (snapshots.py): on
+  its own thread while that is cheap, else from a forked child while the parent goes on
+  (``fork_snapshots``). A snapshot may be written before its commands are durable; its
+  anchor makes recovery ignore it if they never were.
+
+The GIL is the budget: everything above except SQLite's own work and the fsync runs on
+one core, so the hot path avoids per-command locks, events, futures and Python calls
+where a bulk operation does (measured per command at 50,000 commands/s: ``apply`` about
+6 µs, the rest of the node about 3 µs).
 
 Tickets (the acknowledgements) and subscriptions live in delivery.py; the journal back
 ends in journal.py and pgjournal.py; snapshots and recovery in snapshots.py and
