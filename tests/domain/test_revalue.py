@@ -186,3 +186,23 @@ def test_standard_screen_accepts_most_orders_and_any_change_voids_an_entry():
     assert not margin._standard_screen_accepts(account, *order)
     del account.open[0]
     assert margin._standard_screen_accepts(account, *order)
+
+
+def test_cash_term_counts_unsettled_funding_and_a_depeg_like_health():
+    state, pm_ids, std_ids, rng = build(seed=4, accounts=200)
+    margin = state.margin
+    margin.funding[0] = 987_654_321_000
+    margin.set_stable_price(993_500)
+    try:
+        for account_id in pm_ids + std_ids:
+            account = state.accounts[account_id]
+            account.cash = int(rng.integers(-10**10, 10**12))
+            if 0 in account.positions:
+                account.positions[0].funding_index = int(rng.integers(-10**12, 10**12))
+        result = revalue_all(state, PositionMatrix.from_state(state))
+        for i, account_id in enumerate(result.accounts.tolist()):
+            account = state.accounts[account_id]
+            assert abs(margin.health(account).equity - int(result.equity[i])) <= 2 + len(account.positions)
+    finally:
+        margin.funding.clear()
+        margin.set_stable_price(1_000_000)
