@@ -203,7 +203,11 @@ class Node:
         self.committed_records = 0
         self.largest_commit = 0
 
-        self._cond = threading.Condition(threading.Lock())
+        # The open batch, queries, run state and in-flight count are guarded by a bare
+        # lock; the sequencer sleeps on a doorbell queue (a token per wake-up) instead of
+        # a Condition, whose wait allocates a lock in Python on every call.
+        self._lock = threading.Lock()
+        self._doorbell: queue.SimpleQueue = queue.SimpleQueue()
         self._open = Batch()
         self._queries: list[tuple[Callable, concurrent.futures.Future]] = []
         self._in_flight = 0
@@ -254,7 +258,7 @@ class Node:
         if not checked:
             return Tickets(self._open, 0, 0)
         n = len(checked)
-        with self._cond:
+        with self._lock:
             self._check_running()
             if self._in_flight + n > self.max_in_flight:
                 raise CommandRejected(EngineErrorCode.OVERLOADED,
@@ -265,7 +269,7 @@ class Node:
             queued.extend(checked)
             self._in_flight += n
             if not start:
-                self._cond.notify()
+                self._doorbell.put(None)
         return Tickets(batch, start, start + n)
 
     def submit_bytes(self, data: bytes) -> Ticket:
@@ -278,7 +282,7 @@ class Node:
     def subscribe(self, max_backlog: int = 100_000) -> Subscription:
         """A new Subscription to every command made durable from now on."""
         sub = Subscription(self, max_backlog)
-        with self._cond:
+        with self._lock:
             if self._run_state == _CLOSED:
                 sub._push(END)
             else:
@@ -289,10 +293,10 @@ class Node:
         """Run ``fn(state)`` on the sequencer thread between two batches; a Future of its
         result. ``fn`` must not mutate the state. Raises CommandRejected if not running."""
         future: concurrent.futures.Future = concurrent.futures.Future()
-        with self._cond:
+        with self._lock:
             self._check_running()
             self._queries.append((fn, future))
-            self._cond.notify()
+            self._doorbell.put(None)
         return future
 
     def state_hash(self) -> str:
@@ -327,12 +331,12 @@ class Node:
         """Stop taking commands, make every accepted one durable and acknowledge it, wait
         for a running snapshot, write a final snapshot (if ``snapshot`` and the node did
         not fail) and release the journal and the data directory. Idempotent."""
-        with self._cond:
+        with self._lock:
             if self._run_state == _CLOSED:
                 return
             if self._run_state == _RUNNING:
                 self._run_state = _CLOSING
-            self._cond.notify_all()
+            self._doorbell.put(None)
         for thread in self._threads[:2]:
             thread.join()
         self._snapshot_queue.put(None)
@@ -344,7 +348,7 @@ class Node:
                 self._snapshot_written_seq = state.last_seq
                 self._store.prune(self.keep_snapshots)
         finally:
-            with self._cond:
+            with self._lock:
                 self._run_state = _CLOSED
                 subs, self._subs = self._subs, ()
             for sub in subs:
@@ -418,7 +422,7 @@ class Node:
             raise CommandRejected(EngineErrorCode.NODE_CLOSED, "node is shutting down or closed")
 
     def _enqueue(self, command: Command) -> Ticket:
-        with self._cond:
+        with self._lock:
             self._check_running()
             if self._in_flight >= self.max_in_flight:
                 raise CommandRejected(EngineErrorCode.OVERLOADED, f"{self._in_flight} commands in flight")
@@ -427,37 +431,42 @@ class Node:
             commands.append(command)
             self._in_flight += 1
             if len(commands) == 1:
-                self._cond.notify()
+                self._doorbell.put(None)
         return Ticket(batch, len(commands) - 1)
 
     def _unsubscribe(self, sub: Subscription) -> None:
-        with self._cond:
+        with self._lock:
             self._subs = tuple(s for s in self._subs if s is not sub)
 
     def _fail(self, failure: NodeFailed) -> None:
-        with self._cond:
+        with self._lock:
             if self._failure is None:
                 self._failure = failure
             if self._run_state in (_RUNNING, _CLOSING):
                 self._run_state = _FAILED
-            self._cond.notify_all()
+            self._doorbell.put(None)
 
     # -- the sequencer thread ----------------------------------------------------------
     def _sequencer_main(self) -> None:
-        cond = self._cond
+        lock, doorbell = self._lock, self._doorbell
+        spare = Batch()
         try:
             while True:
-                with cond:
-                    while not self._open.commands and not self._queries and self._run_state == _RUNNING:
-                        cond.wait()
+                with lock:
                     queries, self._queries = self._queries, []
                     batch = self._open
                     if batch.commands:
-                        self._open = Batch()
+                        self._open, spare = spare, None
                     else:
                         batch = None
-                    if batch is None and not queries and self._run_state != _RUNNING:
+                    running = self._run_state == _RUNNING
+                if batch is None and not queries:
+                    if not running:
                         break
+                    doorbell.get()  # a token is put after every change worth waking for
+                    continue
+                if spare is None:
+                    spare = Batch()
                 for fn, future in queries:
                     if future.set_running_or_notify_cancel():
                         try:
@@ -587,7 +596,7 @@ class Node:
                     batch.error = self._failure
                 size += batch.size
                 batch.complete()
-            with self._cond:
+            with self._lock:
                 self._in_flight -= size
             subs = self._subs
             if subs and not journal_failed:
