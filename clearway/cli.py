@@ -35,7 +35,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     from clearway.sim.demo import DemoConfig, run_demo, summary_text
 
     config = DemoConfig(start=args.start, end=args.end, seed=args.seed, out=Path(args.out), data=Path(args.data),
-                        progress=not args.json)
+                        progress=True)
     summary = run_demo(config)
     if args.json:
         _print_json(summary)

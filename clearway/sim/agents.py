@@ -277,12 +277,21 @@ class MarketMaker(Agent):
         return view.index * (1.0 + view.basis - skew)
 
     def perp_quotes(self, view: MarketView, inventory: int) -> list[PlaceOrder]:
+        """Post-only quotes around the centre, kept inside the book seen in ``view`` (a bid
+        below the best ask, an ask above the best bid) so they do not cross another maker's
+        older quotes."""
         centre = self.centre(view, inventory)
+        best_ask, best_bid = view.asks.get(PERP), view.bids.get(PERP)
         out = []
         for level in range(self.levels):
             spread = 0.0002 + 0.0005 * level
-            out.append(self.order(1, self.level_lots, floor_tick(centre * (1 - spread)), post_only=True))
-            out.append(self.order(-1, self.level_lots, ceil_tick(centre * (1 + spread)), post_only=True))
+            bid, ask = floor_tick(centre * (1 - spread)), ceil_tick(centre * (1 + spread))
+            if best_ask is not None:
+                bid = min(bid, best_ask - TICK * (level + 1))
+            if best_bid is not None:
+                ask = max(ask, best_bid + TICK * (level + 1))
+            out.append(self.order(1, self.level_lots, bid, post_only=True))
+            out.append(self.order(-1, self.level_lots, ask, post_only=True))
         return out
 
     def option_quotes(self, view: MarketView, positions: dict[int, int]) -> list[PlaceOrder]:
