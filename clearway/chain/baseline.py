@@ -137,7 +137,9 @@ class FillCollector:
     fill. A taker without an accepted order (a liquidation's, order id 0) or a maker whose
     acceptance was not seen gets an order for exactly that fill (limit = fill price,
     size = fill size, nonce 2⁶³ + trade id · 2 + {0 maker, 1 taker}).
-    ``liquidation_fills`` counts the fills that were liquidations.
+    ``liquidation_fills`` counts the fills that were liquidations. Those replay as ordinary
+    signed fills: the baseline charges its taker fee where the domain charges none (the
+    gas of a fill does not depend on the fee's value, only on it being non-zero).
     """
 
     def __init__(self) -> None:

@@ -96,6 +96,7 @@ class Series:
             self.stride *= 2
 
     def __len__(self) -> int:
+        """Samples added (not points kept)."""
         return self._count
 
     @property
