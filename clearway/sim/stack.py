@@ -346,6 +346,17 @@ class EmbeddedStack:
             paid, _ = self.client.withdraw(key)
         return paid
 
+    def force_withdrawal(self, key: LocalAccount | bytes | str, amount: int) -> int:
+        """Request a forced withdrawal of ``amount`` on L1 (``Vault.request_forced_withdrawal``);
+        the request id. The next :meth:`step` serves it (min(amount, free collateral)); once
+        its batch is finalised the amount is claimable (:meth:`claim`)."""
+        key = as_key(key)
+        with self.lock:
+            self._check_running()
+            self._remember(key)
+            request_id, _ = self.client.request_forced_withdrawal(key, amount)
+        return request_id
+
     # ------------------------------------------------------------------ L1 progress
     def step(self, force: bool = False) -> StackStep:
         """Advance L1 once: move the chain's clock to the stack's, mine a block, poll the

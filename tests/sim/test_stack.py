@@ -209,3 +209,13 @@ def test_a_command_the_api_received_signed_reaches_the_batch_signed(stack, clock
     stack.settle()
     assert stack.alarms() == []
     assert [v.stats.signed_commands for v in stack.verifiers.verifiers] == [1, 1, 1]
+
+
+def test_a_forced_withdrawal_is_served_by_the_next_step_and_claimable_once_final(stack, clock):
+    key = stack.new_key("forcer")
+    stack.deposit(key, 5_000 * USDC)
+    stack.force_withdrawal(key, 2_000 * USDC)
+    assert stack.step().forced == 1
+    stack.settle()
+    assert stack.verifiers.verifiers[0].stats.forced_served == 1
+    assert stack.claim(key) == 2_000 * USDC
