@@ -213,7 +213,7 @@ def run(args) -> dict:
         revalue_all(state, pm_state_only)
         revalue_pm_ms.append((time.perf_counter() - started) * 1e3)
         started = time.perf_counter()
-        state.margin.remember(state.accounts, matrix, result)
+        state.margin.remember(matrix, result)
         screen_ms.append((time.perf_counter() - started) * 1e3)
         naive_ms.append(_naive_ms(state, pm_ids, NAIVE_SAMPLE) * len(pm_ids))
         started = time.perf_counter()

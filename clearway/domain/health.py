@@ -79,36 +79,37 @@ class _Underlying:
         self.order: tuple | None = None
 
 
-def _fingerprint(account: Account) -> tuple:
-    """Cash and positions of an account, compared by value (the screen's validity)."""
-    return account.cash, tuple([(i, p.size) for i, p in account.positions.items()])
-
-
 class _Screen:
-    """Remembered lower bounds of accounts' initial surplus (``Margin.remember``).
+    """Remembered lower bounds of accounts' initial surplus (``Margin.remember``): numpy
+    arrays in the revaluation's row order — ``ids``, ``portfolio`` (row's margin mode),
+    ``surplus`` (lower bound, micro-USDC), ``cash`` (the cash term in USD,
+    ``PositionMatrix.cash``), the CSR positions (``indptr``, ``indices``, ``sizes`` in
+    contracts) — with ``key`` (``Margin._price_key``) and the marks and index prices they
+    were valued at. No Python object per account: remembering 100,000 accounts is a few
+    array copies."""
 
-    Portfolio accounts: ``accounts`` = {id: (fingerprint, surplus_lb)} under the global
-    ``key``. Standard accounts: ``rows`` = {id: row} into parallel lists copied from the
-    revaluation — ``surplus`` (lower bound, micro-USDC), ``cash`` (the cash term in USD,
-    ``PositionMatrix.cash``), the CSR row of the positions (``indptr``, ``indices``,
-    ``sizes`` in contracts) — and the marks and index prices it was computed at."""
+    __slots__ = ("key", "ids", "portfolio", "surplus", "cash", "indptr", "indices", "sizes", "marks", "index")
 
-    __slots__ = ("key", "accounts", "rows", "surplus", "cash", "indptr", "indices", "sizes", "marks", "index")
-
-    def __init__(self, key: tuple, accounts: dict[int, tuple], rows: dict[int, int] | None = None,
-                 surplus: list[int] | None = None, cash: list[float] | None = None, indptr: list[int] | None = None,
-                 indices: list[int] | None = None, sizes: list[float] | None = None,
-                 marks: dict[int, int] | None = None, index: dict[str, int] | None = None) -> None:
+    def __init__(self, key: tuple, matrix, surplus: np.ndarray, marks: dict[int, int], index: dict[str, int]) -> None:
         self.key = key
-        self.accounts = accounts
-        self.rows = rows or {}
-        self.surplus = surplus or []
-        self.cash = cash or []
-        self.indptr = indptr or []
-        self.indices = indices or []
-        self.sizes = sizes or []
-        self.marks = marks or {}
-        self.index = index or {}
+        self.ids = matrix.accounts.copy()
+        self.portfolio = matrix.portfolio.copy()
+        self.surplus = surplus
+        self.cash = matrix.cash.copy()
+        self.indptr = matrix.sizes.indptr.copy()
+        self.indices = matrix.sizes.indices.copy()
+        self.sizes = matrix.sizes.data.copy()
+        self.marks = marks
+        self.index = index
+
+    def row(self, account_id: int, portfolio: bool) -> int:
+        """Row of the account in the remembered revaluation if it was valued in that mode,
+        else −1."""
+        ids = self.ids
+        row = int(ids.searchsorted(account_id))
+        if row < ids.size and ids[row] == account_id and bool(self.portfolio[row]) is portfolio:
+            return row
+        return -1
 
 
 class Margin(StandardMargin):
@@ -141,49 +142,55 @@ class Margin(StandardMargin):
                 tuple(sorted((u, m.seq) for u, m in self.markets.items())),
                 tuple(marks.get(i) for i in self.perps), tuple(sorted(self.funding.items())))
 
-    def remember(self, accounts: dict[int, Account], matrix, revaluation) -> int:
+    def remember(self, matrix, revaluation) -> int:
         """Keep the initial surplus of every account of an all-accounts revaluation
         (revalue.py) as a lower bound for later pre-trade checks. Call it right after
-        ``revalue_all(state, matrix)``, on the same state, before anything changes.
+        ``revalue_all(state, matrix)`` on the same state, before anything changes.
 
-        Portfolio accounts without open orders: their fingerprint (cash and positions) and
-        surplus_lb = equity − initial margin − slack (10 micro-USDC + 10⁻⁹ of the amounts,
-        more than the batch's float difference from ``health``). Standard accounts: the
-        revaluation's row (positions, cash term) and surplus_lb = equity − initial − slack
-        with slack = 10 + 3 · positions + 10⁻⁹ of the amounts: the exact figures round each
-        position's value down and each requirement up (≤ 1 micro-USDC per position and per
-        expiry), the batch rounds the sums once.
+        surplus_lb = equity − initial margin − slack, with slack = 10 micro-USDC + 10⁻⁹ of
+        the amounts (more than the batch's float difference from ``health``), plus 3 per
+        position for standard accounts (their exact figures round each position's value
+        down and each requirement up, ≤ 1 micro-USDC per position and per expiry; the
+        batch rounds the sums once).
 
-        ``check_order`` then accepts an order without a full evaluation when surplus_lb
-        minus a bound on the order's effect (``_screen_accepts``,
-        ``_standard_screen_accepts``) is still ≥ 0 — a sufficient condition for the exact
-        rule, so decisions never differ from the exact check and the state never depends
-        on the screen. Any price, market-data, listing, cash or position change voids an
-        entry. Returns the number of entries kept.
+        ``check_order`` then accepts an order without a full evaluation when the account
+        has no open orders, its positions and cash term (cash · min(1, stable) + unsettled
+        funding) equal the remembered row (``_screen_row``), the prices it is valued at are
+        unchanged, and surplus_lb minus a bound on the order's effect (``_screen_accepts``
+        for portfolio accounts, ``_standard_screen_accepts``) is still ≥ 0 — a sufficient
+        condition for the exact rule, so decisions never differ from the exact check and
+        the state never depends on the screen. Returns the number of accounts kept.
         """
-        portfolio = MarginMode.PORTFOLIO
-        entries: dict[int, tuple] = {}
-        for row in np.flatnonzero(matrix.portfolio).tolist():
-            account_id = int(revaluation.accounts[row])
-            account = accounts.get(account_id)
-            if account is None or account.open or account.margin_mode is not portfolio:
-                continue
-            equity = int(revaluation.equity[row])
-            initial = int(revaluation.initial_margin[row])
-            slack = 10 + (abs(equity) + abs(initial)) // 10**9
-            entries[account_id] = (_fingerprint(account), equity - initial - slack)
-        sizes = matrix.sizes
-        counts = np.diff(sizes.indptr)
         equity = revaluation.equity
         initial = revaluation.initial_margin
-        slack = 10 + 3 * counts + (np.abs(equity) + np.abs(initial)) // 10**9
-        standard = np.flatnonzero(~matrix.portfolio)
-        self.screen = _Screen(
-            self._price_key(), entries,
-            dict(zip(revaluation.accounts[standard].tolist(), standard.tolist())),
-            (equity - initial - slack).tolist(), matrix.cash.tolist(), sizes.indptr.tolist(),
-            sizes.indices.tolist(), sizes.data.tolist(), dict(self.marks), dict(self.index))
-        return len(entries) + int(standard.size)
+        per_position = np.where(matrix.portfolio, 0, 3 * np.diff(matrix.sizes.indptr))
+        slack = 10 + per_position + (np.abs(equity) + np.abs(initial)) // 10**9
+        self.screen = _Screen(self._price_key(), matrix, equity - initial - slack, dict(self.marks), dict(self.index))
+        return int(matrix.accounts.size)
+
+    def _screen_row(self, account: Account, portfolio: bool) -> int:
+        """The account's row in the remembered revaluation when its figures there are its
+        figures now — no open orders, the same positions and the same cash term — else −1
+        (prices are checked by the callers)."""
+        screen = self.screen
+        if account.open:
+            return -1
+        row = screen.row(account.account_id, portfolio)
+        if row < 0:
+            return -1
+        positions = account.positions
+        start, end = int(screen.indptr[row]), int(screen.indptr[row + 1])
+        if end - start != len(positions):
+            return -1
+        held = dict(zip(screen.indices[start:end].tolist(), screen.sizes[start:end].tolist()))
+        instruments = self.instruments
+        for instrument, position in positions.items():
+            size = held.get(instrument)
+            if size is None or size != position.size * (1.0 / 10**instruments[instrument].size_decimals):
+                return -1
+        if (self.cash_value(account.cash) + self.pending_funding(account)) / 1e6 != float(screen.cash[row]):
+            return -1
+        return row
 
     def _standard_screen_accepts(self, account: Account, spec: InstrumentSpec, side: int, price: int,
                                  lots: int) -> bool:
@@ -199,26 +206,16 @@ class Margin(StandardMargin):
         before ≥ 0 implies the exact rule; ``before`` and ``after`` are computed exactly,
         over the unit's positions only (O(positions))."""
         screen = self.screen
-        account_id = account.account_id
-        row = screen.rows.get(account_id)
-        if row is None or account.open:
+        row = self._screen_row(account, False)
+        if row < 0 or self.index != screen.index:
             return False
-        positions = account.positions
-        start, end = screen.indptr[row], screen.indptr[row + 1]
-        if end - start != len(positions) or self.index != screen.index:
-            return False
-        held = dict(zip(screen.indices[start:end], screen.sizes[start:end]))
         marks = self.marks
         remembered = screen.marks
-        instruments = self.instruments
-        for instrument, position in positions.items():
-            size = held.get(instrument)
+        for instrument in account.positions:
             mark = marks.get(instrument)
-            if size is None or mark is None or mark != remembered.get(instrument) \
-                    or size != position.size * (1.0 / 10**instruments[instrument].size_decimals):
+            if mark is None or mark != remembered.get(instrument):
                 return False
-        if (self.cash_value(account.cash) + self.pending_funding(account)) / 1e6 != screen.cash[row]:
-            return False
+        positions = account.positions
         instrument = spec.instrument_id
         if instrument not in marks:
             return False
@@ -236,7 +233,7 @@ class Margin(StandardMargin):
             mark = marks[instrument]
             before = _perp_charge(size, mark, *perp, 0, 0, 0, 0)
             after = _perp_charge(size, mark, *perp, *delta)
-        return after <= before or screen.surplus[row] + before - after >= 0
+        return after <= before or int(screen.surplus[row]) + before - after >= 0
 
     def _expiry_before_after(self, account: Account, spec: InstrumentSpec,
                              delta: tuple[int, int, int, int]) -> tuple[int, int]:
@@ -281,8 +278,10 @@ class Margin(StandardMargin):
         by ≤ |Δ|·(L·F + S·(mm + im contingency rates)) − Δ·(base value − limit price),
         with F the IM loss factor. 10 micro-USDC cover rounding."""
         screen = self.screen
-        entry = screen.accounts.get(account.account_id)
-        if entry is None or account.open or entry[0] != _fingerprint(account) or screen.key != self._price_key():
+        if screen.key != self._price_key():
+            return False
+        account_row = self._screen_row(account, True)
+        if account_row < 0:
             return False
         risk = self.risk.get(spec.underlying)
         if risk is None:
@@ -303,7 +302,7 @@ class Margin(StandardMargin):
             mark = self.marks[spec.instrument_id] / 1e6
             change = delta * (mark - limit) - abs(delta) * (
                 factor * risk.perp_lipschitz * mark + spot * (c.mm_perp + c.im_perp))
-        return entry[1] + change * 1e6 - 10.0 >= 0.0
+        return int(screen.surplus[account_row]) + change * 1e6 - 10.0 >= 0.0
 
     # -- portfolio accounts -------------------------------------------------------------
     def _gather(self, account: Account, order: tuple | None = None) -> dict[str, _Underlying] | None:

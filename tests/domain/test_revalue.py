@@ -40,7 +40,7 @@ def test_pretrade_screen_never_accepts_what_the_exact_check_rejects():
         health = margin.health(account)
         account.cash += int(rng.integers(0, 3_000)) * 1_000_000 - health.initial_surplus
     matrix = PositionMatrix.from_state(state)
-    kept = margin.remember(state.accounts, matrix, revalue_all(state, matrix))
+    kept = margin.remember(matrix, revalue_all(state, matrix))
     assert kept == len(pm_ids) + len(std_ids)  # every standard account of the revaluation too
     n_options = len(state.instruments) - 1
     hits = 0
@@ -75,7 +75,7 @@ def _small_state():
 
 def _remember(state) -> None:
     matrix = PositionMatrix.from_state(state)
-    state.margin.remember(state.accounts, matrix, revalue_all(state, matrix))
+    state.margin.remember(matrix, revalue_all(state, matrix))
 
 
 _N_OPTIONS = 510  # bench/margin.py: 5 expiries × 51 strikes × call/put after the perpetual (id 0)
@@ -128,7 +128,8 @@ def test_standard_screen_never_accepts_what_the_exact_check_rejects(positions, s
             account.cash = high + boundary
         _remember(state)
         # the remembered bound never exceeds the exact initial surplus (the screen's premise)
-        assert margin.screen.surplus[margin.screen.rows[account.account_id]] <= margin.health(account).initial_surplus
+        row = margin.screen.row(account.account_id, False)
+        assert int(margin.screen.surplus[row]) <= margin.health(account).initial_surplus
         for drawn in orders:
             spec, side, price, lots = order(*drawn)
             accepted = margin._standard_screen_accepts(account, spec, side, price, lots)
