@@ -180,7 +180,8 @@ class EmbeddedStack:
     config : StackConfig
     node : Node | None
         An already running sequencer (``clearway node --dev``): the stack reads its journal
-        from ``node.data_dir`` and does not close it.
+        from ``node.data_dir`` and does not close it. Without one, ``data_dir/node`` must
+        hold no journal of an earlier run (StackError USED_NODE).
     chain : Chain | None
         Default: a fresh :class:`EmbeddedChain` seeded with ``config.chain_seed``.
     """
@@ -213,15 +214,32 @@ class EmbeddedStack:
         self._owns_node = node is None
         self.node = node if node is not None else Node(self.data_dir / "node", genesis, clock=clock,
                                                        snapshot_every=0, freeze_gc=False)
-        self.journal = SqliteJournal(self.node.data_dir / SQLITE_FILE)
-        self.inbox = Inbox(self.data_dir / "settlement")
-        self.board = MemoryBoard()
-        verifier_config = VerifierConfig(require_oracle=config.require_oracle, finalise=False,
-                                         deposit_window_blocks=config.deposit_window_blocks,
-                                         snapshot_every=config.verifier_snapshot_every, start_block=self.start_block)
-        self.verifiers = VerifierSet([Verifier(self.client, key, genesis, self.data_dir / "verifiers" / str(i),
-                                               self.board, verifier_config, f"verifier{i}")
-                                      for i, key in enumerate(self.verifier_keys)], self.board)
+        opened: list = []
+        try:
+            if self._owns_node and self.node.last_seq:
+                raise StackError(StackErrorCode.USED_NODE, f"{self.data_dir} holds the journal of an earlier run "
+                                 "(the embedded chain does not outlive its process): use a fresh directory")
+            self.journal = SqliteJournal(self.node.data_dir / SQLITE_FILE)
+            opened.append(self.journal)
+            self.inbox = Inbox(self.data_dir / "settlement")
+            opened.append(self.inbox)
+            self.board = MemoryBoard()
+            verifier_config = VerifierConfig(require_oracle=config.require_oracle, finalise=False,
+                                             deposit_window_blocks=config.deposit_window_blocks,
+                                             snapshot_every=config.verifier_snapshot_every,
+                                             start_block=self.start_block)
+            verifiers = []
+            for i, key in enumerate(self.verifier_keys):
+                verifiers.append(Verifier(self.client, key, genesis, self.data_dir / "verifiers" / str(i), self.board,
+                                          verifier_config, f"verifier{i}"))
+                opened.append(verifiers[-1])
+            self.verifiers = VerifierSet(verifiers, self.board)
+        except BaseException:
+            for resource in reversed(opened):
+                resource.close()
+            if self._owns_node:
+                self.node.close(snapshot=False)
+            raise
         self.watcher = ChainWatcher(self.client, self.node, self.inbox, config.confirmations, self.start_block)
         self.batcher = Batcher(self.client, self.sequencer_key, genesis, self.journal, self.inbox, self.verifiers,
                                max_commands=config.batch_max_commands, max_seconds=config.batch_max_seconds,

@@ -219,3 +219,14 @@ def test_a_forced_withdrawal_is_served_by_the_next_step_and_claimable_once_final
     stack.settle()
     assert stack.verifiers.verifiers[0].stats.forced_served == 1
     assert stack.claim(key) == 2_000 * USDC
+
+
+def test_a_data_dir_of_an_earlier_run_is_refused_and_released(tmp_path, clock):
+    with EmbeddedStack(tmp_path, genesis_factory=selftest_genesis, clock=clock) as stack:
+        stack.deposit(stack.new_key("first"), USDC)
+    with pytest.raises(StackError) as refused:
+        EmbeddedStack(tmp_path, genesis_factory=selftest_genesis, clock=clock)
+    assert refused.value.code == StackErrorCode.USED_NODE
+    from clearway.engine.node import Node
+
+    Node(tmp_path / "node", snapshot_every=0, freeze_gc=False).close()  # the data directory was released
