@@ -44,7 +44,7 @@ over the trailing :data:`USDC_WINDOW` (5) minutes, so one stale or thin USDC pri
 move it; carried forward over minutes with no fresh USDC venue; 1.0 before any. It reaches
 0.879 (its low) on 11 March 2023. Known cost: while USDC moved fast (11 March) the USDC
 venues, converted at that 5-minute median, add noise — the index's 1-minute realised vol
-over 11 March is 0.85 against 0.59 for Binance.US BTC/USD alone (0.68 vs 0.72 on 10 March).
+over 11 March is 0.85 against 0.59 for Binance.US BTC/USD alone (0.69 vs 0.72 on 10 March).
 
 Realised volatility (decimal per √year): an EWMA of squared 1-minute log returns of the
 index, σ²ₜ = λσ²ₜ₋₁ + (1 − λ)rₜ², λ = 2^(−1/h) with half-life h = :data:`VOL_HALF_LIFE_MIN`
