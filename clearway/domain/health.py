@@ -23,6 +23,8 @@ portfolio: ⌊Σ base values⌋); requirements round up (portfolio: ``requiremen
 
 from __future__ import annotations
 
+from array import array
+from bisect import bisect_left
 from typing import NamedTuple
 
 import numpy as np
@@ -79,37 +81,51 @@ class _Underlying:
         self.order: tuple | None = None
 
 
-class _Screen:
-    """Remembered lower bounds of accounts' initial surplus (``Margin.remember``): numpy
-    arrays in the revaluation's row order — ``ids``, ``portfolio`` (row's margin mode),
-    ``surplus`` (lower bound, micro-USDC), ``cash`` (the cash term in USD,
-    ``PositionMatrix.cash``), the CSR positions (``indptr``, ``indices``, ``sizes`` in
-    contracts) — with ``key`` (``Margin._price_key``) and the marks and index prices they
-    were valued at. No Python object per account: remembering 100,000 accounts is a few
-    array copies."""
+def _int_array(values: np.ndarray) -> array:
+    """``array('q')`` copy of an integer numpy array (a memory copy: no Python objects)."""
+    out = array("q")
+    out.frombytes(np.ascontiguousarray(values, dtype=np.int64).tobytes())
+    return out
 
-    __slots__ = ("key", "ids", "portfolio", "surplus", "cash", "indptr", "indices", "sizes", "marks", "index")
+
+class _Screen:
+    """Remembered lower bounds of accounts' initial surplus (``Margin.remember``), in the
+    revaluation's row order: ``ids``, ``portfolio`` (1 for a portfolio row), ``surplus``
+    (lower bound, micro-USDC), ``cash`` (the cash term in USD, ``PositionMatrix.cash``),
+    the positions (``indptr``, ``indices``, ``lots``) — with ``key``
+    (``Margin._price_key``) and the marks and index prices they were valued at. Stored as
+    ``array`` copies of the numpy arrays: no Python object per account when remembering,
+    and O(1) element reads (no numpy scalar) in a pre-trade check."""
+
+    __slots__ = ("key", "ids", "portfolio", "surplus", "cash", "indptr", "indices", "lots", "marks", "index")
 
     def __init__(self, key: tuple, matrix, surplus: np.ndarray, marks: dict[int, int], index: dict[str, int]) -> None:
         self.key = key
-        self.ids = matrix.accounts.copy()
-        self.portfolio = matrix.portfolio.copy()
-        self.surplus = surplus
-        self.cash = matrix.cash.copy()
-        self.indptr = matrix.sizes.indptr.copy()
-        self.indices = matrix.sizes.indices.copy()
-        self.sizes = matrix.sizes.data.copy()
+        self.ids = _int_array(matrix.accounts)
+        self.portfolio = matrix.portfolio.astype(np.uint8).tobytes()
+        self.surplus = _int_array(surplus)
+        self.cash = array("d")
+        self.cash.frombytes(np.ascontiguousarray(matrix.cash, dtype=np.float64).tobytes())
+        self.indptr = _int_array(matrix.sizes.indptr)
+        self.indices = _int_array(matrix.sizes.indices)
+        self.lots = _int_array(matrix.lots)
         self.marks = marks
         self.index = index
 
     def row(self, account_id: int, portfolio: bool) -> int:
         """Row of the account in the remembered revaluation if it was valued in that mode,
-        else −1."""
+        else −1. Rows are in ascending id order; ids are usually consecutive, so the row
+        is tried at ``account_id − ids[0]`` before a binary search."""
         ids = self.ids
-        row = int(ids.searchsorted(account_id))
-        if row < ids.size and ids[row] == account_id and bool(self.portfolio[row]) is portfolio:
-            return row
-        return -1
+        n = len(ids)
+        if not n:
+            return -1
+        row = account_id - ids[0]
+        if not (0 <= row < n and ids[row] == account_id):
+            row = bisect_left(ids, account_id)
+            if row >= n or ids[row] != account_id:
+                return -1
+        return row if self.portfolio[row] == portfolio else -1
 
 
 class Margin(StandardMargin):
@@ -159,8 +175,12 @@ class Margin(StandardMargin):
         unchanged, and surplus_lb minus a bound on the order's effect (``_screen_accepts``
         for portfolio accounts, ``_standard_screen_accepts``) is still ≥ 0 — a sufficient
         condition for the exact rule, so decisions never differ from the exact check and
-        the state never depends on the screen. Returns the number of accounts kept.
+        the state never depends on the screen. Returns the number of accounts kept (0, and
+        no screen, for a matrix without ``lots``).
         """
+        if matrix.lots is None:
+            self.screen = None
+            return 0
         equity = revaluation.equity
         initial = revaluation.initial_margin
         per_position = np.where(matrix.portfolio, 0, 3 * np.diff(matrix.sizes.indptr))
@@ -179,16 +199,12 @@ class Margin(StandardMargin):
         if row < 0:
             return -1
         positions = account.positions
-        start, end = int(screen.indptr[row]), int(screen.indptr[row + 1])
-        if end - start != len(positions):
+        start, end = screen.indptr[row], screen.indptr[row + 1]
+        held = sorted(positions)
+        if held != screen.indices[start:end].tolist() \
+                or [positions[i].size for i in held] != screen.lots[start:end].tolist():
             return -1
-        held = dict(zip(screen.indices[start:end].tolist(), screen.sizes[start:end].tolist()))
-        instruments = self.instruments
-        for instrument, position in positions.items():
-            size = held.get(instrument)
-            if size is None or size != position.size * (1.0 / 10**instruments[instrument].size_decimals):
-                return -1
-        if (self.cash_value(account.cash) + self.pending_funding(account)) / 1e6 != float(screen.cash[row]):
+        if (self.cash_value(account.cash) + self.pending_funding(account)) / 1e6 != screen.cash[row]:
             return -1
         return row
 
@@ -233,7 +249,7 @@ class Margin(StandardMargin):
             mark = marks[instrument]
             before = _perp_charge(size, mark, *perp, 0, 0, 0, 0)
             after = _perp_charge(size, mark, *perp, *delta)
-        return after <= before or int(screen.surplus[row]) + before - after >= 0
+        return after <= before or screen.surplus[row] + before - after >= 0
 
     def _expiry_before_after(self, account: Account, spec: InstrumentSpec,
                              delta: tuple[int, int, int, int]) -> tuple[int, int]:
@@ -302,7 +318,7 @@ class Margin(StandardMargin):
             mark = self.marks[spec.instrument_id] / 1e6
             change = delta * (mark - limit) - abs(delta) * (
                 factor * risk.perp_lipschitz * mark + spot * (c.mm_perp + c.im_perp))
-        return int(screen.surplus[account_row]) + change * 1e6 - 10.0 >= 0.0
+        return screen.surplus[account_row] + change * 1e6 - 10.0 >= 0.0
 
     # -- portfolio accounts -------------------------------------------------------------
     def _gather(self, account: Account, order: tuple | None = None) -> dict[str, _Underlying] | None:

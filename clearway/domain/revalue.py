@@ -64,16 +64,21 @@ class PositionMatrix:
         cash · min(1, stable price) + unsettled funding, USD (equity's cash terms,
         exchange-rules.md).
     sizes : scipy.sparse.csr_matrix (A, N)
-        Position sizes in contracts (lots / 10^size_decimals), N = number of instruments.
+        Position sizes in contracts (lots / 10^size_decimals), N = number of instruments,
+        column indices sorted within each row.
+    lots : int64 (nnz,) or None
+        The same positions in lots, parallel to ``sizes.data`` (``from_state`` fills it;
+        the pre-trade screen compares an account's positions with its row through it).
     """
 
-    __slots__ = ("accounts", "portfolio", "cash", "sizes")
+    __slots__ = ("accounts", "portfolio", "cash", "sizes", "lots")
 
-    def __init__(self, accounts, portfolio, cash, sizes) -> None:
+    def __init__(self, accounts, portfolio, cash, sizes, lots=None) -> None:
         self.accounts = accounts
         self.portfolio = portfolio
         self.cash = cash
         self.sizes = sizes
+        self.lots = lots
 
     @classmethod
     def from_state(cls, state) -> "PositionMatrix":
@@ -106,11 +111,14 @@ class PositionMatrix:
                     position = positions.get(instrument)
                     if position is not None and index != position.funding_index:
                         cash[k] += (-position.size * (index - position.funding_index)) // unit
-        sizes = sp.csr_matrix((lots * inv[indices], indices, indptr), shape=(n, n_instruments))
-        sizes.sort_indices()
+        in_lots = sp.csr_matrix((lots, indices, indptr), shape=(n, n_instruments))
+        in_lots.sort_indices()
+        sizes = sp.csr_matrix((in_lots.data * inv[in_lots.indices], in_lots.indices, in_lots.indptr),
+                              shape=(n, n_instruments))
+        sizes.has_sorted_indices = True
         return cls(np.fromiter([account.account_id for account in accounts], np.int64, n),
                    np.fromiter([account.margin_mode is portfolio for account in accounts], bool, n),
-                   np.array(cash, dtype=np.float64) / 1e6, sizes)
+                   np.array(cash, dtype=np.float64) / 1e6, sizes, in_lots.data)
 
 
 class Revaluation(NamedTuple):
