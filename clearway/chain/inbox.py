@@ -176,6 +176,17 @@ class Inbox:
         return [StoredBatch(n, f, l, bytes(p), bytes(r), bytes(d), _decode_effects(bytes(e)), t, s)
                 for n, f, l, p, r, d, e, t, s in rows]
 
+    def batch(self, batch_number: int) -> StoredBatch | None:
+        """One stored batch by number (None if never built)."""
+        with self._lock:
+            row = self._db.execute(
+                "SELECT batch_number, first_seq, last_seq, prev_root, new_root, data, effects, trades, status "
+                "FROM batches WHERE batch_number = ?", (batch_number,)).fetchone()
+        if row is None:
+            return None
+        n, f, l, p, r, d, e, t, st = row
+        return StoredBatch(n, f, l, bytes(p), bytes(r), bytes(d), _decode_effects(bytes(e)), t, st)
+
     def last_batch(self) -> StoredBatch | None:
         stored = self.batches()
         return stored[-1] if stored else None

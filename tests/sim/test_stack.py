@@ -193,6 +193,7 @@ def test_batch_summaries_count_commands_trades_gas_and_attestations(stack, clock
     assert summary["commands"] == stack.node.last_seq and summary["trades"] == 2
     assert summary["status"] == "finalised" and summary["attestations"] == 3
     assert summary["gas"] == stack.batch_gas[1] > 0 and summary["data_bytes"] > 0
+    assert stack.batch_summaries([1]) == [summary] and stack.batch_summaries([2]) == []
 
 
 def test_a_command_the_api_received_signed_reaches_the_batch_signed(stack, clock):
