@@ -39,6 +39,9 @@ def add_node_parser(subparsers) -> argparse.ArgumentParser:
     node.add_argument("--journal", default=None, metavar="URL",
                       help="postgresql://user:pass@host:port/db (default: SQLite in --data-dir)")
     node.add_argument("--pg-schema", default="clearway", help="schema of the PostgreSQL journal")
+    node.add_argument("--sqlite-synchronous", choices=["full", "normal"], default="full",
+                      help="SQLite journal: full (default) fsyncs every commit, an acknowledged command "
+                           "survives power loss; normal survives a crash of the node process only")
     node.add_argument("--genesis", default=None, metavar="FILE",
                       help="genesis config as JSON (needed once, when the journal is new)")
     node.add_argument("--snapshot-every", type=int, default=100_000, metavar="N",
@@ -61,6 +64,7 @@ def run_node(args: argparse.Namespace) -> int:
         genesis = msgspec.json.decode(Path(args.genesis).read_bytes(), type=GenesisConfig)
     out = sys.stdout.buffer
     node = Node(Path(args.data_dir), genesis, journal=args.journal, pg_schema=args.pg_schema,
+                sqlite_synchronous=args.sqlite_synchronous,
                 snapshot_every=args.snapshot_every, keep_snapshots=args.keep_snapshots,
                 max_command_bytes=args.max_command_bytes)
     _write_line(out, {"recovered": node.recovery.to_dict()})

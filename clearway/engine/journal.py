@@ -6,13 +6,15 @@ CRC-32 of the bytes seeded with the sequence number, so a damaged record, or a s
 under the wrong number, is detected on recovery (recovery.py cuts the journal there).
 
 Back ends: ``SqliteJournal`` (this module; the embedded default, one file in the data
-directory, WAL mode with ``synchronous=FULL`` so every commit is fsynced) and
+directory, WAL mode with ``synchronous=FULL`` by default so every commit is fsynced;
+``"normal"`` on request, see SqliteJournal) and
 ``PostgresJournal`` (pgjournal.py). Both keep the records in ``journal``, the genesis in
 ``journal_meta`` and records cut on recovery in ``journal_quarantine`` (kept for forensics,
 never replayed).
 
 Threading: a journal object is used by one thread at a time (recovery, then the node's
-committer thread, then close); it does no locking of its own.
+committer thread, then close); it does no locking of its own (the SQLite journal's
+background checkpointer has its own connection).
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ Record = tuple[int, bytes, int]
 """(seq, encoded command, checksum)."""
 
 SQLITE_FILE = "journal.sqlite3"
+SYNCHRONOUS_MODES = ("full", "normal")
 _MAX_STATEMENT_ROWS = 8_192  # 24,576 parameters, under SQLite's default limit of 32,766
 _INSERT_SQL: dict[int, str] = {}
 _NULLS = (None,) * (3 * _MAX_STATEMENT_ROWS)
@@ -109,8 +112,19 @@ def iter_records(journal: Journal, after: int, chunk: int = 20_000) -> Iterator[
 
 
 class SqliteJournal:
-    """Journal in one SQLite file, WAL mode, ``synchronous=FULL`` (a commit returns after
-    the WAL is fsynced, so an acknowledged command survives a crash or power loss).
+    """Journal in one SQLite file in WAL mode.
+
+    Durability of a returned ``append`` (the node acknowledges only then) depends on
+    ``synchronous``:
+
+    - ``"full"`` (default): SQLite fsyncs the WAL at every commit, so an acknowledged
+      command survives a process crash, a kernel crash and a power loss (as far as the
+      disk honours flushes).
+    - ``"normal"``: the commit writes the WAL without an fsync (SQLite syncs only at
+      checkpoints), so an acknowledged command survives a crash of the node process
+      (SIGKILL included: the data is in the kernel's page cache) but the last commits
+      before a power loss or kernel crash may be lost. Faster commits; never the
+      default, only when asked for.
 
     SQLite's own WAL frame checksums make a torn transaction disappear as a whole on the
     next open; the record checksums catch damage inside committed pages.
@@ -126,16 +140,21 @@ class SqliteJournal:
     ----------
     path : Path
         The database file (created with its tables if missing).
+    synchronous : str
+        ``"full"`` or ``"normal"`` (above). Raises ValueError for anything else.
     """
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, synchronous: str = "full") -> None:
         self.path = Path(path)
+        if synchronous not in SYNCHRONOUS_MODES:
+            raise ValueError(f"synchronous must be one of {SYNCHRONOUS_MODES}, not {synchronous!r}")
+        self.synchronous = synchronous
         try:
             self._db = sqlite3.connect(str(self.path), isolation_level=None, check_same_thread=False)
             mode = self._db.execute("PRAGMA journal_mode=WAL").fetchone()[0]
             if mode.lower() != "wal":
                 raise JournalError(f"{self.path}: cannot switch to WAL mode (got {mode})")
-            self._db.execute("PRAGMA synchronous=FULL")
+            self._db.execute(f"PRAGMA synchronous={synchronous.upper()}")
             self._db.execute(f"PRAGMA wal_autocheckpoint={_BACKSTOP_PAGES}")
             self._db.execute(f"PRAGMA busy_timeout={_BUSY_TIMEOUT_MS}")  # our checkpointer's RESTART
             self._db.executescript(
@@ -232,7 +251,7 @@ class SqliteJournal:
         return count
 
     def describe(self) -> str:
-        return f"sqlite:{self.path}"
+        return f"sqlite:{self.path} (synchronous={self.synchronous})"
 
     def close(self) -> None:
         if self._checkpointer is not None:
@@ -291,13 +310,15 @@ class _Checkpointer:
         self._thread.join()
 
 
-def open_journal(data_dir: Path, url: str | None = None, *, schema: str = "clearway") -> Journal:
-    """The journal for ``url``: None or ``sqlite`` → ``DATA_DIR/journal.sqlite3``;
-    ``postgresql://…`` (or ``postgres://…``) → PostgresJournal in ``schema``.
+def open_journal(data_dir: Path, url: str | None = None, *, schema: str = "clearway",
+                 sqlite_synchronous: str = "full") -> Journal:
+    """The journal for ``url``: None or ``sqlite`` → ``DATA_DIR/journal.sqlite3`` (with
+    ``sqlite_synchronous``, see SqliteJournal); ``postgresql://…`` (or ``postgres://…``) →
+    PostgresJournal in ``schema``.
 
-    Raises JournalError for an unknown scheme."""
+    Raises JournalError for an unknown scheme, ValueError for an unknown synchronous mode."""
     if url is None or url in ("sqlite", "sqlite:"):
-        return SqliteJournal(Path(data_dir) / SQLITE_FILE)
+        return SqliteJournal(Path(data_dir) / SQLITE_FILE, synchronous=sqlite_synchronous)
     if url.startswith(("postgresql://", "postgres://")):
         from clearway.engine.pgjournal import PostgresJournal
 

@@ -110,6 +110,10 @@ class Node:
         None for SQLite in ``data_dir``, a ``postgresql://`` URL, or a journal object.
     pg_schema : str
         Schema of the PostgreSQL journal.
+    sqlite_synchronous : str
+        ``"full"`` (default: an acknowledgement survives power loss) or ``"normal"`` (it
+        survives a crash of the process only), for the default SQLite journal; see
+        journal.SqliteJournal.
     snapshot_every : int
         Commands between snapshots (0: only at clean shutdown).
     keep_snapshots : int
@@ -156,6 +160,7 @@ class Node:
         *,
         journal: str | Journal | None = None,
         pg_schema: str = "clearway",
+        sqlite_synchronous: str = "full",
         snapshot_every: int = 100_000,
         keep_snapshots: int = 3,
         clock: Callable[[], int] = wall_clock_ms,
@@ -182,7 +187,7 @@ class Node:
         self._journal: Journal | None = None
         try:
             self._journal = journal if journal is not None and not isinstance(journal, str) else \
-                open_journal(self.data_dir, journal, schema=pg_schema)
+                open_journal(self.data_dir, journal, schema=pg_schema, sqlite_synchronous=sqlite_synchronous)
             self.genesis = resolve_genesis(self._journal, genesis)
             self._store = SnapshotStore(self.data_dir)
             self._state, self.recovery = recover(self._journal, self._store, self.genesis)

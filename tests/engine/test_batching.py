@@ -137,3 +137,22 @@ def test_snapshots_are_built_inline_until_one_is_slow_then_forked(backend, genes
     slow.close()
     with backend.node(genesis) as node:
         assert node.state_hash() == reference_hash(genesis, commands)
+
+
+def test_the_sqlite_synchronous_mode_is_full_unless_normal_is_asked_for(tmp_path, genesis, commands):
+    from clearway.engine.node import Node
+
+    def mode(node) -> int:  # the node is idle: its committer is not using the connection
+        return node._journal._db.execute("PRAGMA synchronous").fetchone()[0]
+
+    with Node(tmp_path / "full", genesis, snapshot_every=0, freeze_gc=False) as node:
+        assert mode(node) == 2 and "synchronous=full" in node._journal.describe()
+    with Node(tmp_path / "normal", genesis, snapshot_every=0, freeze_gc=False, sqlite_synchronous="normal") as node:
+        assert mode(node) == 1
+        assert node.submit_many(commands[:20]).wait(60)
+    with Node(tmp_path / "normal", genesis, snapshot_every=0, freeze_gc=False) as node:
+        assert node.last_seq == 20
+    with pytest.raises(ValueError):
+        Node(tmp_path / "off", genesis, sqlite_synchronous="off")
+    with Node(tmp_path / "off", genesis, snapshot_every=0, freeze_gc=False) as node:  # the lock was released
+        assert node.last_seq == 0
