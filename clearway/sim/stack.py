@@ -27,6 +27,7 @@ keys, time in milliseconds of the stack's clock)::
     events = stack.submit(command, signer=key)   # to the sequencer; EIP-712 signed if signer
     stack.withdraw(key, 1_000 * USDC)            # domain Withdraw (signed by the owner)
     report = stack.step()                        # L1 time, watcher, batcher, verifiers
+    stack.batch_summaries(report.finalised)      # commands, trades, bytes, gas, attestations
     stack.settle()                               # batch everything pending until finalised
     paid = stack.claim(key)                      # the L1 withdrawal of what is claimable
     url = stack.serve_api(port=0)                # the JSON-RPC API on 127.0.0.1
