@@ -34,19 +34,15 @@ from clearway.api.errors import (
     NOT_IMPLEMENTED, ORDER_NOT_FOUND, RETRY, SYSTEM_MAINTENANCE, ApiError, from_code, invalid_params, unauthorized,
 )
 from clearway.api.names import SETTLEMENT_CURRENCY, Instrument, parse_usdc, usdc
+from clearway.api.orderparams import parse_order_params
 from clearway.api.readmodel import OrderView, TradeView
 from clearway.api.rpc import Acked, Context, Params, method
 from clearway.domain import events as ev
 from clearway.domain.commands import AmendOrder, CancelAll, CancelOrder, PlaceOrder, Withdraw
 from clearway.domain.errors import ErrorCode
-from clearway.domain.orders import OrderType, TimeInForce
 from clearway.engine.errors import CommandRejected, NodeFailed
 
 VERSION = "clearway-api 1.0"
-_TIF = {"good_til_cancelled": int(TimeInForce.GTC), "immediate_or_cancel": int(TimeInForce.IOC),
-        "fill_or_kill": int(TimeInForce.FOK)}
-_ORDER_TYPES = ("limit", "market", "stop_limit", "stop_market", "take_limit", "take_market", "trailing_stop",
-                "market_limit")
 _KINDS = ("future", "option", "any", "spot", "future_combo", "option_combo")
 _SORTING = ("asc", "desc", "default")
 
@@ -187,6 +183,17 @@ def _order_from_events(api, events: list, ts: int, order_id: int | None = None):
             order = OrderView(event.order_id, event.account, model.instruments[event.instrument], event.side,
                               event.price, event.size, event.tif, event.post_only, event.reduce_only,
                               event.client_order_id, False, ts)
+            order.display = event.display_size
+            order.shown = min(event.display_size, event.size)
+            order.expire_at = event.expire_at
+        elif t is ev.ConditionalAccepted and order is None:
+            order = OrderView(event.order_id, event.account, model.instruments[event.instrument], event.side,
+                              event.price, event.size, event.tif, event.post_only, event.reduce_only,
+                              event.client_order_id, False, ts)
+            order.state = "untriggered"
+            order.order_type = event.order_type
+            order.trigger, order.trigger_price, order.triggered = event.trigger, event.trigger_price, False
+            order.display, order.expire_at = event.display_size, event.expire_at
         elif t is ev.Trade and order is not None and event.taker_order_id == order.order_id:
             order.filled += event.size
             order.remaining -= event.size
@@ -485,19 +492,15 @@ def _place(api, ctx: Context, p: Params, side: int, fresh: bool = False):
     inst = _instrument(api, p)
     lots = inst.parse_amount(p.get("amount") if p.has("amount") else p.get("contracts"),
                              "amount" if p.has("amount") else "contracts")
-    kind = p.choice("type", _ORDER_TYPES, "limit")
-    if kind not in ("limit", "market"):
-        raise ApiError(NOT_IMPLEMENTED, "not_implemented", {"reason": f"order type {kind} is not supported"})
-    market = kind == "market"
-    price = 0 if market else inst.parse_price(p.get("price"))
-    tif = _TIF[p.choice("time_in_force", tuple(_TIF), "good_til_cancelled")]
+    op = parse_order_params(p, inst, lots, api.config.clock())
+    market = op.market
     post_only = p.bool("post_only")
     reduce_only = p.bool("reduce_only")
     label = p.str("label", "", max_len=64)
     owner = _owner(ctx)
     account = _trading_account(api, ctx)
-    command = PlaceOrder(0, 0, account, inst.instrument_id, side, lots, price,
-                         int(OrderType.MARKET if market else OrderType.LIMIT), tif, post_only, reduce_only, label)
+    command = PlaceOrder(0, 0, account, inst.instrument_id, side, lots, op.price, op.order_type, op.tif, post_only,
+                         reduce_only, label, op.trigger_price, op.trigger, op.display_size, op.expire_at)
     signed = _signed(api, p, command, owner)
     ticket = _submit(api, ctx, command)
     return Acked(ticket, lambda events: _placed(api, ticket, events, account, market, owner, signed))
@@ -515,7 +518,9 @@ def _placed(api, ticket, events: list, account: int, market: bool, owner: str, s
     if signed is not None:
         api.record_signed(ticket.seq, sequenced, owner, *signed)
     order, trades = _order_from_events(api, events, sequenced.ts)
-    order.market = market
+    if order.triggered is None:
+        order.market = market
+        order.order_type = sequenced.order_type
     for trade in trades:
         trade.taker_market = market
     return {"order": order.to_json(), "trades": [t.user_json(account) for t in trades]}
@@ -670,10 +675,19 @@ async def _open_orders(api, ctx, match) -> list:
     return [o.to_json() for o in sorted(orders.values(), key=lambda o: o.order_id) if match(o)]
 
 
+_TYPE_FILTERS = {
+    "all": None, "limit": {1}, "market": {2}, "trigger_all": {3, 4, 5, 6}, "trigger": {3, 4, 5, 6},
+    "stop_all": {3, 4}, "stop_market": {3}, "stop_limit": {4}, "take_all": {5, 6}, "take_market": {5},
+    "take_limit": {6}, "trailing_all": set(), "trailing_stop": set(),
+}
+"""Deribit's ``type`` filter of get_open_orders* → orders.OrderType values (None: all).
+``trigger_all`` (and Clearway's alias ``trigger``) are the conditional orders, waiting
+("untriggered") or triggered and resting."""
+
+
 def _order_type_filter(p: Params):
-    kind = p.choice("type", ("all", "limit", "market", "stop_all", "stop_limit", "stop_market", "take_all",
-                             "take_limit", "take_market", "trailing_all", "trailing_stop"), "all")
-    return lambda o: kind in ("all", "limit") or (kind == "market" and o.market)
+    wanted = _TYPE_FILTERS[p.choice("type", tuple(_TYPE_FILTERS), "all")]
+    return lambda o: wanted is None or o.order_type in wanted
 
 
 @method("private/get_open_orders", private=True)
@@ -887,13 +901,12 @@ def order_typed_data(api, ctx, p):
     owner = normalise_address(p.get("owner"))
     inst = _instrument(api, p)
     side = {"buy": 1, "sell": -1}[p.choice("direction", ("buy", "sell"), "buy")]
-    market = p.choice("type", ("limit", "market"), "limit") == "market"
     account = api.account_id(owner)
-    command = PlaceOrder(0, 0, account if account is not None else -1, inst.instrument_id, side,
-                         inst.parse_amount(p.get("amount")), 0 if market else inst.parse_price(p.get("price")),
-                         int(OrderType.MARKET if market else OrderType.LIMIT),
-                         _TIF[p.choice("time_in_force", tuple(_TIF), "good_til_cancelled")],
-                         p.bool("post_only"), p.bool("reduce_only"), p.str("label", "", max_len=64))
+    lots = inst.parse_amount(p.get("amount"))
+    op = parse_order_params(p, inst, lots, api.config.clock())
+    command = PlaceOrder(0, 0, account if account is not None else -1, inst.instrument_id, side, lots, op.price,
+                         op.order_type, op.tif, p.bool("post_only"), p.bool("reduce_only"),
+                         p.str("label", "", max_len=64), op.trigger_price, op.trigger, op.display_size, op.expire_at)
     return signing.typed_data(command, owner, p.int("nonce", required=True, hi=2**64 - 1))
 
 

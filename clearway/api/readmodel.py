@@ -43,7 +43,15 @@ MAX_CLOSED_ORDERS = 200_000
 MAX_TRADES_PER_INSTRUMENT = 10_000
 MAX_TRADES_PER_ACCOUNT = 10_000
 DAY_MS = 86_400_000
+SESSION_END_MS = 8 * 3_600_000  # Deribit's trading day ends at 08:00 UTC (good_til_day)
 _MARKET = int(OrderType.MARKET)
+_LIMIT = int(OrderType.LIMIT)
+_TYPE_NAMES = {1: "limit", 2: "market", 3: "stop_market", 4: "stop_limit", 5: "take_market", 6: "take_limit"}
+"""orders.OrderType → Deribit ``order_type`` (LIMIT, MARKET, STOP_MARKET, STOP_LIMIT,
+TAKE_PROFIT_MARKET, TAKE_PROFIT_LIMIT)."""
+_MARKET_TYPES = frozenset({2, 3, 5})
+_TRIGGER_NAMES = {1: "mark_price", 2: "index_price", 3: "last_price"}
+"""orders.TriggerSource → Deribit ``trigger``."""
 _TIF_NAMES = {int(TimeInForce.GTC): "good_til_cancelled", int(TimeInForce.IOC): "immediate_or_cancel",
               int(TimeInForce.FOK): "fill_or_kill"}
 _ACCOUNT_EVENTS = frozenset({
@@ -61,6 +69,7 @@ _CANCEL_REASONS = {
     int(CancelReason.AMENDED_AWAY): "edit",
     7: "autoliquidation",  # CancelReason.LIQUIDATION
     8: "settlement",       # CancelReason.EXPIRED
+    9: "good_til_time",    # CancelReason.GOOD_TIL_TIME (expire_at, or Deribit's good_til_day)
 }
 
 
@@ -69,7 +78,8 @@ class OrderView:
 
     __slots__ = ("order_id", "account", "instrument", "side", "price", "size", "filled", "remaining", "tif",
                  "post_only", "reduce_only", "label", "market", "state", "created", "updated",
-                 "filled_notional", "commission", "resting", "cancel_reason")
+                 "filled_notional", "commission", "resting", "cancel_reason", "order_type", "trigger",
+                 "trigger_price", "triggered", "display", "shown", "expire_at")
 
     def __init__(self, order_id: int, account: int, instrument: Instrument, side: int, price: int, size: int,
                  tif: int, post_only: bool, reduce_only: bool, label: str, market: bool, ts: int) -> None:
@@ -93,6 +103,17 @@ class OrderView:
         self.commission = 0
         self.resting = False
         self.cancel_reason = ""
+        self.order_type = _MARKET if market else _LIMIT  # orders.OrderType
+        self.trigger = 0           # orders.TriggerSource of a conditional order (0: none)
+        self.trigger_price = 0
+        self.triggered: bool | None = None  # None: not a conditional order
+        self.display = 0           # iceberg display size (lots; 0: shows everything)
+        self.shown = 0             # iceberg: the displayed slice now in the book
+        self.expire_at = 0         # good-til-time (ms; 0: none)
+
+    def visible(self) -> int:
+        """Lots this resting order shows in the book (the slice of an iceberg)."""
+        return self.shown if self.display else self.remaining
 
     def to_json(self) -> dict:
         """Deribit order object (``private/get_order_state``); ccxt ``parse_order``."""
@@ -103,10 +124,11 @@ class OrderView:
             "order_id": str(self.order_id),
             "instrument_name": inst.name,
             "direction": "buy" if self.side > 0 else "sell",
-            "order_type": "market" if self.market else "limit",
+            "order_type": _TYPE_NAMES.get(self.order_type, "limit"),
             "order_state": self.state,
-            "time_in_force": _TIF_NAMES.get(self.tif, "good_til_cancelled"),
-            "price": "market_price" if self.market else self.price / 1_000_000,
+            "time_in_force": ("good_til_day" if self.expire_at and self.expire_at % DAY_MS == SESSION_END_MS
+                              else _TIF_NAMES.get(self.tif, "good_til_cancelled")),
+            "price": "market_price" if self.market or self.order_type in _MARKET_TYPES else self.price / 1_000_000,
             "amount": self.size / inst.scale,
             "filled_amount": filled / inst.scale,
             "average_price": average,
@@ -121,12 +143,18 @@ class OrderView:
             "web": False,
             "is_liquidation": False,
             "replaced": False,
-            "max_show": self.size / inst.scale,
+            "max_show": (self.display if self.display else self.size) / inst.scale,
             "mmp": False,
             "risk_reducing": False,
         }
         if self.cancel_reason:
             out["cancel_reason"] = self.cancel_reason
+        if self.triggered is not None:
+            trigger_price = self.trigger_price / 1_000_000
+            out.update(trigger=_TRIGGER_NAMES.get(self.trigger, "mark_price"), trigger_price=trigger_price,
+                       stop_price=trigger_price, triggered=self.triggered)
+        if self.expire_at:
+            out["expire_at"] = self.expire_at
         return out
 
 
@@ -200,6 +228,71 @@ class TradeView:
         return out
 
 
+class TwapView:
+    """One TWAP parent order (Clearway; twap.py): its parameters, progress and outcome."""
+
+    __slots__ = ("order_id", "account", "instrument", "side", "size", "filled", "duration_ms", "interval_ms",
+                 "price_tolerance_ppm", "limit_price", "reduce_only", "label", "intervals", "intervals_left",
+                 "start_ts", "state", "end_reason", "updated", "suborders", "filled_notional")
+
+    def __init__(self, order_id: int, account: int, instrument: Instrument, side: int, size: int, duration_ms: int,
+                 interval_ms: int, price_tolerance_ppm: int, limit_price: int, reduce_only: bool, label: str,
+                 start_ts: int, filled: int = 0, done: int = 0) -> None:
+        self.order_id = order_id
+        self.account = account
+        self.instrument = instrument
+        self.side = side
+        self.size = size
+        self.filled = filled
+        self.duration_ms = duration_ms
+        self.interval_ms = interval_ms
+        self.price_tolerance_ppm = price_tolerance_ppm
+        self.limit_price = limit_price
+        self.reduce_only = reduce_only
+        self.label = label
+        self.intervals = duration_ms // interval_ms
+        self.intervals_left = self.intervals - done
+        self.start_ts = start_ts
+        self.state = "open"
+        self.end_reason = ""
+        self.updated = start_ts
+        self.suborders: list[int] = []
+        self.filled_notional = 0  # Σ lots × price of the suborders' fills seen by this model
+
+    def to_json(self) -> dict:
+        """``private/get_twap_state`` (Clearway): amounts in contracts, prices in USDC."""
+        inst = self.instrument
+        return {
+            "order_id": str(self.order_id),
+            "instrument_name": inst.name,
+            "direction": "buy" if self.side > 0 else "sell",
+            "order_state": self.state,
+            "end_reason": self.end_reason or None,
+            "amount": self.size / inst.scale,
+            "filled_amount": self.filled / inst.scale,
+            "remaining_amount": (self.size - self.filled) / inst.scale,
+            "average_price": self.filled_notional / self.filled / 1_000_000 if self.filled else 0.0,
+            "duration": self.duration_ms // 1000,
+            "interval": self.interval_ms // 1000,
+            "intervals": self.intervals,
+            "intervals_left": self.intervals_left,
+            "price_tolerance": self.price_tolerance_ppm / 1_000_000,
+            "limit_price": self.limit_price / 1_000_000 if self.limit_price else None,
+            "reduce_only": self.reduce_only,
+            "label": self.label,
+            "creation_timestamp": self.start_ts,
+            "last_update_timestamp": self.updated,
+            "next_suborder_timestamp": (self.start_ts + (self.intervals - self.intervals_left) * self.interval_ms
+                                        if self.state == "open" else None),
+            "suborder_ids": [str(i) for i in self.suborders],
+        }
+
+
+_TWAP_COMPLETED = 10
+_TWAP_END = {_TWAP_COMPLETED: "completed", 11: "elapsed", 12: "below_minimum_size"}
+"""CancelReason of a TwapEnded that is not a cancellation → ``end_reason``."""
+
+
 class Book:
     """L2 aggregates of one instrument (price → open lots) and its change id."""
 
@@ -263,9 +356,15 @@ class Snapshot:
         self.index = dict(state.index)
         self.orders = [
             (o.order_id, o.account, o.instrument, o.side, o.price, o.size, o.remaining, int(o.tif), o.post_only,
-             o.reduce_only, o.client_order_id)
+             o.reduce_only, o.client_order_id, o.display, o.shown, o.expire_at)
             for o in state.orders.values()
         ]
+        self.conditionals = [
+            (c.order_id, c.account, c.instrument, c.side, c.order_type, c.size, c.price, c.trigger, c.trigger_price,
+             int(c.tif), c.post_only, c.reduce_only, c.client_order_id, c.display, c.expire_at)
+            for c in state.conditionals.values()
+        ]
+        self.twaps = [t.canonical() for t in state.twaps.values()]
 
 
 class ReadModel:
@@ -289,9 +388,11 @@ class ReadModel:
         self.marks: dict[int, int] = {}
         self.index: dict[str, int] = {}
         self.books: dict[int, Book] = {}
-        self.orders: dict[int, OrderView] = {}  # open and recently closed
+        self.orders: dict[int, OrderView] = {}  # open (untriggered included) and recently closed
+        self.twaps: dict[int, TwapView] = {}  # running and recently ended TWAP parents
         self.open_by_account: dict[int, dict[int, OrderView]] = {}
         self._closed: collections.deque[int] = collections.deque()
+        self._twaps_ended: collections.deque[int] = collections.deque()
         self.trades: dict[int, collections.deque[TradeView]] = {}
         self.trades_by_account: dict[int, collections.deque[TradeView]] = {}
         self.last_price: dict[int, int] = {}
@@ -348,18 +449,30 @@ class ReadModel:
         self.orders.clear()
         self.open_by_account.clear()
         self._closed.clear()
+        self.twaps.clear()
         for (order_id, account, instrument, side, price, size, remaining, tif, post_only, reduce_only,
-             label) in snapshot.orders:
+             label, display, shown, expire_at) in snapshot.orders:
             order = OrderView(order_id, account, self.instruments[instrument], side, price, size, tif, post_only,
                               reduce_only, label, False, snapshot.ts)
             order.remaining = remaining
             order.filled = size - remaining
             order.filled_notional = order.filled * price  # best knowledge: at the limit
+            order.display, order.shown, order.expire_at = display, shown, expire_at
             order.resting = True
             self.orders[order_id] = order
             self.open_by_account.setdefault(account, {})[order_id] = order
             book = self.books[instrument].side(side)
-            book[price] = book.get(price, 0) + remaining
+            book[price] = book.get(price, 0) + order.visible()
+        for (order_id, account, instrument, side, order_type, size, price, trigger, trigger_price, tif, post_only,
+             reduce_only, label, display, expire_at) in snapshot.conditionals:
+            order = self._conditional(order_id, account, instrument, side, order_type, size, price, trigger,
+                                      trigger_price, tif, post_only, reduce_only, label, display, expire_at,
+                                      snapshot.ts)
+        for (order_id, account, instrument, side, size, duration_ms, interval_ms, tolerance, limit_price,
+             reduce_only, label, start_ts, filled, done) in snapshot.twaps:
+            self.twaps[order_id] = TwapView(order_id, account, self.instruments[instrument], side, size, duration_ms,
+                                            interval_ms, tolerance, limit_price, reduce_only, label, start_ts,
+                                            filled, done)
 
     def _list(self, spec, ts: int) -> Instrument:
         inst = Instrument(spec, ts)
@@ -378,6 +491,23 @@ class ReadModel:
         self.delisted[inst.instrument_id] = inst
         inst.info = {**inst.info, "is_active": False}
         self.marks.pop(inst.instrument_id, None)
+
+    def _conditional(self, order_id: int, account: int, instrument: int, side: int, order_type: int, size: int,
+                     price: int, trigger: int, trigger_price: int, tif: int, post_only: bool, reduce_only: bool,
+                     label: str, display: int, expire_at: int, ts: int) -> OrderView:
+        """A waiting conditional order: open with ``order_state`` "untriggered", not in the book."""
+        order = OrderView(order_id, account, self.instruments[instrument], side, price, size, tif, post_only,
+                          reduce_only, label, False, ts)
+        order.state = "untriggered"
+        order.order_type = order_type
+        order.trigger = trigger
+        order.trigger_price = trigger_price
+        order.triggered = False
+        order.display = display
+        order.expire_at = expire_at
+        self.orders[order_id] = order
+        self.open_by_account.setdefault(account, {})[order_id] = order
+        return order
 
     def _spec_of(self, instrument: int):
         """The spec of an instrument listed by a command that does not carry it
@@ -453,17 +583,26 @@ class ReadModel:
                 self._trade(event, ts, market, changes)
             elif t is ev.OrderAccepted:
                 inst = self.instruments[event.instrument]
-                order = OrderView(event.order_id, event.account, inst, event.side, event.price, event.size,
-                                  event.tif, event.post_only, event.reduce_only, event.client_order_id, market, ts)
-                self.orders[order.order_id] = order
-                self.open_by_account.setdefault(order.account, {})[order.order_id] = order
+                order = self.orders.get(event.order_id)
+                if order is not None and order.state == "triggered":  # a conditional enters the book
+                    order.state = "open"
+                    order.price, order.size, order.remaining, order.tif = event.price, event.size, event.size, event.tif
+                    order.updated = ts
+                else:
+                    order = OrderView(event.order_id, event.account, inst, event.side, event.price, event.size,
+                                      event.tif, event.post_only, event.reduce_only, event.client_order_id, market,
+                                      ts)
+                    self.orders[order.order_id] = order
+                    self.open_by_account.setdefault(order.account, {})[order.order_id] = order
+                order.display = event.display_size
+                order.expire_at = event.expire_at
                 pending.append(order)
                 self._touch_order(order, changes)
             elif t is ev.OrderCancelled:
                 order = self.orders.get(event.order_id)
-                if order is not None and order.state == "open":
+                if order is not None and order.state in ("open", "untriggered"):
                     if order.resting:
-                        self._level(order, -order.remaining, changes)
+                        self._level(order, -order.visible(), changes)
                         order.resting = False
                     order.state = "cancelled"
                     order.cancel_reason = _CANCEL_REASONS.get(event.reason, "")
@@ -476,9 +615,14 @@ class ReadModel:
                     continue
                 if order.resting:
                     if event.priority_kept:
-                        self._level(order, event.remaining - order.remaining, changes)
+                        if order.display:  # an iceberg loses hidden size first
+                            shown = min(order.shown, event.remaining)
+                            self._level(order, shown - order.shown, changes)
+                            order.shown = shown
+                        else:
+                            self._level(order, event.remaining - order.remaining, changes)
                     else:
-                        self._level(order, -order.remaining, changes)
+                        self._level(order, -order.visible(), changes)
                         order.resting = False
                         pending.append(order)
                 elif not event.priority_kept:
@@ -488,6 +632,61 @@ class ReadModel:
                 order.remaining = event.remaining
                 order.updated = ts
                 self._touch_order(order, changes)
+            elif t is ev.IcebergRefilled:
+                order = self.orders.get(event.order_id)
+                if order is not None and order.resting:
+                    order.shown = event.shown
+                    self._level(order, event.shown, changes)
+                    order.updated = ts
+            elif t is ev.ConditionalAccepted:
+                order = self._conditional(event.order_id, event.account, event.instrument, event.side,
+                                          event.order_type, event.size, event.price, event.trigger,
+                                          event.trigger_price, event.tif, event.post_only, event.reduce_only,
+                                          event.client_order_id, event.display_size, event.expire_at, ts)
+                self._touch_order(order, changes)
+            elif t is ev.OrderTriggered:
+                order = self.orders.get(event.order_id)
+                if order is not None:
+                    order.state = "triggered"
+                    order.triggered = True
+                    order.updated = ts
+                    self._touch_order(order, changes)
+            elif t is ev.TriggerRejected:
+                order = self.orders.get(event.order_id)
+                if order is not None and order.state in ("triggered", "untriggered"):
+                    order.state = "rejected"
+                    order.cancel_reason = getattr(event.code, "name", str(event.code)).lower()
+                    order.updated = ts
+                    self._close(order)
+                    self._touch_order(order, changes)
+            elif t is ev.TwapAccepted:
+                self.twaps[event.order_id] = TwapView(
+                    event.order_id, event.account, self.instruments[event.instrument], event.side, event.size,
+                    event.duration_ms, event.interval_ms, event.price_tolerance_ppm, event.limit_price,
+                    event.reduce_only, event.client_order_id, ts)
+            elif t is ev.TwapProgress:
+                twap = self.twaps.get(event.order_id)
+                if twap is not None:
+                    twap.filled = event.filled
+                    twap.intervals_left = event.intervals_left
+                    twap.updated = ts
+                    if event.suborder_id:
+                        twap.suborders.append(event.suborder_id)
+                        sub = self.orders.get(event.suborder_id)
+                        if sub is not None:
+                            twap.filled_notional += sub.filled_notional
+            elif t is ev.TwapEnded:
+                twap = self.twaps.get(event.order_id)
+                if twap is not None:
+                    twap.filled = event.filled
+                    twap.state = "filled" if event.reason == _TWAP_COMPLETED else (
+                        "closed" if event.reason in _TWAP_END else "cancelled")
+                    twap.end_reason = _TWAP_END.get(event.reason) or _CANCEL_REASONS.get(event.reason, "")
+                    twap.intervals_left = 0
+                    twap.updated = ts
+                    self._twaps_ended.append(event.order_id)
+                    if len(self._twaps_ended) > MAX_CLOSED_ORDERS:
+                        self.twaps.pop(self._twaps_ended.popleft(), None)
             elif t is ev.AccountCreated:
                 self.owners[event.owner] = event.account
                 self.account_owner[event.account] = event.owner
@@ -525,7 +724,9 @@ class ReadModel:
                 continue
             if order.remaining > 0:
                 order.resting = True
-                self._level(order, order.remaining, changes)
+                if order.display:
+                    order.shown = min(order.display, order.remaining)
+                self._level(order, order.visible(), changes)
             else:
                 order.state = "filled"
                 self._close(order)
@@ -554,6 +755,8 @@ class ReadModel:
         if maker is not None:
             if maker.resting:
                 self._level(maker, -size, changes)
+                if maker.display:
+                    maker.shown -= size
             maker.remaining -= size
             maker.filled += size
             maker.filled_notional += size * event.price

@@ -39,6 +39,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from clearway.api import methods as _methods  # noqa: F401  (registers the methods)
+from clearway.api import advanced as _advanced  # noqa: F401  (TWAP and batch cancel methods)
 from clearway.api.errors import INVALID_REQUEST, ApiError, unauthorized
 from clearway.api.rpc import (
     MAX_BATCH, Acked, Context, call, check_request, encode, envelope, internal_error, parse_message, safe_id,

@@ -1,0 +1,168 @@
+"""Clearway's JSON-RPC methods for the advanced orders Deribit has no method for (issue 9):
+TWAP parent orders and batch cancel by order ids. (Stop/take-profit, iceberg and
+good-til-time orders go through ``private/buy`` / ``private/sell``: orderparams.py.)
+
+- ``private/place_twap`` — ``instrument_name``, ``direction`` ("buy" | "sell"),
+  ``amount`` (contracts), ``duration`` and ``interval`` (seconds; 30 ≤ interval ≤ 3,600,
+  300 ≤ duration ≤ 86,400, duration a multiple of interval: dYdX v4's bounds),
+  ``price_tolerance`` (a fraction, 0 ≤ t < 1, e.g. "0.01"; each IOC suborder is priced at
+  the mark × (1 ± t), toward the mark on the tick) or ``price`` (USDC, every suborder's
+  limit), optional ``reduce_only`` and ``label``. Answers the TWAP object (below) after the
+  first suborder, which runs in the same command.
+- ``private/cancel_twap`` — ``order_id``: stops the parent (the suborder of the current
+  interval has already run: suborders are immediate-or-cancel). Answers the TWAP object.
+- ``private/get_twap_state`` — ``order_id``: the TWAP object: ``order_id``,
+  ``instrument_name``, ``direction``, ``order_state`` ("open", "filled", "closed" when
+  the last interval ran or the rest is below the minimum size, "cancelled"),
+  ``end_reason``, ``amount``, ``filled_amount``, ``remaining_amount``, ``average_price``,
+  ``duration``, ``interval`` (s), ``intervals``, ``intervals_left``, ``price_tolerance``,
+  ``limit_price``, ``reduce_only``, ``label``, ``creation_timestamp``,
+  ``last_update_timestamp``, ``next_suborder_timestamp`` (ms), ``suborder_ids`` (the
+  suborders are ordinary immediate-or-cancel orders: get_order_state, user trades).
+- ``private/cancel_orders`` — ``order_ids``: 1–100 distinct ids (strings or integers) of
+  the caller's open orders (resting, untriggered conditional or TWAP parents), cancelled
+  in one command, in the given order. Answers ``{"cancelled": [order objects], "failed":
+  [{"order_id", "code", "message", "reason"}]}`` — an id that is not an open order of the
+  caller fails alone (10004 order_not_found); an empty list, more than 100 ids, a repeated
+  id or an id ≤ 0 refuses the whole batch (11029 invalid_arguments; 10025
+  invalid_order_id).
+"""
+
+from __future__ import annotations
+
+from clearway.api.errors import INVALID_ARGUMENTS, ORDER_NOT_FOUND, ApiError, from_code
+from clearway.api.methods import _acked, _check_events, _fresh, _instrument, _order_id, _owner, _submit, \
+    _trading_account
+from clearway.api.names import to_units
+from clearway.api.orderparams import invalid_argument
+from clearway.api.readmodel import TwapView
+from clearway.api.rpc import Acked, Params, method
+from clearway.domain import events as ev
+from clearway.domain.commands import CancelOrder, CancelOrders, PlaceTwap
+
+MAX_BATCH_CANCEL = 100
+
+
+@method("private/place_twap", private=True, matching=True, write=True)
+def place_twap(api, ctx, p: Params):
+    inst = _instrument(api, p)
+    side = {"buy": 1, "sell": -1}[_required_choice(p, "direction", ("buy", "sell"))]
+    lots = inst.parse_amount(p.get("amount"))
+    duration = p.int("duration", required=True, hi=10**9)
+    interval = p.int("interval", required=True, hi=10**9)
+    if p.has("price") and p.has("price_tolerance"):
+        raise invalid_argument("price_tolerance", "give either price or price_tolerance")
+    limit_price = inst.parse_price(p.get("price")) if p.has("price") else 0
+    tolerance = 0
+    if p.has("price_tolerance"):  # a fraction → parts per million
+        tolerance = to_units(p.get("price_tolerance"), 6, "price_tolerance", INVALID_ARGUMENTS, "invalid_arguments")
+    account = _trading_account(api, ctx)
+    command = PlaceTwap(0, 0, account, inst.instrument_id, side, lots, duration * 1000, interval * 1000, tolerance,
+                        limit_price, p.bool("reduce_only"), p.str("label", "", max_len=64))
+    ticket = _submit(api, ctx, command)
+    return Acked(ticket, lambda events: _twap_from_events(api, events, ticket.command.ts).to_json())
+
+
+def _required_choice(p: Params, name: str, choices: tuple[str, ...]) -> str:
+    value = p.choice(name, choices)
+    if value is None:
+        raise invalid_argument(name, "one of " + ", ".join(choices))
+    return value
+
+
+def _twap_from_events(api, events: list, ts: int) -> TwapView:
+    """The TwapView of the parent a PlaceTwap created, with its first interval."""
+    _check_events(events)
+    model = api.model
+    twap: TwapView | None = None
+    notional: dict[int, int] = {}
+    for event in events:
+        t = type(event)
+        if t is ev.TwapAccepted:
+            twap = TwapView(event.order_id, event.account, model.instruments[event.instrument], event.side,
+                            event.size, event.duration_ms, event.interval_ms, event.price_tolerance_ppm,
+                            event.limit_price, event.reduce_only, event.client_order_id, ts)
+        elif t is ev.Trade:
+            notional[event.taker_order_id] = notional.get(event.taker_order_id, 0) + event.size * event.price
+        elif twap is not None and t is ev.TwapProgress and event.order_id == twap.order_id:
+            twap.filled, twap.intervals_left = event.filled, event.intervals_left
+            if event.suborder_id:
+                twap.suborders.append(event.suborder_id)
+                twap.filled_notional += notional.get(event.suborder_id, 0)
+        elif twap is not None and t is ev.TwapEnded and event.order_id == twap.order_id:
+            twap.filled, twap.intervals_left = event.filled, 0
+            twap.state = "filled" if event.remaining == 0 else "closed"
+    if twap is None:
+        raise ApiError(ORDER_NOT_FOUND, "order_not_found", {"reason": "no TWAP was created"})
+    return twap
+
+
+def _own_twap(api, ctx, order_id: int) -> TwapView:
+    twap = api.model.twaps.get(order_id)
+    if twap is None or api.model.account_owner.get(twap.account) != _owner(ctx):
+        raise ApiError(ORDER_NOT_FOUND, "order_not_found", {"reason": "no TWAP order with this id",
+                                                            "param": "order_id"})
+    return twap
+
+
+@method("private/get_twap_state", private=True)
+def get_twap_state(api, ctx, p: Params):
+    order_id = _order_id(p)
+
+    async def run():
+        await _fresh(api, ctx)
+        return _own_twap(api, ctx, order_id).to_json()
+    return run()
+
+
+@method("private/cancel_twap", private=True, matching=True, write=True)
+def cancel_twap(api, ctx, p: Params):
+    order_id = _order_id(p)
+    account = _trading_account(api, ctx)
+
+    async def run():
+        await _fresh(api, ctx)
+        twap = _own_twap(api, ctx, order_id)
+        if twap.state != "open":
+            return twap.to_json()
+        ticket = _submit(api, ctx, CancelOrder(0, 0, account, order_id))
+        await _acked(ticket)
+        await _fresh(api, ctx, ticket.seq)
+        return api.model.twaps[order_id].to_json()
+    return run()
+
+
+@method("private/cancel_orders", private=True, matching=True, write=True)
+def cancel_orders(api, ctx, p: Params):
+    raw = p.list("order_ids", MAX_BATCH_CANCEL * 10)
+    ids = []
+    for value in raw:
+        if isinstance(value, str) and value.isdigit() and len(value) < 19:
+            value = int(value)
+        if not isinstance(value, int) or isinstance(value, bool) or not -2**62 < value < 2**62:
+            raise invalid_argument("order_ids", "order ids are decimal strings or integers")
+        ids.append(value)
+    account = _trading_account(api, ctx)
+    ticket = _submit(api, ctx, CancelOrders(0, 0, account, tuple(ids)))
+
+    async def run():
+        events = await _acked(ticket)
+        await _fresh(api, ctx, ticket.seq)
+        model = api.model
+        cancelled, failed = [], []
+        for event in events:
+            t = type(event)
+            if t is ev.OrderCancelled:
+                order = model.orders.get(event.order_id)
+                cancelled.append(order.to_json() if order is not None else
+                                 {"order_id": str(event.order_id), "order_state": "cancelled"})
+            elif t is ev.TwapEnded:
+                twap = model.twaps.get(event.order_id)
+                cancelled.append(twap.to_json() if twap is not None else
+                                 {"order_id": str(event.order_id), "order_state": "cancelled"})
+            elif t is ev.CancelFailed:
+                error = from_code(event.code)
+                failed.append({"order_id": str(event.order_id), "code": error.code, "message": error.message,
+                               "reason": error.data.get("clearway_error") if error.data else None})
+        return {"cancelled": cancelled, "failed": failed}
+    return run()
