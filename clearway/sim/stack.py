@@ -623,6 +623,7 @@ class EmbeddedStack:
             "vault_balance_after": result.vault_balance_after,
             "remainder": result.remainder,
             "escape_gas": result.gas,
+            "failed_escapes": [{"account": a, "reason": r} for a, r in result.failed],
             "same_root_as_verifier": result.same_root,
             "reconciled": result.reconciled,
             "seconds": {"freeze_and_rebuild": round(rebuild_s, 3), "escapes": round(result.seconds, 3)},

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 
 from eth_account.signers.local import LocalAccount
 
+from clearway.chain.errors import ChainError
 from clearway.chain.vault import VaultClient
 from clearway.commitment import escape_value
 from clearway.commitment.batch import decode_batch
@@ -166,6 +167,7 @@ class EscapeReport:
     reconciled: bool
     gas: int
     seconds: float
+    failed: tuple[tuple[int, str], ...] = ()
 
     @property
     def remainder(self) -> int:
@@ -182,6 +184,8 @@ def escape_everyone(tool: EscapeTool, sender: LocalAccount, reference: Replica) 
     - ``expected`` = Σ escape values of ``reference``'s committed account leaves; ``paid``
       must equal it, and the tool's rebuilt root must be ``reference``'s and the vault's
       escape state root;
+    - an escape the vault refuses is recorded in ``failed`` (account, reason) and the
+      others go on; the vault is then not reconciled;
     - deposits no finalised batch included are refunded;
     - deposited = withdrawn + paid + refunded + balance, and balance − still claimable =
       included deposits − included withdrawals − paid ≥ 0 (DESIGN.md "Trust model").
@@ -194,8 +198,13 @@ def escape_everyone(tool: EscapeTool, sender: LocalAccount, reference: Replica) 
     rebuilt = tool.replica or tool.rebuild()
     started = time.perf_counter()
     escaped_accounts = paid = gas = 0
+    failed = []
     for account_id in sorted(rebuilt.state.accounts):
-        result = tool.escape(sender, account_id)
+        try:
+            result = tool.escape(sender, account_id)
+        except ChainError as exc:  # e.g. "escape pool exhausted": the values exceed what the vault holds
+            failed.append((account_id, exc.reason or str(exc)))
+            continue
         if result.paid:
             escaped_accounts += 1
             paid += result.paid
@@ -209,7 +218,7 @@ def escape_everyone(tool: EscapeTool, sender: LocalAccount, reference: Replica) 
     still_claimable = client.view("total_claimable")
     included_net = reference.state.total_deposits - reference.state.total_withdrawals
     same_root = rebuilt.root == reference.root == client.view("escape_state_root")
-    reconciled = (same_root and paid == expected and deposited == withdrawn + paid + refunded + balance
+    reconciled = (same_root and not failed and paid == expected and deposited == withdrawn + paid + refunded + balance
                   and balance - still_claimable == included_net - paid >= 0)
     return EscapeReport(len(rebuilt.state.accounts), escaped_accounts, paid, expected, refunded, deposited, withdrawn,
-                        balance, still_claimable, included_net, same_root, reconciled, gas, seconds)
+                        balance, still_claimable, included_net, same_root, reconciled, gas, seconds, tuple(failed))

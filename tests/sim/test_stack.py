@@ -231,3 +231,23 @@ def test_a_data_dir_of_an_earlier_run_is_refused_and_released(tmp_path, clock):
     from clearway.engine.node import Node
 
     Node(tmp_path / "node", snapshot_every=0, freeze_gc=False).close()  # the data directory was released
+
+
+def test_an_escape_the_vault_refuses_is_reported_and_the_others_go_on(stack, clock, monkeypatch):
+    from clearway.chain.errors import ChainError, ChainErrorCode
+    from clearway.verifier.escape import EscapeTool
+
+    session = trading_session(stack, clock)
+    refused_account = session["accounts"][1]
+    escape = EscapeTool.escape
+
+    def refusing(tool, sender, account_id):
+        if account_id == refused_account:
+            raise ChainError(ChainErrorCode.REVERTED, "escape reverted", "escape pool exhausted")
+        return escape(tool, sender, account_id)
+
+    monkeypatch.setattr(EscapeTool, "escape", refusing)
+    drill = stack.halt_drill()
+    assert drill["failed_escapes"] == [{"account": refused_account, "reason": "escape pool exhausted"}]
+    assert drill["reconciled"] is False and drill["escaped_total"] < drill["expected_total"]
+    assert drill["escaped_accounts"] >= 3
