@@ -24,12 +24,16 @@ keys, time in milliseconds of the stack's clock)::
     stack = EmbeddedStack(data_dir, genesis, clock=sim_clock_ms)   # or genesis_factory=...
     key = stack.new_key("alice")                 # a fresh, funded-for-gas L1 key
     account = stack.deposit(key, 10_000 * USDC)  # mint, approve, deposit on L1; credited
+    stack.deposit_many([(key, amount), ...])     # several, one watcher poll
+    stack.deposit_on_l1(key, amount)             # L1 only; the next step credits it
     events = stack.submit(command, signer=key)   # to the sequencer; EIP-712 signed if signer
     stack.withdraw(key, 1_000 * USDC)            # domain Withdraw (signed by the owner)
     report = stack.step()                        # L1 time, watcher, batcher, verifiers
     stack.batch_summaries(report.finalised)      # commands, trades, bytes, gas, attestations
     stack.settle()                               # batch everything pending until finalised
     paid = stack.claim(key)                      # the L1 withdrawal of what is claimable
+    stack.force_withdrawal(key, amount)          # L1 request; the next step serves it
+    stack.status()                               # batches, vault balance, verifier heights
     url = stack.serve_api(port=0)                # the JSON-RPC API on 127.0.0.1
     drill = stack.halt_drill()                   # sequencer stops, freeze, every account escapes
     stack.close()
@@ -45,7 +49,9 @@ caller never run the EVM at the same time.
 
 Errors: :class:`StackError` (``code``: a :class:`StackErrorCode`) for a deposit the node
 did not credit, a batch the verifiers did not finalise, a claim with nothing claimable, a
-halt drill that cannot reconcile; chain and engine errors propagate unchanged.
+stack whose sequencer has halted, a halt drill whose verifier is not at the frozen root, a
+data directory (or dev node) holding an earlier run; chain and engine errors propagate
+unchanged.
 """
 
 from __future__ import annotations
