@@ -151,12 +151,12 @@ class Margin(StandardMargin):
 
     # -- the pre-trade screen -------------------------------------------------------------
     def _price_key(self) -> tuple:
-        """Everything portfolio margin reads besides the accounts: listings, stable price,
-        index prices, market-data updates and perpetual marks."""
+        """What portfolio margin reads besides the accounts and the index (compared apart,
+        ``_Screen.index``): listings, stable price, market-data updates (``seq`` per
+        underlying), perpetual marks and funding indices."""
         marks = self.marks
-        return (len(self.instruments), self.stable_price, tuple(sorted(self.index.items())),
-                tuple(sorted((u, m.seq) for u, m in self.markets.items())),
-                tuple(marks.get(i) for i in self.perps), tuple(sorted(self.funding.items())))
+        return (len(self.instruments), self.stable_price, [(u, m.seq) for u, m in self.markets.items()],
+                [marks.get(i) for i in self.perps], dict(self.funding))
 
     def remember(self, matrix, revaluation) -> int:
         """Keep the initial surplus of every account of an all-accounts revaluation
@@ -294,7 +294,7 @@ class Margin(StandardMargin):
         by ≤ |Δ|·(L·F + S·(mm + im contingency rates)) − Δ·(base value − limit price),
         with F the IM loss factor. 10 micro-USDC cover rounding."""
         screen = self.screen
-        if screen.key != self._price_key():
+        if screen.index != self.index or screen.key != self._price_key():
             return False
         account_row = self._screen_row(account, True)
         if account_row < 0:
