@@ -13,7 +13,7 @@ Population (amounts in USDC, sizes in BTC; one option contract = 1 BTC):
 - :class:`MarketMaker` — quotes the perp 3 levels a side (2, 7 and 12 bp from the centre,
   1.5–2 BTC each) around ``index × (1 + basis)`` (basis = the real USDT/USD premium, so
   funding follows it) shifted against its inventory (``skew_bp`` at ``inventory_limit``);
-  requotes after an 8 bp move, when a level was taken, and every 15 minutes. Every hour
+  requotes after a 10 bp move, when a level was taken, and every 20 minutes. Every hour
   (or after a 2 % move) it also quotes the options of the two nearest expiries with a
   strike within 1,500 USD of the index: mark ± max(4 % of the mark, 5 USDC), shifted
   against its position in that series.
@@ -121,9 +121,11 @@ class MarketView:
     vol: float = 0.6
 
 
-def build_view(state: Any, account_ids: Sequence[int], basis: float = 0.0, vol: float = 0.6) -> MarketView:
+def build_view(state: Any, account_ids: Sequence[int], basis: float = 0.0, vol: float = 0.6,
+               greeks: bool = True) -> MarketView:
     """Read a :class:`MarketView` from an ``ExchangeState`` (run it through ``Node.query``:
-    it only reads). Accounts that cannot be priced are left out."""
+    it only reads). Accounts that cannot be priced are left out; without ``greeks`` the
+    series' deltas are 0.0 (cheaper: no Black-76 pass)."""
     from clearway.domain.market import black76_inputs
     from clearway.domain.risk.black76 import black76_greeks
 
@@ -142,11 +144,12 @@ def build_view(state: Any, account_ids: Sequence[int], basis: float = 0.0, vol: 
                if s.kind == Kind.OPTION and s.instrument_id not in state.delisted and s.instrument_id in state.marks]
     if market is not None and options:
         x = black76_inputs(market, options)
-        if x.priced:
-            greeks = black76_greeks(x.forwards, x.strikes, x.times, x.vols, x.rates, x.calls)
-            for spec, delta in zip(x.priced, greeks.delta.tolist()):
-                series.append(Series(spec.instrument_id, spec.expiry_ms, spec.strike,
-                                     spec.option_type == OptionType.CALL, float(delta)))
+        deltas = [0.0] * len(x.priced)
+        if x.priced and greeks:
+            deltas = black76_greeks(x.forwards, x.strikes, x.times, x.vols, x.rates, x.calls).delta.tolist()
+        for spec, delta in zip(x.priced, deltas):
+            series.append(Series(spec.instrument_id, spec.expiry_ms, spec.strike,
+                                 spec.option_type == OptionType.CALL, float(delta)))
     series.sort(key=lambda s: (s.expiry_ms, s.strike, s.call))
     accounts = {}
     for account_id in account_ids:
@@ -207,6 +210,7 @@ class Agent:
 
     kind = "agent"
     uses_ccxt = False
+    needs_greeks = False          # reads Series.delta
     signs = False                 # EIP-712-sign orders with the L1 key (else API-key session)
 
     def __post_init__(self) -> None:
@@ -313,12 +317,12 @@ class MarketMaker(Agent):
         me = view.accounts.get(self.account)
         if view.index is None or me is None or view.halted:
             return
-        moved = abs(view.index - self.quoted_index) * 10_000 > 8 * max(self.quoted_index, 1)
+        moved = abs(view.index - self.quoted_index) * 10_000 > 10 * max(self.quoted_index, 1)
         options_due = view.ts - self.options_ts >= HOUR or \
             abs(view.index - self.options_index) * 50 > max(self.options_index, 1)
         expected = 2 * self.levels
         taken = me.orders < expected
-        if not (moved or taken or options_due or view.ts - self.quoted_ts >= 15 * MINUTE):
+        if not (moved or taken or options_due or view.ts - self.quoted_ts >= 20 * MINUTE):
             return
         inventory = me.positions.get(PERP, 0)
         if options_due and view.series:
@@ -481,6 +485,10 @@ class OptionTrader(Agent):
     hedged_ts: int = 0
     traded_expiry: int = 0
     kind = "option_trader"
+
+    @property
+    def needs_greeks(self) -> bool:
+        return self.writer and self.portfolio
 
     def step(self, view: MarketView, venue: Venue) -> None:
         me = view.accounts.get(self.account)

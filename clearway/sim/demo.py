@@ -6,8 +6,8 @@ sequencer node with its SQLite journal, the deposit watcher, the batcher, three 
 
 1. **Listing.** Genesis lists the BTC perpetual (marketdata.perp_spec); option expiries
    (Fridays 08:00 UTC, weekly and monthly, marketdata.option_schedule) are listed by
-   operator ``ListOptionSeries`` commands at their listing time, strikes every 1,000 USD
-   covering ±30 % around the index.
+   operator ``ListOptionSeries`` commands ``LISTING_DAYS`` (21) days ahead, strikes every
+   1,000 USD covering ±``STRIKE_SPREAD`` (18 %) around the index at listing.
 2. **Oracle.** Every simulated minute that has a bar, four reporters sign the real March
    2023 BTC index and USDC/USD with the SVI surface of every live expiry
    (marketdata.OracleFeed: surface fitted to the real Deribit chain, rescaled by realised
@@ -15,8 +15,11 @@ sequencer node with its SQLite journal, the deposit watcher, the batcher, three 
 3. **Agents** (agents.py) act after each update, in a fixed order, through the node
    (operator-attested API-key orders for market makers, EIP-712-signed orders for the
    directional traders) or, for one market maker, through unmodified ccxt over the API.
-   Deposits go through the vault and are credited by the watcher; withdrawals are signed,
-   batched, and claimed on L1 once finalised.
+   Deposits go through the vault and are credited by the watcher (the stack steps L1
+   every ``step_minutes``); withdrawals are signed, batched, and claimed on L1 once
+   finalised. Every 10 minutes the insurance fund is sampled and conservation checked
+   (Σ cash = deposits − withdrawals, Σ positions = 0 per instrument); every hour the
+   margin snapshot (utilisation, portfolio vs standard margin of the same portfolios).
 4. **Settlement.** Every ``batch_minutes`` simulated minutes the batcher posts the pending
    commands to the vault (cut to the vault's limits), the verifiers replay them from the
    chain's calldata alone and attest; two attestations finalise.
@@ -24,6 +27,8 @@ sequencer node with its SQLite journal, the deposit watcher, the batcher, three 
    orders and cancels by client id, in thirds) are submitted back to back in chunks of
    500 (pipelined) from two market-maker accounts: throughput = commands acknowledged
    (durable) / wall seconds from the first submit to the last acknowledgement.
+   Then the funding sweep (``Demo.funding_sweep``, a workaround described there) and the
+   last batches.
 6. **Baseline.** The run's fills (``FillCollector`` over every event) are replayed through
    the on-chain settlement contract (chain/baseline.py) on the same embedded chain: an
    evenly spaced sample of ``baseline_fills`` fills (the gas of one fill does not depend on
@@ -32,10 +37,12 @@ sequencer node with its SQLite journal, the deposit watcher, the batcher, three 
    unanswered, the vault is frozen, every account escapes from chain data; the vault
    reconciles to the micro-USDC.
 
-Latency (``latency_p50_ms`` / ``latency_p99_ms``): for every order an agent sends directly
-to the node, wall time from ``Node.submit`` to the durable acknowledgement (its events);
-orders of one agent's step are submitted together and their tickets awaited in order, so
-a later order's figure includes waiting for the earlier ones (an upper bound).
+Latency (``latency_p50_ms`` / ``latency_p99_ms``): for every order an agent sends to the
+node, wall time from ``Node.submit`` to the durable acknowledgement (its events); orders
+of one agent's step are submitted together and their tickets awaited in order, so a later
+order's figure includes waiting for the earlier ones (an upper bound). EIP-712-signed
+orders go through ``EmbeddedStack.submit_many`` (signing included): each gets the call's
+wall time. Burst commands are not latency samples.
 ``api_latency_*`` is ccxt's ``create_order`` round trip (HTTP, authentication, node, read
 model). Figures depend on the machine's load.
 
@@ -48,11 +55,10 @@ same state roots (``state_roots`` in the summary: the vault's root of every batc
 from __future__ import annotations
 
 import math
-import statistics
 import sys
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -103,7 +109,7 @@ class DemoConfig:
     data: Path = DEFAULT_DATA
     population: Population = Population()
     batch_minutes: int = 60
-    step_minutes: int = 5
+    step_minutes: int = 15
     burst_orders: int = 6_000
     baseline_fills: int = 300
     progress: bool = True
@@ -270,7 +276,8 @@ class Demo:
         vol = self.market.realised_vol(ts)
         due = [a for a in self.agents if a.due(number)]
         ids = [a.account for a in due]
-        view = self.node.query(lambda state: build_view(state, ids, basis, vol)).result(60)
+        greeks = any(a.needs_greeks for a in due)
+        view = self.node.query(lambda state: build_view(state, ids, basis, vol, greeks)).result(60)
         for agent in due:
             agent.step(view, self)
         self.list_due(ts)  # after the update: the strikes centre on its index; marks come next minute
