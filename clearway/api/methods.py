@@ -16,12 +16,18 @@ Clearway: public/create_api_key and public/revoke_api_key (EIP-712 signed by the
 owner, auth.py), private/get_margin_breakdown (accounts.py), public/get_state_root,
 public/get_batch_status, public/get_l1_info, public/request_withdrawal (EIP-712 signed by
 the owner, never an API key), public/get_order_typed_data and
-public/get_withdrawal_typed_data (what to sign).
+public/get_withdrawal_typed_data (what to sign); private/place_twap, cancel_twap,
+get_twap_state and cancel_orders (advanced.py).
+
+private/buy and sell also take the advanced-order parameters of orderparams.py
+(stop/take-profit ``type`` with ``trigger_price`` and ``trigger``, ``max_show``,
+``good_til_day``, Clearway's ``expire_at``).
 
 Deviations from Deribit, by design: ``post_only`` always rejects a crossing order
 (Deribit's price-adjusting variant is not offered; ccxt sends ``reject_post_only``
 anyway); a ``label`` is the domain's client order id, unique among the account's open
-orders; order ids are decimal strings.
+orders; order ids are decimal strings; hidden orders (``max_show`` 0) and trailing stops
+are not offered.
 """
 
 from __future__ import annotations
