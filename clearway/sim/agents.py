@@ -86,13 +86,15 @@ class Series:
 @dataclass(frozen=True, slots=True)
 class AccountView:
     """One account: equity, initial and maintenance margin (micro-USDC), positions by
-    instrument (lots), open orders, portfolio margin or not, and the account's cash."""
+    instrument (lots), open orders (all, and in the perp), portfolio margin or not, and the
+    account's cash."""
 
     equity: int
     initial: int
     maintenance: int
     positions: dict[int, int]
     orders: int
+    perp_orders: int
     portfolio: bool
     cash: int
 
@@ -161,6 +163,7 @@ def build_view(state: Any, account_ids: Sequence[int], basis: float = 0.0, vol: 
             continue
         accounts[account_id] = AccountView(health.equity, health.initial_margin, health.maintenance_margin,
                                            {i: p.size for i, p in account.positions.items()}, len(account.orders),
+                                           sum(1 for o in account.orders.values() if o.instrument == PERP),
                                            account.margin_mode == MarginMode.PORTFOLIO, account.cash)
     samples = state.premium_samples.get(PERP) or []
     premium = sum(samples) // len(samples) if samples else 0
@@ -320,8 +323,7 @@ class MarketMaker(Agent):
         moved = abs(view.index - self.quoted_index) * 10_000 > 10 * max(self.quoted_index, 1)
         options_due = view.ts - self.options_ts >= HOUR or \
             abs(view.index - self.options_index) * 50 > max(self.options_index, 1)
-        expected = 2 * self.levels
-        taken = me.orders < expected
+        taken = me.perp_orders < 2 * self.levels
         if not (moved or taken or options_due or view.ts - self.quoted_ts >= 20 * MINUTE):
             return
         inventory = me.positions.get(PERP, 0)
