@@ -19,6 +19,23 @@ engine and through the peer engines (``bench/peers.py``):
 builds the resting book (run untimed) and whose ``ops`` are the ``n`` timed
 operations: about 60 % GTC adds, 10 % IOC adds and 30 % cancels.
 
+``make_advanced_flow(n, seed)`` (issue 9; Clearway only, the peers have no such
+orders) is the normal flow with 10 % of the operations replaced by conditional
+orders and 5 % by iceberg orders, two more tuple kinds:
+
+    ("stop", order_id, side, kind, trigger, price, size)
+        kind      "stop" | "take_profit"; trigger on the last trade price (ticks)
+        price     limit price in ticks, 0 = a market order when triggered
+        Stops are 1-8 ticks beyond the touch and the last trade (buy stops above,
+        sell stops below; take-profits the other way), so the fair price's random
+        walk fires many of them.
+    ("iceberg", order_id, side, price, size, display)
+        a passive GTC order of 40-200 lots showing 1/4-1/10 of it.
+
+The reference book of the generator holds icebergs as plain orders (so cancels
+can aim at them) and knows nothing of conditionals: this flow has no reference
+result, only a throughput and its counts.
+
 The generator replays every operation through the reference book
 (:class:`RefBook`) while it generates, so it knows exactly which orders are
 resting; that is how cancels target live orders and how passive orders are
@@ -52,7 +69,7 @@ import random
 from collections import deque
 from dataclasses import dataclass, field
 
-__all__ = ["Flow", "RefBook", "make_flow", "reference_match", "flow_stats"]
+__all__ = ["Flow", "RefBook", "make_advanced_flow", "make_flow", "reference_match", "flow_stats"]
 
 BUY = 1
 SELL = -1
@@ -60,6 +77,8 @@ GTC = "GTC"
 IOC = "IOC"
 ADD = "add"
 CANCEL = "cancel"
+STOP = "stop"
+ICEBERG = "iceberg"
 
 START_PRICE = 100_000
 
@@ -105,6 +124,7 @@ class RefBook:
         self.prices = {BUY: [], SELL: []}  # side -> sorted ascending list of prices
         self.where: dict[int, tuple[int, int]] = {}  # resting oid -> (side, price)
         self.fills: list | None = None  # if a list: every fill appended as (qty, price)
+        self.last: int | None = None  # price of the last fill
 
     # -- queries ----------------------------------------------------------
     def best(self, side: int) -> int | None:
@@ -142,6 +162,7 @@ class RefBook:
                 size -= qty
                 trades += 1
                 volume += qty  # trades at the maker's price (`best`)
+                self.last = best
                 if self.fills is not None:
                     self.fills.append((qty, best))
                 if maker[1] == 0:
@@ -351,27 +372,72 @@ class _Gen:
 
     def timed(self, n: int) -> list[tuple]:
         out: list[tuple] = []
+        for _ in range(n):
+            self.step_fair()
+            self.plain_op(out, self.rng.random())
+        return out
+
+    def timed_advanced(self, n: int, conditional_share: float, iceberg_share: float) -> list[tuple]:
+        """``timed`` with ``conditional_share`` of the ops conditional orders and
+        ``iceberg_share`` iceberg orders; the rest keeps the plain mix."""
+        out: list[tuple] = []
         rng = self.rng
+        plain = 1.0 - conditional_share - iceberg_share
         for _ in range(n):
             self.step_fair()
             u = rng.random()
-            if u >= self.P_GTC + self.P_IOC and (self.live or self.dead):
-                self.emit_cancel(out)
-                continue
-            tif = IOC if self.P_GTC <= u < self.P_GTC + self.P_IOC else GTC
-            side = BUY if rng.random() < 0.5 else SELL
-            p_cross = self.P_CROSS_IOC if tif == IOC else self.P_CROSS_GTC
-            if rng.random() < p_cross:
-                price = self.crossing_price(side)
-                size = self.aggressive_size()
+            if u < conditional_share:
+                self.emit_stop(out)
+            elif u < conditional_share + iceberg_share:
+                self.emit_iceberg(out)
             else:
-                if self.deep_share and rng.random() < self.deep_share:
-                    price = self.passive_price(side, self.deep_mean, self.deep_cap)
-                else:
-                    price = self.passive_price(side, 3.0, 40)
-                size = self.passive_size()
-            self.emit_add(out, side, price, size, tif)
+                self.plain_op(out, (u - conditional_share - iceberg_share) / plain)
         return out
+
+    def emit_stop(self, out: list) -> None:
+        rng = self.rng
+        side = BUY if rng.random() < 0.5 else SELL
+        kind = "stop" if rng.random() < 0.7 else "take_profit"
+        last = self.book.last if self.book.last is not None else self.fair
+        bid, ask = self.book.best(BUY), self.book.best(SELL)
+        high = max(last, self.fair, ask if ask is not None else last)
+        low = min(last, self.fair, bid if bid is not None else last)
+        away = rng.randint(1, 8)
+        rising = (kind == "stop") == (side == BUY)
+        trigger = high + away if rising else max(1, low - away)
+        price = 0 if rng.random() < 0.5 else max(1, trigger + 2 * side)
+        oid = self.next_id
+        self.next_id += 1
+        out.append((STOP, oid, side, kind, trigger, price, rng.randint(1, 30)))
+
+    def emit_iceberg(self, out: list) -> None:
+        rng = self.rng
+        side = BUY if rng.random() < 0.5 else SELL
+        price = self.passive_price(side, 3.0, 40)
+        size = rng.randint(40, 200)
+        oid = self.next_id
+        self.emit_add(out, side, price, size, GTC)
+        out[-1] = (ICEBERG, oid, side, price, size, max(1, size // rng.randint(4, 10)))
+
+    def plain_op(self, out: list, u: float) -> None:
+        """One operation of the plain 60/10/30 mix, chosen by ``u`` in [0, 1)."""
+        rng = self.rng
+        if u >= self.P_GTC + self.P_IOC and (self.live or self.dead):
+            self.emit_cancel(out)
+            return
+        tif = IOC if self.P_GTC <= u < self.P_GTC + self.P_IOC else GTC
+        side = BUY if rng.random() < 0.5 else SELL
+        p_cross = self.P_CROSS_IOC if tif == IOC else self.P_CROSS_GTC
+        if rng.random() < p_cross:
+            price = self.crossing_price(side)
+            size = self.aggressive_size()
+        else:
+            if self.deep_share and rng.random() < self.deep_share:
+                price = self.passive_price(side, self.deep_mean, self.deep_cap)
+            else:
+                price = self.passive_price(side, 3.0, 40)
+            size = self.passive_size()
+        self.emit_add(out, side, price, size, tif)
 
 
 def make_flow(n: int, seed: int, deep: bool = False) -> Flow:
@@ -386,6 +452,19 @@ def make_flow(n: int, seed: int, deep: bool = False) -> Flow:
         prefill = gen.prefill(NORMAL_PREFILL, 5.0, 20)
     ops = gen.timed(n)
     return Flow(n=n, seed=seed, deep=deep, prefill=prefill, ops=ops)
+
+
+def make_advanced_flow(n: int, seed: int, conditional_share: float = 0.10, iceberg_share: float = 0.05) -> Flow:
+    """The normal flow with conditional and iceberg orders mixed in (module doc). The
+    generator's reference book starts with one trade at the start price (the Clearway
+    run seeds the same trade), so last-trade triggers have a price from the start."""
+    if n < 0:
+        raise ValueError("n must be >= 0")
+    gen = _Gen(seed, target=NORMAL_TARGET, deep_share=0.0, deep_mean=0.0, deep_cap=0)
+    prefill = gen.prefill(NORMAL_PREFILL, 5.0, 20)
+    gen.book.last = START_PRICE
+    ops = gen.timed_advanced(n, conditional_share, iceberg_share)
+    return Flow(n=n, seed=seed, deep=False, prefill=prefill, ops=ops)
 
 
 def flow_stats(flow: Flow) -> dict:

@@ -16,6 +16,15 @@ book of ~1,000 resting orders and a deep one of ≥ 20,000) goes through:
 Throughput is measured on a run without per-command timers; latency (p50/p99 per command,
 µs) on a separate run with a timer around each ``apply``. Every run checks that Clearway's
 trades and volume equal the reference matcher's.
+
+Advanced flow (issue 9; Clearway only): ``flows.make_advanced_flow`` — the normal flow with
+10 % conditional orders (stop and take-profit, market and limit, on the last trade price,
+1–8 ticks beyond the touch, so that the price's random walk fires many) and 5 % iceberg
+orders. Its order ids are learnt by an untimed dry run (a placement may be rejected, e.g. a
+stop whose trigger the last trade already passed, and then takes no id), then the same
+commands are timed on a fresh state. JSON: ``advanced_orders_per_second`` (median) and
+``advanced`` (counts of one run: conditionals accepted, triggered, rejected at the trigger,
+iceberg refills, trades, rejected placements).
 """
 
 from __future__ import annotations
@@ -24,14 +33,16 @@ import gc
 import statistics
 import time
 
-from flows import make_flow, reference_match
+from flows import make_advanced_flow, make_flow, reference_match
 from peers import run_liquibook, run_pyorderbook
 
 from clearway.domain.commands import CancelOrder, Deposit, PlaceOrder, SetMarkPrices
-from clearway.domain.events import Rejected, Trade
+from clearway.domain.events import (
+    ConditionalAccepted, IcebergRefilled, OrderAccepted, OrderTriggered, Rejected, Trade, TriggerRejected,
+)
 from clearway.domain.genesis import GenesisConfig
 from clearway.domain.instruments import InstrumentSpec, Kind
-from clearway.domain.orders import TimeInForce
+from clearway.domain.orders import OrderType, TimeInForce, TriggerSource
 from clearway.domain.state import ExchangeState, apply
 
 TICK = 100_000              # 0.1 USDC per contract
@@ -79,6 +90,103 @@ def build_commands(flow) -> tuple[ExchangeState, list, list]:
         assert not isinstance(events[0], Rejected), events
     timed = [convert(op) for op in flow.ops]
     return state, timed, setup
+
+
+_STOP_TYPES = {("stop", True): OrderType.STOP_MARKET, ("stop", False): OrderType.STOP_LIMIT,
+               ("take_profit", True): OrderType.TAKE_PROFIT_MARKET, ("take_profit", False): OrderType.TAKE_PROFIT_LIMIT}
+_GONE = 2**40  # the Clearway id of a flow order whose placement was rejected: its cancels are rejected
+
+
+def build_advanced_commands(flow) -> tuple[ExchangeState, list]:
+    """State after setup (deposits, marks, prefill, one seed trade at the start price) and
+    the timed commands of an advanced flow, with Clearway order ids learnt by applying them
+    once to a copy (module docstring)."""
+    seed_price = 100_000 * TICK
+
+    def prepared() -> tuple[ExchangeState, int]:
+        state, _, setup = build_commands(type(flow)(n=0, seed=flow.seed, deep=False, prefill=flow.prefill))
+        seq = state.last_seq
+        for account, side, tif in ((2 + ACCOUNTS_PER_SIDE, -1, TimeInForce.GTC), (2, 1, TimeInForce.IOC)):
+            seq += 1
+            events = apply(state, PlaceOrder(seq=seq, ts=TS, account=account, instrument=0, side=side, size=1,
+                                             price=seed_price, tif=tif))
+            assert not isinstance(events[0], Rejected), events
+        return state, seq
+
+    def owner(flow_id: int, side: int) -> int:
+        return 2 + flow_id % ACCOUNTS_PER_SIDE + (0 if side > 0 else ACCOUNTS_PER_SIDE)
+
+    dry, seq = prepared()
+    ids: dict[int, int] = {}
+    commands = []
+    for op in flow.ops:
+        seq += 1
+        kind = op[0]
+        if kind == "add":
+            _, flow_id, side, price, size, tif = op
+            command = PlaceOrder(seq=seq, ts=TS, account=owner(flow_id, side), instrument=0, side=side, size=size,
+                                 price=price * TICK, tif=TimeInForce.GTC if tif == "GTC" else TimeInForce.IOC)
+        elif kind == "iceberg":
+            _, flow_id, side, price, size, display = op
+            command = PlaceOrder(seq=seq, ts=TS, account=owner(flow_id, side), instrument=0, side=side, size=size,
+                                 price=price * TICK, display_size=display)
+        elif kind == "stop":
+            _, flow_id, side, stop_kind, trigger, price, size = op
+            command = PlaceOrder(seq=seq, ts=TS, account=owner(flow_id, side), instrument=0, side=side, size=size,
+                                 price=price * TICK, order_type=_STOP_TYPES[(stop_kind, price == 0)],
+                                 trigger_price=trigger * TICK, trigger=TriggerSource.LAST)
+        else:
+            flow_id = op[1]
+            command = CancelOrder(seq=seq, ts=TS, account=owner(flow_id, 1), order_id=ids.get(flow_id, _GONE))
+            if command.order_id in dry.orders or command.order_id in dry.conditionals:
+                command = CancelOrder(seq=seq, ts=TS, account=_order_account(dry, command.order_id),
+                                      order_id=command.order_id)
+        events = apply(dry, command)
+        if kind != "cancel":
+            first = events[0]
+            ids[op[1]] = first.order_id if isinstance(first, (OrderAccepted, ConditionalAccepted)) else _GONE
+        commands.append(command)
+    state, _ = prepared()
+    return state, commands
+
+
+def _order_account(state: ExchangeState, order_id: int) -> int:
+    order = state.orders.get(order_id) or state.conditionals.get(order_id)
+    return order.account
+
+
+def _run_advanced(flow) -> dict:
+    state, commands = build_advanced_commands(flow)
+    gc.collect()
+    gc.disable()
+    try:
+        results = []
+        t0 = time.perf_counter()
+        for command in commands:
+            results.append(apply(state, command))
+        seconds = time.perf_counter() - t0
+    finally:
+        gc.enable()
+    counts = {"conditionals": 0, "triggered": 0, "trigger_rejected": 0, "iceberg_refills": 0, "trades": 0,
+              "rejected_places": 0}
+    for command, events in zip(commands, results):
+        if isinstance(command, PlaceOrder) and isinstance(events[0], Rejected):
+            counts["rejected_places"] += 1
+        for event in events:
+            t = type(event)
+            if t is Trade:
+                counts["trades"] += 1
+            elif t is ConditionalAccepted:
+                counts["conditionals"] += 1
+            elif t is OrderTriggered:
+                counts["triggered"] += 1
+            elif t is TriggerRejected:
+                counts["trigger_rejected"] += 1
+            elif t is IcebergRefilled:
+                counts["iceberg_refills"] += 1
+    counts["icebergs"] = sum(1 for c in commands if isinstance(c, PlaceOrder) and c.display_size)
+    return {"seconds": seconds, "ops": len(commands), **counts, "resting": len(state.orders),
+            "waiting_conditionals": len(state.conditionals)}
 
 
 def _run_clearway(flow, timed_each: bool) -> dict:
@@ -145,6 +253,12 @@ def run(args) -> dict:
                 timed = _run_clearway(flow, True)
                 lat50.append(timed["p50_us"])
                 lat99.append(timed["p99_us"])
+    advanced_flow = make_advanced_flow(n, seed)
+    advanced_rates: list[float] = []
+    advanced: dict = {}
+    for _ in range(runs):
+        advanced = _run_advanced(advanced_flow)
+        advanced_rates.append(advanced["ops"] / advanced["seconds"])
 
     def med(peer, name):
         return round(statistics.median(rates[peer][name]))
@@ -161,6 +275,8 @@ def run(args) -> dict:
         "ratio_vs_liquibook": round(med("clearway", "normal") / med("liquibook", "normal"), 3),
         "deep_ratio_vs_liquibook": round(med("clearway", "deep") / med("liquibook", "deep"), 3),
         "fills_match_reference": agreement,
+        "advanced_orders_per_second": round(statistics.median(advanced_rates)),
+        "advanced": {key: value for key, value in advanced.items() if key != "seconds"},
         "orders": n,
         "runs": runs,
         "seed": seed,
@@ -174,5 +290,8 @@ def print_report(result: dict) -> None:
           f"{result['deep_orders_per_second']:,} deep; p50 {result['p50_us']} µs, p99 {result['p99_us']} µs")
     for peer, figures in result["peers"].items():
         print(f"{peer:>12}: {figures['orders_per_second']:,} orders/s normal, {figures['deep_orders_per_second']:,} deep")
+    adv = result["advanced"]
+    print(f"Clearway advanced flow (10 % conditional, 5 % iceberg): {result['advanced_orders_per_second']:,} orders/s; "
+          f"{adv['conditionals']:,} conditionals, {adv['triggered']:,} triggered, {adv['iceberg_refills']:,} refills")
     print(f"vs liquibook: {result['ratio_vs_liquibook']}× normal, {result['deep_ratio_vs_liquibook']}× deep; "
           f"fills match reference: {result['fills_match_reference']}")

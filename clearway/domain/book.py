@@ -55,10 +55,11 @@ class OrderBook:
     ``shown`` for an iceberg); a level exists iff it has at least one order.
     """
 
-    __slots__ = ("instrument", "bids", "asks", "bid_prices", "ask_keys")
+    __slots__ = ("instrument", "bids", "asks", "bid_prices", "ask_keys", "icebergs")
 
     def __init__(self, instrument: int) -> None:
         self.instrument = instrument
+        self.icebergs = 0  # resting iceberg orders (refill events are only needed while some rest)
         self.bids: dict[int, Level] = {}
         self.asks: dict[int, Level] = {}
         self.bid_prices: list[int] = []  # ascending: best bid last
@@ -147,6 +148,7 @@ class OrderBook:
         if order.display:
             shown = order.shown = order.display if order.display < order.remaining else order.remaining
             level.total += shown
+            self.icebergs += 1
         else:
             level.total += order.remaining
         level.count += 1
@@ -172,7 +174,11 @@ class OrderBook:
             nxt.prev = prev
         order.prev = order.next = None
         order.level = None
-        level.total -= order.shown if order.display else order.remaining
+        if order.display:
+            level.total -= order.shown
+            self.icebergs -= 1
+        else:
+            level.total -= order.remaining
         level.count -= 1
         if level.count == 0:
             self._drop_level(order.side, level.price)

@@ -269,9 +269,16 @@ def drop_instrument(state: ExchangeState, instruments: set[int], reason: CancelR
 def run_triggers(state: ExchangeState, ts: int, events: list[Event], start: int) -> None:
     """The post-step pass (module docstring): record the last trade prices of
     ``events[start:]``, apply the position-change rules, then fire every conditional whose
-    trigger was reached, repeating while fired orders trade."""
+    trigger was reached, repeating while fired orders trade.
+
+    ``apply`` calls it after a step that traded or moved a price. With no conditional, no
+    TWAP and no oracle-governed market (so no liquidation trades, which bypass
+    place_order) it returns at once: ``place_order.execute`` records the last trade price of
+    its own fills."""
     prices_moved = state.prices_moved
     state.prices_moved = False
+    if not (state.conditionals or state.twaps or state.oracle_last):
+        return  # nothing watches trades or prices; place_order.execute kept the last trade prices
     while True:
         ranges, touched, liquidated = _scan(state, events, start)
         if not state.conditionals and not state.twaps:

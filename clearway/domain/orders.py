@@ -70,8 +70,12 @@ class Order:
     __slots__ = (
         "order_id", "account", "instrument", "side", "price", "size", "remaining",
         "tif", "post_only", "reduce_only", "client_order_id", "prev", "next", "level",
-        "display", "shown", "expire_at",
     )
+    # a plain order: class attributes, so that creating one costs nothing more than before
+    # issue 9; ``AdvancedOrder`` holds them per instance
+    display = 0
+    shown = 0
+    expire_at = 0
 
     def __init__(
         self,
@@ -100,9 +104,6 @@ class Order:
         self.prev: Order | None = None
         self.next: Order | None = None
         self.level = None
-        self.display = 0
-        self.shown = 0
-        self.expire_at = 0
 
     @property
     def filled(self) -> int:
@@ -126,3 +127,16 @@ class Order:
     def __repr__(self) -> str:  # pragma: no cover - debugging aid
         side = "BUY" if self.side == BUY else "SELL"
         return f"Order({self.order_id} acct={self.account} {side} {self.remaining}/{self.size} @ {self.price})"
+
+
+class AdvancedOrder(Order):
+    """An iceberg and/or good-til-time order: ``display``, ``shown`` and ``expire_at`` are
+    its own (``Order`` documents them; a plain ``Order`` reads them as 0)."""
+
+    __slots__ = ("display", "shown", "expire_at")
+
+    def __init__(self, *args, display: int = 0, expire_at: int = 0) -> None:
+        super().__init__(*args)
+        self.display = display
+        self.shown = 0
+        self.expire_at = expire_at

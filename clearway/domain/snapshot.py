@@ -25,7 +25,7 @@ from clearway.domain.accounts import Account, MarginMode, Position
 from clearway.domain.genesis import GenesisConfig
 from clearway.domain.instruments import InstrumentSpec
 from clearway.domain.market import UnderlyingMarket
-from clearway.domain.orders import Order
+from clearway.domain.orders import AdvancedOrder, Order
 
 SNAPSHOT_VERSION = 4
 _READABLE = (1, 2, 3, 4)
@@ -169,11 +169,14 @@ def decode_snapshot(data: bytes):
             for row in orders:
                 (order_id, account_id, instrument, side, price, size, remaining, tif, post_only,
                  reduce_only, client_order_id) = row[:11]
-                order = Order(order_id, account_id, instrument, side, price, size, tif, post_only,
-                              reduce_only, client_order_id)
-                order.remaining = remaining
                 if len(row) > 11:
-                    order.display, shown, order.expire_at = row[11:14]
+                    display, shown, expire_at = row[11:14]
+                    order = AdvancedOrder(order_id, account_id, instrument, side, price, size, tif, post_only,
+                                          reduce_only, client_order_id, display=display, expire_at=expire_at)
+                else:
+                    order = Order(order_id, account_id, instrument, side, price, size, tif, post_only,
+                                  reduce_only, client_order_id)
+                order.remaining = remaining
                 book.add(order)
                 if order.display:
                     book.restore_shown(order, shown)

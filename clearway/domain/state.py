@@ -294,21 +294,23 @@ def apply(state: ExchangeState, command: Command) -> list[Event]:
     if command.seq != state.last_seq + 1 or ts < state.last_ts:
         state.check_sequence(command)  # raises SequenceError on a gap, a replay or time going back
     handler = _HANDLERS[type(command)]  # one handler per command type, in its own module
-    trades = state.next_trade_id
     if ts >= state.next_timer:  # time-driven work first: funding, halts, marks, expiries, order timers (clock.py)
+        trades = state.next_trade_id
         events = run_timers(state, ts, type(command) is OracleUpdate)
         if state.next_trade_id != trades or state.prices_moved:  # conditional triggers (conditional.py)
             run_triggers(state, ts, events, 0)
-            trades = state.next_trade_id
         start = len(events)
+        trades = state.next_trade_id
         events += handler(state, command)
         if state.screen_due:  # a rejected OracleUpdate did not screen (clock.run_timers)
             screen(state, ts, events)
     else:
         start = 0
+        trades = state.next_trade_id
         events = handler(state, command)
-    if state.next_trade_id != trades or state.prices_moved:  # a trade or a price move: conditional triggers
-        run_triggers(state, ts, events, start)
+    if state.prices_moved or (state.next_trade_id != trades and (state.conditionals or state.twaps
+                                                                 or state.oracle_last)):
+        run_triggers(state, ts, events, start)  # conditional triggers after a price move or trades that may fire them
     state.last_seq = command.seq
     state.last_ts = ts
     return events

@@ -51,6 +51,10 @@ def cancel_order(state: ExchangeState, cmd: CancelOrder) -> list[Event]:
         return reject(ErrorCode.UNKNOWN_ACCOUNT, "unknown account", cmd.account, cmd.client_order_id)
     if cmd.order_id:
         order = state.orders.get(cmd.order_id)
+        if order is not None and order.account == account.account_id:  # the common case: a resting order
+            events: list[Event] = []
+            cancel_resting(state, order, CancelReason.REQUESTED, events)
+            return events
         if order is None:
             order = _find(state, cmd.order_id)
             if order is None:
@@ -65,7 +69,7 @@ def cancel_order(state: ExchangeState, cmd: CancelOrder) -> list[Event]:
             return reject(ErrorCode.UNKNOWN_ORDER, "no open order with this client order id", cmd.account,
                           cmd.client_order_id)
         order = _find(state, order_id)
-    events: list[Event] = []
+    events = []
     _cancel(state, order, CancelReason.REQUESTED, events)
     return events
 

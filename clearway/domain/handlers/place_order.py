@@ -30,7 +30,7 @@ from clearway.domain.events import Event, IcebergRefilled, OrderAccepted, OrderC
 from clearway.domain.fills import settle_fill
 from clearway.domain.handlers.common import cancel_resting, enforce_reduce_only, reject
 from clearway.domain.liquidation import check_after_fills
-from clearway.domain.orders import Order, OrderType, TimeInForce
+from clearway.domain.orders import AdvancedOrder, Order, OrderType, TimeInForce
 from clearway.domain.units import PPM
 
 if TYPE_CHECKING:
@@ -97,7 +97,8 @@ def place_order(state: ExchangeState, cmd: PlaceOrder, order_id: int = 0) -> lis
         if problem is not None:
             return reject(problem[0], problem[1], cmd.account, coid)
     display = cmd.display_size
-    if cmd.trigger_price or cmd.trigger or display or cmd.expire_at:
+    expire_at = cmd.expire_at
+    if display or expire_at or cmd.trigger_price or cmd.trigger:
         problem = resting_options(cmd, spec, tif)
         if problem is not None:
             return reject(problem[0], problem[1], cmd.account, coid)
@@ -132,22 +133,27 @@ def place_order(state: ExchangeState, cmd: PlaceOrder, order_id: int = 0) -> lis
     if not order_id:
         order_id = state.next_order_id
         state.next_order_id = order_id + 1
-    events: list[Event] = [OrderAccepted(order_id, account.account_id, spec.instrument_id, side, price, size,
-                                         tif, cmd.post_only, cmd.reduce_only, coid, display, cmd.expire_at)]
+    if display or expire_at:
+        events: list[Event] = [OrderAccepted(order_id, account.account_id, spec.instrument_id, side, price, size,
+                                             tif, cmd.post_only, cmd.reduce_only, coid, display, expire_at)]
+    else:
+        events = [OrderAccepted(order_id, account.account_id, spec.instrument_id, side, price, size, tif,
+                                cmd.post_only, cmd.reduce_only, coid)]
     filled = 0
     if book.crosses(side, price):
         filled = execute(state, spec, account, side, price, size, order_id, events)
     remaining = size - filled
     if remaining:
         if tif == _GTC:
-            order = Order(order_id, account.account_id, spec.instrument_id, side, price, size, tif,
-                          cmd.post_only, cmd.reduce_only, coid)
+            if display or expire_at:
+                order = AdvancedOrder(order_id, account.account_id, spec.instrument_id, side, price, size, tif,
+                                      cmd.post_only, cmd.reduce_only, coid, display=display, expire_at=expire_at)
+                if expire_at:
+                    schedule_expiry(state, expire_at, order_id)
+            else:
+                order = Order(order_id, account.account_id, spec.instrument_id, side, price, size, tif,
+                              cmd.post_only, cmd.reduce_only, coid)
             order.remaining = remaining
-            if display:
-                order.display = display
-            if cmd.expire_at:
-                order.expire_at = cmd.expire_at
-                schedule_expiry(state, cmd.expire_at, order_id)
             book.add(order)
             account.add_order(order, 10**spec.size_decimals)
             state.orders[order_id] = order
@@ -175,8 +181,11 @@ def execute(state: ExchangeState, spec, account, side: int, price: int, size: in
     instrument = spec.instrument_id
     accounts = state.accounts
 
+    last_trade = state.last_trade
+
     def on_fill(maker: Order, lots: int) -> None:
         events.append(settle_fill(state, spec, maker, account, side, lots, order_id, fee_ppm, events))
+        last_trade[instrument] = maker.price
         maker_account = accounts[maker.account]
         if maker_account.open.get(instrument) is not None:
             enforce_reduce_only(state, maker_account, instrument, events)
@@ -186,11 +195,15 @@ def execute(state: ExchangeState, spec, account, side: int, price: int, size: in
     def on_self_trade(maker: Order) -> None:
         cancel_resting(state, maker, CancelReason.SELF_TRADE, events, in_book=False)
 
+    book = state.books[instrument]
+    if not book.icebergs:
+        return book.match(side, price, size, account.account_id, on_fill, on_self_trade)
+
     def on_refill(maker: Order) -> None:
         events.append(IcebergRefilled(maker.order_id, maker.account, instrument, maker.side, maker.price,
                                       maker.shown, maker.remaining))
 
-    return state.books[instrument].match(side, price, size, account.account_id, on_fill, on_self_trade, on_refill)
+    return book.match(side, price, size, account.account_id, on_fill, on_self_trade, on_refill)
 
 
 def client_id_problem(state: ExchangeState, account, coid: str) -> tuple[ErrorCode, str] | None:
