@@ -270,6 +270,11 @@ class StandardMargin:
                     if call:
                         net_calls += n
                 j += 1
+            unpaired = -net_calls if net_calls < 0 else 0
+            ppm = self.unpaired_im_ppm if initial else self.unpaired_mm_ppm
+            if unpaired * spot * ppm >= isolated * big * PPM:  # max loss ≥ its unpaired part ≥ isolated
+                out.append(isolated)
+                continue
             worst = 0
             for point in points:
                 payoff = 0
@@ -281,8 +286,6 @@ class StandardMargin:
                         payoff += n * (strike - point)
                 if payoff < worst:
                     worst = payoff
-            unpaired = -net_calls if net_calls < 0 else 0
-            ppm = self.unpaired_im_ppm if initial else self.unpaired_mm_ppm
             max_loss = -((worst * PPM - unpaired * spot * ppm) // (big * PPM))  # rounded up
             out.append(isolated if isolated < max_loss else max_loss)
         return out
