@@ -160,11 +160,7 @@ def _run_advanced(flow) -> dict:
     gc.collect()
     gc.disable()
     try:
-        results = []
-        t0 = time.perf_counter()
-        for command in commands:
-            results.append(apply(state, command))
-        seconds = time.perf_counter() - t0
+        results, seconds = _apply_all(state, commands)
     finally:
         gc.enable()
     counts = {"conditionals": 0, "triggered": 0, "trigger_rejected": 0, "iceberg_refills": 0, "trades": 0,
@@ -189,6 +185,15 @@ def _run_advanced(flow) -> dict:
             "waiting_conditionals": len(state.conditionals)}
 
 
+def _apply_all(state: ExchangeState, commands: list) -> tuple[list, float]:
+    """Apply ``commands`` in order; (their event lists, wall-clock seconds)."""
+    results = []
+    t0 = time.perf_counter()
+    for command in commands:
+        results.append(apply(state, command))
+    return results, time.perf_counter() - t0
+
+
 def _run_clearway(flow, timed_each: bool) -> dict:
     state, commands, _ = build_commands(flow)
     trades = volume = rejected_places = 0
@@ -207,11 +212,7 @@ def _run_clearway(flow, timed_each: bool) -> dict:
                 results.append(events)
             seconds = sum(latencies) / 1e9
         else:
-            results = []
-            t0 = time.perf_counter()
-            for command in commands:
-                results.append(apply(state, command))
-            seconds = time.perf_counter() - t0
+            results, seconds = _apply_all(state, commands)
     finally:
         gc.enable()
     for command, events in zip(commands, results):

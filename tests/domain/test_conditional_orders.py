@@ -7,23 +7,15 @@ from __future__ import annotations
 import pytest
 
 from clearway.domain.errors import CancelReason, ErrorCode
-from clearway.domain.events import (
-    ConditionalAccepted, OrderAccepted, OrderCancelled, OrderTriggered, Rejected, Trade, TriggerRejected,
-)
+from clearway.domain.events import OrderCancelled, OrderTriggered, Rejected, Trade
 from clearway.domain.orders import OrderType, TimeInForce, TriggerSource
 from clearway.domain.snapshot import decode_snapshot, encode_snapshot
 from clearway.domain.state import state_hash
-from support import BTC, TICK, funded_exchange, kinds, usd
+from support import BTC, kinds, usd
 
 BUY, SELL = 1, -1
 MARK, INDEX, LAST = TriggerSource.MARK, TriggerSource.INDEX, TriggerSource.LAST
 
-
-@pytest.fixture
-def ex():
-    e = funded_exchange()
-    e.deposit(0xC3, usd(1_000_000))  # account 4: a third trader
-    return e
 
 
 def stop(ex, account, side, trigger_price, size=BTC, trigger=MARK, order_type=OrderType.STOP_MARKET, price=0, **kw):
@@ -154,7 +146,7 @@ def test_simultaneous_triggers_fire_rising_by_trigger_price_then_arrival_then_fa
 
 
 def test_a_triggered_order_that_fails_the_margin_check_is_rejected_cleanly(ex):
-    poor = ex.deposit(0xD4, usd(600))
+    poor = ex.deposit(0xE5, usd(600))
     order_id = stop(ex, poor, BUY, usd(25_500), size=BTC // 10)[0].order_id  # accepted: nothing is reserved
     ex.place(3, SELL, BTC, usd(25_600))
     ex.withdraw(poor, usd(500))

@@ -10,17 +10,11 @@ from clearway.domain.events import CancelFailed, OrderCancelled, Rejected, Trade
 from clearway.domain.orders import OrderType, TimeInForce, TriggerSource
 from clearway.domain.snapshot import decode_snapshot, encode_snapshot
 from clearway.domain.state import apply, state_hash
-from support import BTC, funded_exchange, kinds, usd
+from support import BTC, kinds, usd
 
 BUY, SELL = 1, -1
 PRICE = usd(25_100)
 
-
-@pytest.fixture
-def ex():
-    e = funded_exchange()
-    e.deposit(0xC3, usd(1_000_000))  # account 4
-    return e
 
 
 def test_a_gtt_order_expires_at_the_first_command_at_or_after_its_time_before_that_command(ex):

@@ -11,18 +11,11 @@ from clearway.domain.events import IcebergRefilled, OrderAccepted, Rejected, Tra
 from clearway.domain.orders import TimeInForce
 from clearway.domain.snapshot import decode_snapshot, encode_snapshot
 from clearway.domain.state import state_hash
-from support import BTC, funded_exchange, kinds, usd
+from support import BTC, kinds, usd
 
 BUY, SELL = 1, -1
 PRICE = usd(25_100)
 
-
-@pytest.fixture
-def ex():
-    e = funded_exchange()
-    e.deposit(0xC3, usd(1_000_000))  # account 4
-    e.deposit(0xD4, usd(1_000_000))  # account 5
-    return e
 
 
 def queue(ex, price=PRICE, side=SELL):
