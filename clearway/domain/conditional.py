@@ -420,9 +420,10 @@ def fire(state: ExchangeState, cond: Conditional, price: int, ts: int, events: l
     events.append(OrderTriggered(cond.order_id, cond.account, cond.instrument, cond.trigger, cond.trigger_price,
                                  price))
     market_kind = cond.order_type in _MARKET_KINDS
+    rests = not market_kind and cond.tif == _GTC  # only a resting order keeps the good-til-time
     order = PlaceOrder(state.last_seq + 1, ts, cond.account, cond.instrument, cond.side, cond.size, cond.price,
                        int(OrderType.MARKET) if market_kind else int(OrderType.LIMIT), cond.tif, cond.post_only,
-                       cond.reduce_only, cond.client_order_id, 0, 0, cond.display, cond.expire_at)
+                       cond.reduce_only, cond.client_order_id, 0, 0, cond.display, cond.expire_at if rests else 0)
     out = place_order(state, order, cond.order_id)
     first = out[0]
     if type(first) is Rejected:

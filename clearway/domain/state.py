@@ -297,8 +297,8 @@ def apply(state: ExchangeState, command: Command) -> list[Event]:
     if ts >= state.next_timer:  # time-driven work first: funding, halts, marks, expiries, order timers (clock.py)
         trades = state.next_trade_id
         events = run_timers(state, ts, type(command) is OracleUpdate)
-        if state.next_trade_id != trades or state.prices_moved:  # conditional triggers (conditional.py)
-            run_triggers(state, ts, events, 0)
+        if state.next_trade_id != trades or state.prices_moved or state.conditionals or state.twaps:
+            run_triggers(state, ts, events, 0)  # conditional triggers, liquidations' cancels (conditional.py)
         start = len(events)
         trades = state.next_trade_id
         events += handler(state, command)

@@ -120,3 +120,12 @@ def test_an_invalid_batch_cancel_is_rejected_as_a_whole(ex, ids, code):
 
 def test_batch_cancel_for_an_unknown_account_is_rejected(ex):
     assert cancel_many(ex, 77, [1])[0].code == ErrorCode.UNKNOWN_ACCOUNT
+
+
+def test_a_stop_market_with_a_good_til_time_fires_as_a_market_order(ex):
+    ex.place(3, SELL, BTC, usd(26_100))
+    order_id = ex.place(2, BUY, BTC, 0, order_type=OrderType.STOP_MARKET, trigger_price=usd(26_000),
+                        trigger=TriggerSource.MARK, expire_at=ex.ts + 60_000)[0].order_id
+    events = ex.marks(usd(26_000))
+    assert kinds(events) == ["PricesSet", "OrderTriggered", "OrderAccepted", "Trade"]
+    assert events[2].order_id == order_id and events[2].expire_at == 0 and ex.position(2) == BTC
