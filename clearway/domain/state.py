@@ -283,6 +283,11 @@ def apply(state: ExchangeState, command: Command) -> list[Event]:
     exactly as it was (apart from the sequence number it consumed) and returns a single
     ``Rejected`` event with a stable ``ErrorCode``.
 
+    Order of work: the clock's due work (clock.run_timers, including good-til-time expiries
+    and TWAP intervals), the conditional-order pass over it (conditional.run_triggers), the
+    command's handler, then the conditional-order pass over the handler's trades and price
+    moves. Events come in that order.
+
     Raises
     ------
     SequenceError
