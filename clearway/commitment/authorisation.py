@@ -1,7 +1,7 @@
 """Order authorisation: how a batch proves who asked for each account command.
 
-Every account command in a batch (place, cancel, cancel-all, amend, withdraw) carries an
-authorisation envelope (DESIGN.md "Trust model", "Order authorisation"):
+Every account command in a batch (place, TWAP, cancel, batch cancel, cancel-all, amend,
+withdraw) carries an authorisation envelope (DESIGN.md "Trust model", "Order authorisation"):
 
 ``AuthKind.OPERATOR`` (operator-attested)
     The command came through an API-key session (HMAC, Deribit-style). Nothing in the
@@ -24,13 +24,32 @@ Typed messages (``owner`` is the account's owner address, not the account index)
 
     Order(address owner,uint32 instrument,int8 side,uint64 size,uint64 price,uint8 orderType,
           uint8 timeInForce,bool postOnly,bool reduceOnly,string clientOrderId,uint64 nonce)
+    AdvancedOrder(address owner,uint32 instrument,int8 side,uint64 size,uint64 price,
+          uint8 orderType,uint8 timeInForce,bool postOnly,bool reduceOnly,string clientOrderId,
+          uint64 triggerPrice,uint8 trigger,uint64 displaySize,uint64 expireAt,uint64 nonce)
+    Twap(address owner,uint32 instrument,int8 side,uint64 size,uint64 durationMs,
+          uint64 intervalMs,uint32 priceTolerancePpm,uint64 limitPrice,bool reduceOnly,
+          string clientOrderId,uint64 nonce)
     Cancel(address owner,uint64 orderId,string clientOrderId,uint64 nonce)
+    CancelOrders(address owner,uint64[] orderIds,uint64 nonce)
     CancelAll(address owner,int64 instrument,uint64 nonce)
     Amend(address owner,uint64 orderId,uint64 size,uint64 price,uint64 nonce)
     Withdraw(address owner,uint64 amount,uint64 nonce)
 
+A ``PlaceOrder`` has exactly one typed message, chosen by its content: ``Order`` when its
+issue-9 fields (trigger price, trigger source, display size, good-til-time) are all zero,
+``AdvancedOrder`` otherwise. ``Order`` is kept unchanged so that every order signed before
+those fields existed (and every plain order since) keeps its digest; widening ``Order``
+itself would have changed its type hash and invalidated them. Because the choice is a
+function of the command, a sequencer that sets any of the four fields on a plain signed
+order switches the message to ``AdvancedOrder`` (another type hash), and one that changes
+or clears them on an advanced order changes its digest: either way the signature no longer
+recovers to the owner. ``CancelOrders.orderIds`` is an EIP-712 array: its member is
+``keccak(encodeData(id₀) ‖ encodeData(id₁) ‖ …)``, so the ids and their order are signed.
+
 Units are the domain's (commands.py): sizes in lots, prices in micro-USDC per contract,
-amounts in micro-USDC. ``nonce`` is chosen by the client (a millisecond timestamp works);
+amounts in micro-USDC, ``expireAt`` / ``durationMs`` / ``intervalMs`` in milliseconds,
+``trigger`` an orders.TriggerSource (1 mark, 2 index, 3 last trade). ``nonce`` is chosen by the client (a millisecond timestamp works);
 verifiers accept each (owner, nonce) pair once, so a signed command cannot be replayed by
 the sequencer. Source: EIP-712 (https://eips.ethereum.org/EIPS/eip-712).
 """
@@ -47,7 +66,9 @@ from eth_keys import keys
 from eth_keys.exceptions import BadSignature
 
 from clearway.commitment.leaves import normalise_address
-from clearway.domain.commands import AmendOrder, CancelAll, CancelOrder, Command, PlaceOrder, Withdraw
+from clearway.domain.commands import (
+    AmendOrder, CancelAll, CancelOrder, CancelOrders, Command, PlaceOrder, PlaceTwap, Withdraw,
+)
 
 EXCHANGE_EIP712_NAME = "Clearway Exchange"
 EXCHANGE_EIP712_VERSION = "1"
@@ -103,44 +124,83 @@ OPERATOR = Authorisation()
 
 _Fields = tuple[tuple[str, str, Callable[[Any], Any]], ...]
 
-_TYPES: dict[type, tuple[str, _Fields]] = {
-    PlaceOrder: ("Order", (
+_ORDER_FIELDS: _Fields = (
+    ("instrument", "uint32", lambda c: c.instrument),
+    ("side", "int8", lambda c: c.side),
+    ("size", "uint64", lambda c: c.size),
+    ("price", "uint64", lambda c: c.price),
+    ("orderType", "uint8", lambda c: int(c.order_type)),
+    ("timeInForce", "uint8", lambda c: int(c.tif)),
+    ("postOnly", "bool", lambda c: bool(c.post_only)),
+    ("reduceOnly", "bool", lambda c: bool(c.reduce_only)),
+    ("clientOrderId", "string", lambda c: c.client_order_id),
+)
+
+_MESSAGES: dict[str, _Fields] = {
+    "Order": _ORDER_FIELDS,
+    "AdvancedOrder": _ORDER_FIELDS + (
+        ("triggerPrice", "uint64", lambda c: c.trigger_price),
+        ("trigger", "uint8", lambda c: int(c.trigger)),
+        ("displaySize", "uint64", lambda c: c.display_size),
+        ("expireAt", "uint64", lambda c: c.expire_at),
+    ),
+    "Twap": (
         ("instrument", "uint32", lambda c: c.instrument),
         ("side", "int8", lambda c: c.side),
         ("size", "uint64", lambda c: c.size),
-        ("price", "uint64", lambda c: c.price),
-        ("orderType", "uint8", lambda c: int(c.order_type)),
-        ("timeInForce", "uint8", lambda c: int(c.tif)),
-        ("postOnly", "bool", lambda c: bool(c.post_only)),
+        ("durationMs", "uint64", lambda c: c.duration_ms),
+        ("intervalMs", "uint64", lambda c: c.interval_ms),
+        ("priceTolerancePpm", "uint32", lambda c: c.price_tolerance_ppm),
+        ("limitPrice", "uint64", lambda c: c.limit_price),
         ("reduceOnly", "bool", lambda c: bool(c.reduce_only)),
         ("clientOrderId", "string", lambda c: c.client_order_id),
-    )),
-    CancelOrder: ("Cancel", (
+    ),
+    "Cancel": (
         ("orderId", "uint64", lambda c: c.order_id),
         ("clientOrderId", "string", lambda c: c.client_order_id),
-    )),
-    CancelAll: ("CancelAll", (("instrument", "int64", lambda c: c.instrument),)),
-    AmendOrder: ("Amend", (
+    ),
+    "CancelOrders": (("orderIds", "uint64[]", lambda c: list(c.order_ids)),),
+    "CancelAll": (("instrument", "int64", lambda c: c.instrument),),
+    "Amend": (
         ("orderId", "uint64", lambda c: c.order_id),
         ("size", "uint64", lambda c: c.size),
         ("price", "uint64", lambda c: c.price),
-    )),
-    Withdraw: ("Withdraw", (("amount", "uint64", lambda c: c.amount),)),
+    ),
+    "Withdraw": (("amount", "uint64", lambda c: c.amount),),
 }
 
-SIGNABLE_COMMANDS = frozenset(_TYPES)
+_PRIMARY: dict[type, str] = {
+    PlaceOrder: "Order", PlaceTwap: "Twap", CancelOrder: "Cancel", CancelOrders: "CancelOrders",
+    CancelAll: "CancelAll", AmendOrder: "Amend", Withdraw: "Withdraw",
+}
+
+SIGNABLE_COMMANDS = frozenset(_PRIMARY)
 """Command types that may carry a SIGNED authorisation."""
 
 
-def type_string(command_type: type) -> str:
-    """The EIP-712 ``encodeType`` string of a signable command type, e.g.
-    ``"Withdraw(address owner,uint64 amount,uint64 nonce)"``. KeyError if not signable."""
-    name, fields = _TYPES[command_type]
-    members = ",".join(f"{t} {n}" for n, t, _ in (("owner", "address", None), *fields, ("nonce", "uint64", None)))
-    return f"{name}({members})"
+def primary_type(command: Command) -> str:
+    """Name of the EIP-712 message that signs ``command`` (module docstring): its type's,
+    except that a ``PlaceOrder`` using any issue-9 field is an ``AdvancedOrder``.
+    KeyError if the command type is not signable."""
+    name = _PRIMARY[type(command)]
+    if name == "Order" and (command.trigger_price or command.trigger or command.display_size or command.expire_at):
+        return "AdvancedOrder"
+    return name
 
 
-_TYPEHASH = {t: keccak(type_string(t).encode()) for t in _TYPES}
+def _members(name: str) -> tuple[tuple[str, str], ...]:
+    return (("owner", "address"), *((n, t) for n, t, _ in _MESSAGES[name]), ("nonce", "uint64"))
+
+
+def type_string(message: type | str) -> str:
+    """The EIP-712 ``encodeType`` string of a message, given by name (``"AdvancedOrder"``)
+    or by signable command type (its plain message: ``PlaceOrder`` gives ``Order``), e.g.
+    ``"Withdraw(address owner,uint64 amount,uint64 nonce)"``. KeyError if unknown."""
+    name = message if isinstance(message, str) else _PRIMARY[message]
+    return f"{name}({','.join(f'{t} {n}' for n, t in _members(name))})"
+
+
+_TYPEHASH = {name: keccak(type_string(name).encode()) for name in _MESSAGES}
 
 
 def exchange_domain(chain_id: int, vault: str) -> dict[str, Any]:
@@ -170,20 +230,23 @@ def command_struct_hash(command: Command, owner: str, nonce: int) -> bytes:
         A field does not fit its EIP-712 type (such a command cannot carry a valid
         signature).
     """
-    _, fields = _TYPES[type(command)]
+    name = primary_type(command)
     types = ["bytes32", "address"]
-    values: list[Any] = [_TYPEHASH[type(command)], normalise_address(owner)]
-    for _, abi_type, get in fields:
-        value = get(command)
-        if abi_type == "string":
-            types.append("bytes32")
-            values.append(keccak(value.encode()))
-        else:
-            types.append(abi_type)
-            values.append(value)
-    types.append("uint64")
-    values.append(nonce)
+    values: list[Any] = [_TYPEHASH[name], normalise_address(owner)]
     try:
+        for _, abi_type, get in _MESSAGES[name]:
+            value = get(command)
+            if abi_type == "string":
+                types.append("bytes32")
+                values.append(keccak(value.encode()))
+            elif abi_type.endswith("[]"):  # EIP-712 arrays: keccak of the members' encodeData
+                types.append("bytes32")
+                values.append(keccak(encode([abi_type[:-2]] * len(value), value)))
+            else:
+                types.append(abi_type)
+                values.append(value)
+        types.append("uint64")
+        values.append(nonce)
         return keccak(encode(types, values))
     except Exception as exc:  # eth_abi raises several encoding errors
         raise ValueError(f"command does not fit its EIP-712 type: {exc}") from None
@@ -196,16 +259,15 @@ def command_digest(domain_separator: bytes, command: Command, owner: str, nonce:
 
 def typed_data(chain_id: int, vault: str, command: Command, owner: str, nonce: int) -> dict[str, Any]:
     """Full EIP-712 typed data of a command, for wallets (``eth_signTypedData_v4``)."""
-    name, fields = _TYPES[type(command)]
+    name = primary_type(command)
     message: dict[str, Any] = {"owner": normalise_address(owner)}
-    for field_name, _, get in fields:
+    for field_name, _, get in _MESSAGES[name]:
         message[field_name] = get(command)
     message["nonce"] = nonce
     return {
         "types": {
             "EIP712Domain": [{"name": n, "type": t} for n, t in DOMAIN_FIELDS],
-            name: [{"name": "owner", "type": "address"}]
-            + [{"name": n, "type": t} for n, t, _ in fields] + [{"name": "nonce", "type": "uint64"}],
+            name: [{"name": n, "type": t} for n, t in _members(name)],
         },
         "primaryType": name,
         "domain": exchange_domain(chain_id, vault),

@@ -5,7 +5,7 @@ A batch is every command of a contiguous sequence range ``first_seq … first_se
 (rejected ones included: they consume sequence numbers), each with its authorisation
 envelope (authorisation.py), plus the forced-withdrawal inclusions (forced.py).
 
-Layout, version 1 (all integers are LEB128 varints, signed ones zigzag first; batch_codec.py)::
+Layout, version 2 (all integers are LEB128 varints, signed ones zigzag first; batch_codec.py)::
 
     header   "CWB" | version (1 byte) | compression (1 byte) | CRC-32 of body (4 bytes, BE)
     payload  compress(body)                          # Compression: NONE, DEFLATE, LZMA2
@@ -20,8 +20,10 @@ together before compression (column-wise and delta encoding, as in columnar stor
 
 - ``KIND``: one byte per command (``Kind``); ``TS``: zigzag(ts − previous ts), the first
   against ``first_ts`` (the sequencer stamps one ts per group: mostly 0).
-- ``AUTH``: one byte (AuthKind) per signable command (place, cancel, cancel-all, amend,
-  withdraw); ``NONCE``: zigzag(nonce − ts) and ``SIG``: 65 raw bytes, per SIGNED one.
+- ``AUTH``: one byte (AuthKind) per signable command (place, TWAP, cancel, batch cancel,
+  cancel-all, amend, withdraw); ``NONCE``: zigzag(nonce − ts) and ``SIG``: 65 raw bytes,
+  per SIGNED one. Version 1 (still decoded) differs only here: TWAP and batch cancel were
+  not signable, so they have no ``AUTH`` byte (they decode as operator-attested).
 - Place: account, instrument, flags (bit 0 buy, 1 post-only, 2 reduce-only, bits 3–4
   order type, 5–7 time in force), size / size_quantum, zigzag((price − previous price of
   the same instrument in this batch) / price_quantum), client order id (length, bytes).
@@ -62,11 +64,14 @@ from clearway.commitment.batch_codec import (
     BatchDecodeError, BatchEncodeError, BatchErrorCode, Compression, Reader, Writer, compress, decompress,
 )
 from clearway.domain.commands import (
-    AmendOrder, CancelAll, CancelOrder, Command, Deposit, PlaceOrder, Withdraw, decode_command, encode_command,
+    AmendOrder, CancelAll, CancelOrder, CancelOrders, Command, Deposit, PlaceOrder, PlaceTwap, Withdraw,
+    decode_command, encode_command,
 )
 
 MAGIC = b"CWB"
-VERSION = 1
+VERSION = 2
+_V1_SIGNABLE = SIGNABLE_COMMANDS - {PlaceTwap, CancelOrders}
+"""Signable command types of version 1 batch data (before TWAP and batch cancel were)."""
 HEADER_BYTES = len(MAGIC) + 1 + 1 + 4
 MAX_BODY_BYTES = 16 << 20
 """Largest decompressed body accepted (a 64 KiB payload never legitimately exceeds it)."""
@@ -337,15 +342,15 @@ def decode_batch(data: bytes) -> Batch:
         raise BatchDecodeError(BatchErrorCode.TOO_SHORT, f"{len(data)} bytes, the header alone is {HEADER_BYTES}")
     if data[:3] != MAGIC:
         raise BatchDecodeError(BatchErrorCode.BAD_MAGIC, f"starts with {data[:3].hex()}, not {MAGIC.hex()}")
-    if data[3] != VERSION:
-        raise BatchDecodeError(BatchErrorCode.UNSUPPORTED_VERSION, f"version {data[3]} (this decoder reads {VERSION})")
+    if data[3] not in (1, VERSION):
+        raise BatchDecodeError(BatchErrorCode.UNSUPPORTED_VERSION, f"version {data[3]} (this decoder reads 1–{VERSION})")
     body = decompress(data[HEADER_BYTES:], data[4], MAX_BODY_BYTES)
     if zlib.crc32(body) != int.from_bytes(data[5:9], "big"):
         raise BatchDecodeError(BatchErrorCode.CHECKSUM_MISMATCH, "CRC-32 of the body does not match the header")
-    return _decode_body(Reader(body, "body"))
+    return _decode_body(Reader(body, "body"), SIGNABLE_COMMANDS if data[3] == VERSION else _V1_SIGNABLE)
 
 
-def _decode_body(r: Reader) -> Batch:
+def _decode_body(r: Reader, signable: frozenset = SIGNABLE_COMMANDS) -> Batch:
     batch_number, first_seq, count, first_ts, price_q, size_q = (r.uint() for _ in range(6))
     if count > MAX_COMMANDS or price_q == 0 or size_q == 0:
         raise BatchDecodeError(BatchErrorCode.INVALID_VALUE, "command count or quanta out of range")
@@ -417,7 +422,7 @@ def _decode_body(r: Reader) -> Batch:
             raise BatchDecodeError(BatchErrorCode.INVALID_VALUE, f"seq {seq}: unknown command kind {kind}")
         if kind in (Kind.PLACE, Kind.AMEND) and (command.price < 0 or command.price >= _U64):
             raise BatchDecodeError(BatchErrorCode.INVALID_VALUE, f"seq {seq}: price out of range")
-        auths.append(_read_auth(col, command, ts))
+        auths.append(_read_auth(col, command, ts, signable))
         commands.append(command)
     for reader in col.values():
         reader.expect_end()
@@ -435,8 +440,8 @@ def _read_coid(lengths: Reader, data: Reader) -> str:
         raise BatchDecodeError(BatchErrorCode.INVALID_VALUE, "client order id is not UTF-8") from None
 
 
-def _read_auth(col: dict[Column, Reader], command: Command, ts: int) -> Authorisation:
-    if type(command) not in SIGNABLE_COMMANDS:
+def _read_auth(col: dict[Column, Reader], command: Command, ts: int, signable: frozenset) -> Authorisation:
+    if type(command) not in signable:
         return OPERATOR
     kind = col[Column.AUTH].byte()
     if kind == AuthKind.OPERATOR:
