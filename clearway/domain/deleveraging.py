@@ -9,7 +9,7 @@ that the insurance fund cannot cover ("If the account's equity is negative and t
 cannot cover it"): the book could not absorb its positions within the fillable price and
 the fund is too small to pay the deficit.
 
-How, one position at a time (perpetuals, then short options, then long options, each by
+How, one position at a time (short options, then long options, then perpetuals, each by
 instrument id) while the account's equity is negative:
 
 - TNC is the account's equity, counting in standard mode its long options at their mark
@@ -19,6 +19,16 @@ instrument id) while the account's equity is negative:
   ``bankruptcy_quote(ΔNNV, TNC, −PMMR, TMMR)`` (ΔNNV = −value at the mark); for the last
   position of the account: −cash, which leaves it at exactly zero cash and equity (the
   same as −ΔNNV − TNC up to the margin model's rounding).
+- an option's price is never negative (exchange-rules.md "Products": an option pays
+  max(S_T − K, 0) or max(K − S_T, 0) ≥ 0): a bankrupt short buys back at a quote ≤ 0 and a
+  bankrupt long sells at a quote ≥ 0, the bankruptcy quote clamped to 0 — the counterparty
+  of an option never pays to have its long closed, nor is paid to give up its short. The
+  deficit share an option cannot carry stays in the account's TNC and so goes to the
+  positions closed after it: the perpetuals come last so that the last of them, closed at
+  −cash, takes the whole remaining deficit (a perpetual's price has no such bound: its
+  counterparty gives back profit, the spec's "closed against the bankrupt position at its
+  bankruptcy price"). Without a perpetual the rest is a debt with no position, which
+  liquidation.py has the insurance fund pay as far as it can.
 - opposite positions in the instrument, of every account but the bankrupt one and the fee
   account (the insurance fund included), ranked by ``adl_score`` (unrealised PnL % ×
   effective leverage at the mark) highest first, ties by account id; each takes
@@ -89,18 +99,21 @@ def deleverage(state: ExchangeState, account: Account, events: list[Event], touc
             else:
                 pmmr = position_mmr(state, account, instrument, health)
                 quote = bankruptcy_quote(-value, tnc, -pmmr, health.maintenance_margin)
+        if instruments[instrument].kind == Kind.OPTION:
+            quote = max(quote, 0) if size > 0 else min(quote, 0)  # option prices are ≥ 0
         if not _close(state, account, instrument, size, quote, events, touched):
             return
 
 
 def _ordered(state: ExchangeState, account: Account) -> list[int]:
-    """The account's positions in ADL order: perpetuals, short options, long options."""
+    """The account's positions in ADL order: short options, long options, perpetuals (the
+    perpetuals last: they carry the deficit options cannot, module docstring)."""
     instruments = state.instruments
 
     def rank(instrument: int) -> tuple[int, int]:
         if instruments[instrument].kind == Kind.PERPETUAL:
-            return (0, instrument)
-        return (1 if account.positions[instrument].size < 0 else 2, instrument)
+            return (2, instrument)
+        return (0 if account.positions[instrument].size < 0 else 1, instrument)
 
     return sorted(account.positions, key=rank)
 
