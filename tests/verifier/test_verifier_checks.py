@@ -3,12 +3,15 @@ and order authorisation (EIP-712 signature of the owner, each nonce once)."""
 
 from __future__ import annotations
 
+import msgspec
+import pytest
 from eth_account import Account
 
 from clearway.chain.vault import DepositEvent
 from clearway.commitment.authorisation import OPERATOR, exchange_domain_separator, sign_command
 from clearway.commitment.batch import Batch
-from clearway.domain.commands import Deposit, PlaceOrder, Withdraw
+from clearway.domain.commands import CancelOrders, Deposit, PlaceOrder, PlaceTwap, Withdraw
+from clearway.domain.orders import OrderType, TimeInForce, TriggerSource
 from clearway.domain.state import ExchangeState, apply
 from clearway.verifier.alarms import AlarmCode
 from clearway.verifier.checks import check_authorisations, check_deposits
@@ -114,3 +117,41 @@ def test_a_nonce_used_twice_in_a_batch_or_in_an_earlier_one_is_refused():
     result = check_authorisations(Batch(2, (_order(3, 2),), (first,)), state, SEPARATOR,
                                   lambda owner, nonce: (owner, nonce) in used)
     assert [f.code for f in result.findings] == [AlarmCode.NONCE_REUSED]
+
+
+# issue 9: advanced orders, TWAPs and batch cancels are signed over every field the owner chose
+ADVANCED = (
+    PlaceOrder(3, 0, 2, 0, -1, 10, 900_000, OrderType.STOP_LIMIT, TimeInForce.GTC, trigger_price=950_000,
+               trigger=TriggerSource.INDEX, expire_at=86_400_000),
+    PlaceOrder(3, 0, 2, 0, 1, 40, 1_000_000, display_size=10, expire_at=86_400_000),
+    PlaceTwap(3, 0, 2, 0, 1, 40, 600_000, 60_000, 1_000, 0, False, "t"),
+    CancelOrders(3, 0, 2, (11, 12, 13)),
+)
+TAMPERING = [
+    (0, "trigger_price", 940_000), (0, "trigger", TriggerSource.MARK), (0, "expire_at", 0),
+    (0, "order_type", OrderType.STOP_MARKET), (1, "display_size", 20), (1, "display_size", 0),
+    (1, "expire_at", 86_400_001), (1, "expire_at", 0), (2, "size", 41), (2, "duration_ms", 1_200_000),
+    (2, "interval_ms", 30_000), (2, "price_tolerance_ppm", 999_999), (2, "limit_price", 1_000_000),
+    (2, "reduce_only", True), (2, "client_order_id", "u"), (2, "side", -1), (3, "order_ids", (11, 12)),
+    (3, "order_ids", (11, 13, 12)), (3, "order_ids", (11, 12, 13, 14)),
+]
+
+
+def test_signed_advanced_orders_twaps_and_batch_cancels_pass():
+    state = _state_with_accounts()
+    auths = tuple(sign_command(ALICE.key, SEPARATOR, c, ALICE.address, 10 + i) for i, c in enumerate(ADVANCED))
+    commands = tuple(msgspec.structs.replace(c, seq=3 + i) for i, c in enumerate(ADVANCED))
+    result = check_authorisations(Batch(2, commands, auths), state, SEPARATOR, lambda owner, nonce: False)
+    assert result.findings == [] and result.signed == 4
+
+
+@pytest.mark.parametrize(("which", "field", "value"), TAMPERING, ids=lambda v: str(v))
+def test_a_field_changed_after_signing_is_a_bad_signature(which, field, value):
+    state = _state_with_accounts()
+    genuine = ADVANCED[which]
+    auth = sign_command(ALICE.key, SEPARATOR, genuine, ALICE.address, 7)
+    changed = msgspec.structs.replace(genuine, **{field: value})
+    assert changed != genuine
+    result = check_authorisations(Batch(2, (changed,), (auth,)), state, SEPARATOR, lambda owner, nonce: False)
+    assert [(f.code, f.seq) for f in result.findings] == [(AlarmCode.BAD_SIGNATURE, 3)]
+    assert [a.account for a in result.findings[0].accounts] == [2]
