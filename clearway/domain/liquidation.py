@@ -19,7 +19,10 @@ Per account (``liquidate_account``), with liquidatable ⟺ MM > 0 and equity < M
    recheck. Settle the funding of all its positions (funding_engine.settle_account).
 2. Positions in order — perpetuals, short options, long options (each by instrument id) —
    each closed in steps while the account stays liquidatable. A step is an IOC order
-   against the book, walked here level by level (best first, FIFO), that pays no taker fee:
+   against the book that pays no taker fee, matched maker by maker with the book's own
+   ``OrderBook.match`` (best level first, FIFO; an iceberg gives at most its displayed
+   slice per visit and its refill goes behind the orders queued after it, with an
+   ``IcebergRefilled`` event, exactly as for any taker):
    - limit: perps the fillable price ``fillable_price(size, mark, PMMR, TNC, TMMR)``
      (a sell rounds up, a buy down to a tick); options mark ± penalty with penalty =
      ⌈option_liquidation_penalty · per-contract MM⌉ (the MM of a short contract,
@@ -62,7 +65,8 @@ import numpy as np
 from clearway.domain.accounts import Account, MarginMode
 from clearway.domain.errors import CancelReason
 from clearway.domain.events import (
-    BackstopTransfer, Event, InsuranceCovered, LiquidationEnded, LiquidationFill, LiquidationStarted, Trade,
+    BackstopTransfer, Event, IcebergRefilled, InsuranceCovered, LiquidationEnded, LiquidationFill, LiquidationStarted,
+    Trade,
 )
 from clearway.domain.fills import change_position, settle_fill
 from clearway.domain.genesis import FEE_ACCOUNT, INSURANCE_FUND
@@ -71,6 +75,7 @@ from clearway.domain.instruments import Kind
 from clearway.domain.liquidation_rules import (
     bankruptcy_quote, fillable_price, settle_liquidation_fill, step_notional_limit,
 )
+from clearway.domain.orders import Order
 from clearway.domain.units import PPM, ceil_div
 
 if TYPE_CHECKING:
@@ -365,6 +370,11 @@ def _settle_last(account: Account, split: _Split, size_now: int, available: int)
 
 
 # -- steps ---------------------------------------------------------------------------------
+def _no_self_trade(maker: Order) -> None:
+    """The liquidated account's orders were all cancelled first: it has none to match."""
+    raise AssertionError(f"liquidation met the account's own order {maker.order_id}")
+
+
 def _book_step(state: ExchangeState, account: Account, instrument: int, health: AccountHealth, ts: int,
                events: list[Event], touched: set[int]) -> int:
     """One liquidation step of one position against the book; returns the lots filled."""
@@ -396,6 +406,25 @@ def _book_step(state: ExchangeState, account: Account, instrument: int, health: 
     available = fund_available(state)
     size0 = abs(size)
     filled = 0
+    fill: list = []  # the split being matched (``on_fill`` settles it)
+
+    def on_fill(maker: Order, lots: int) -> None:
+        split = fill[0]
+        trade = settle_fill(state, spec, maker, account, side, lots, 0, 0, events)
+        events.append(trade)
+        account.cash += split.payout - split.fee
+        fund.cash += split.fee - split.payout
+        events.append(LiquidationFill(account.account_id, instrument, trade.trade_id, side, lots, maker.price, limit,
+                                      split.quote, split.bankruptcy, split.fee, split.payout))
+        touched.add(maker.account)
+        maker_account = state.accounts[maker.account]
+        if maker_account.open.get(instrument) is not None:
+            enforce_reduce_only(state, maker_account, instrument, events)
+
+    def on_refill(maker: Order) -> None:
+        events.append(IcebergRefilled(maker.order_id, maker.account, instrument, maker.side, maker.price,
+                                      maker.shown, maker.remaining))
+
     while filled < wanted:
         if side > 0:
             if not book.ask_keys or -book.ask_keys[-1] > limit:
@@ -408,30 +437,20 @@ def _book_step(state: ExchangeState, account: Account, instrument: int, health: 
         if maker.account == account.account_id:  # cannot happen (its orders were cancelled)
             break
         size_now = account.positions[instrument].size
-        split = affordable(state, account, spec, side, min(maker.remaining, wanted - filled), maker.price, size_now,
+        visible = maker.shown if maker.display else maker.remaining  # an iceberg: its slice this visit
+        split = affordable(state, account, spec, side, min(visible, wanted - filled), maker.price, size_now,
                            mark, pmmr, size0, tnc, tmmr, available)
         if split is None or not _settle_last(account, split, size_now, available):
             break
-        lots = split.lots
-        if lots == maker.remaining:
-            book.remove(maker)
-            maker.remaining = 0
-        else:
-            book.reduce(maker, lots)
-        trade = settle_fill(state, spec, maker, account, side, lots, 0, 0, events)
-        events.append(trade)
-        account.cash += split.payout - split.fee
-        fund.cash += split.fee - split.payout
+        fill[:] = [split]
+        # the book's own match for exactly these lots at this maker's price: it takes only
+        # from the head order (lots ≤ its visible size), refills an emptied iceberg slice and
+        # moves it behind the orders queued after it, as for any taker
+        lots = book.match(side, maker.price, split.lots, account.account_id, on_fill, _no_self_trade, on_refill)
         available += split.fee - split.payout
-        events.append(LiquidationFill(account.account_id, instrument, trade.trade_id, side, lots, maker.price, limit,
-                                      split.quote, split.bankruptcy, split.fee, split.payout))
         tnc += split.dnnv + split.quote + split.payout - split.fee
         tmmr += split.dmmr
         filled += lots
-        touched.add(maker.account)
-        maker_account = state.accounts[maker.account]
-        if maker_account.open.get(instrument) is not None:
-            enforce_reduce_only(state, maker_account, instrument, events)
     if filled:
         state.liquidation_used[account.account_id] = used + filled * mark // scale
     return filled

@@ -6,7 +6,8 @@ from __future__ import annotations
 from clearway.domain.commands import Deposit
 from clearway.domain.errors import CancelReason
 from clearway.domain.events import (
-    Deleveraged, InsuranceCovered, LiquidationEnded, LiquidationFill, LiquidationStarted, OrderCancelled, Trade,
+    Deleveraged, IcebergRefilled, InsuranceCovered, LiquidationEnded, LiquidationFill, LiquidationStarted,
+    OrderCancelled, Trade,
 )
 from clearway.domain.genesis import INSURANCE_FUND
 from clearway.domain.orders import BUY, SELL
@@ -180,4 +181,35 @@ def test_a_deficit_the_fund_can_pay_is_covered_instead_of_deleveraged():
     assert of_kind(events, InsuranceCovered) and of_kind(events, LiquidationEnded)[-1].liquidatable
     health = ex.state.margin.health(ex.state.accounts[short])
     assert health.equity >= 0 and ex.position(short) < 0
+    assert_conserved(ex)
+
+
+def test_a_liquidation_takes_an_iceberg_slice_by_slice_behind_the_orders_queued_after_it():
+    # the fee example's account sells 0.1 BTC into an iceberg (0.1 BTC showing 0.02) with a
+    # plain 0.05 BTC bid queued behind it at the same price: as for any taker, the iceberg
+    # gives its slice, refills at the back, and the plain bid trades before its refill (the
+    # iceberg used to give 0.1 BTC at once, the plain bid nothing)
+    ex = liquidation_exchange(liquidation_step_ppm=1_000_000)
+    a = ex.deposit(0xA1, usd(500))
+    b = ex.deposit(0xB2, usd(1_000_000))
+    c = ex.deposit(0xC3, usd(1_000_000))
+    d = ex.deposit(0xD4, usd(1_000_000))
+    oracle(ex, 56_000)
+    ex.place(b, SELL, BTC // 10, usd(56_000))
+    ex.place(a, BUY, BTC // 10, usd(56_000))
+    iceberg = ex.place(c, BUY, BTC // 10, usd(56_100), display_size=BTC // 50)[0].order_id
+    plain = ex.place(d, BUY, BTC // 20, usd(56_100))[0].order_id
+    advance(ex, 1_000)
+    events = oracle(ex, 52_000)
+    fills = [(e.maker_order_id, e.size) for e in of_kind(events, Trade)]
+    slice_ = BTC // 50
+    assert fills == [(iceberg, slice_), (plain, BTC // 20), (iceberg, slice_), (iceberg, BTC // 100)]
+    assert [e.size for e in of_kind(events, LiquidationFill)] == [size for _, size in fills]
+    refills = of_kind(events, IcebergRefilled)
+    assert [(e.order_id, e.shown, e.remaining) for e in refills] == [(iceberg, slice_, 8 * BTC // 100),
+                                                                      (iceberg, slice_, 6 * BTC // 100)]
+    assert ex.position(a) == 0 and ex.position(d) == BTC // 20 and ex.position(c) == BTC // 20
+    order = ex.state.orders[iceberg]
+    assert (order.remaining, order.shown) == (BTC // 20, BTC // 100)
+    assert ex.state.books[0].levels(BUY) == [(usd(56_100), BTC // 100)]
     assert_conserved(ex)
