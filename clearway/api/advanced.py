@@ -26,12 +26,25 @@ good-til-time orders go through ``private/buy`` / ``private/sell``: orderparams.
   caller fails alone (10004 order_not_found); an empty list, more than 100 ids, a repeated
   id or an id ≤ 0 refuses the whole batch (11029 invalid_arguments; 10025
   invalid_order_id).
+
+Signed variants (DESIGN.md "Order authorisation"): ``place_twap``, ``cancel_twap`` and
+``cancel_orders`` take optional ``signature`` (65 bytes hex, the owner's EIP-712 signature)
+and ``nonce`` (uint64, each once per owner), like ``private/buy``. The messages are
+``Twap``, ``Cancel`` (of the parent's id) and ``CancelOrders``
+(clearway.commitment.authorisation); the command then reaches the batch data as signed,
+so verifiers check it instead of trusting the operator. A signature that does not recover
+to the caller's address is refused (13009 unauthorized) and nothing is submitted. What to
+sign: ``public/get_twap_typed_data`` (the ``place_twap`` parameters plus ``owner`` and
+``nonce``) and ``public/get_cancel_orders_typed_data`` (``owner``, ``order_ids``,
+``nonce``); for ``cancel_twap``, ``public/get_cancel_typed_data`` (``owner``,
+``order_id``, ``nonce``).
 """
 
 from __future__ import annotations
 
-from clearway.api.errors import INVALID_ARGUMENTS, ORDER_NOT_FOUND, ApiError, from_code
-from clearway.api.methods import _acked, _check_events, _fresh, _instrument, _order_id, _owner, _submit, \
+from clearway.api.auth import normalise_address
+from clearway.api.errors import INVALID_ARGUMENTS, NOT_IMPLEMENTED, ORDER_NOT_FOUND, ApiError, from_code
+from clearway.api.methods import _acked, _check_events, _fresh, _instrument, _order_id, _owner, _signed, _submit, \
     _trading_account
 from clearway.api.names import to_units
 from clearway.api.orderparams import invalid_argument
@@ -45,6 +58,21 @@ MAX_BATCH_CANCEL = 100
 
 @method("private/place_twap", private=True, matching=True, write=True)
 def place_twap(api, ctx, p: Params):
+    owner = _owner(ctx)
+    command = _twap_command(api, p, _trading_account(api, ctx))
+    signed = _signed(api, p, command, owner)
+    ticket = _submit(api, ctx, command)
+
+    def finish(events: list) -> dict:
+        twap = _twap_from_events(api, events, ticket.command.ts)
+        if signed is not None:
+            api.record_signed(ticket.seq, ticket.command, owner, *signed)
+        return twap.to_json()
+    return Acked(ticket, finish)
+
+
+def _twap_command(api, p: Params, account: int) -> PlaceTwap:
+    """The PlaceTwap of ``place_twap``'s parameters (module docstring) for ``account``."""
     inst = _instrument(api, p)
     side = {"buy": 1, "sell": -1}[_required_choice(p, "direction", ("buy", "sell"))]
     lots = inst.parse_amount(p.get("amount"))
@@ -56,11 +84,8 @@ def place_twap(api, ctx, p: Params):
     tolerance = 0
     if p.has("price_tolerance"):  # a fraction → parts per million
         tolerance = to_units(p.get("price_tolerance"), 6, "price_tolerance", INVALID_ARGUMENTS, "invalid_arguments")
-    account = _trading_account(api, ctx)
-    command = PlaceTwap(0, 0, account, inst.instrument_id, side, lots, duration * 1000, interval * 1000, tolerance,
-                        limit_price, p.bool("reduce_only"), p.str("label", "", max_len=64))
-    ticket = _submit(api, ctx, command)
-    return Acked(ticket, lambda events: _twap_from_events(api, events, ticket.command.ts).to_json())
+    return PlaceTwap(0, 0, account, inst.instrument_id, side, lots, duration * 1000, interval * 1000, tolerance,
+                     limit_price, p.bool("reduce_only"), p.str("label", "", max_len=64))
 
 
 def _required_choice(p: Params, name: str, choices: tuple[str, ...]) -> str:
@@ -119,14 +144,19 @@ def get_twap_state(api, ctx, p: Params):
 def cancel_twap(api, ctx, p: Params):
     order_id = _order_id(p)
     account = _trading_account(api, ctx)
+    owner = _owner(ctx)
+    command = CancelOrder(0, 0, account, order_id)
+    signed = _signed(api, p, command, owner)
 
     async def run():
         await _fresh(api, ctx)
         twap = _own_twap(api, ctx, order_id)
         if twap.state != "open":
             return twap.to_json()
-        ticket = _submit(api, ctx, CancelOrder(0, 0, account, order_id))
+        ticket = _submit(api, ctx, command)
         await _acked(ticket)
+        if signed is not None:
+            api.record_signed(ticket.seq, ticket.command, owner, *signed)
         await _fresh(api, ctx, ticket.seq)
         return api.model.twaps[order_id].to_json()
     return run()
@@ -134,19 +164,17 @@ def cancel_twap(api, ctx, p: Params):
 
 @method("private/cancel_orders", private=True, matching=True, write=True)
 def cancel_orders(api, ctx, p: Params):
-    raw = p.list("order_ids", MAX_BATCH_CANCEL * 10)
-    ids = []
-    for value in raw:
-        if isinstance(value, str) and value.isdigit() and len(value) < 19:
-            value = int(value)
-        if not isinstance(value, int) or isinstance(value, bool) or not -2**62 < value < 2**62:
-            raise invalid_argument("order_ids", "order ids are decimal strings or integers")
-        ids.append(value)
+    ids = _order_ids(p)
     account = _trading_account(api, ctx)
-    ticket = _submit(api, ctx, CancelOrders(0, 0, account, tuple(ids)))
+    owner = _owner(ctx)
+    command = CancelOrders(0, 0, account, ids)
+    signed = _signed(api, p, command, owner)
+    ticket = _submit(api, ctx, command)
 
     async def run():
         events = await _acked(ticket)
+        if signed is not None:
+            api.record_signed(ticket.seq, ticket.command, owner, *signed)
         await _fresh(api, ctx, ticket.seq)
         model = api.model
         cancelled, failed = [], []
@@ -166,3 +194,43 @@ def cancel_orders(api, ctx, p: Params):
                                "reason": error.data.get("clearway_error") if error.data else None})
         return {"cancelled": cancelled, "failed": failed}
     return run()
+
+
+def _order_ids(p: Params) -> tuple[int, ...]:
+    """``order_ids`` as integers (decimal strings or integers); the domain checks count,
+    duplicates and sign (CancelOrders)."""
+    ids = []
+    for value in p.list("order_ids", MAX_BATCH_CANCEL * 10):
+        if isinstance(value, str) and value.isdigit() and len(value) < 19:
+            value = int(value)
+        if not isinstance(value, int) or isinstance(value, bool) or not -2**62 < value < 2**62:
+            raise invalid_argument("order_ids", "order ids are decimal strings or integers")
+        ids.append(value)
+    return tuple(ids)
+
+
+# ---------------------------------------------------------------------------- what to sign
+def _typed(api, p: Params, build) -> dict:
+    """EIP-712 typed data of ``build(account, owner)`` for ``owner`` and ``nonce``."""
+    signing = api.config.signing
+    if signing is None:
+        raise ApiError(NOT_IMPLEMENTED, "not_implemented", {"reason": "signed commands are not configured"})
+    owner = normalise_address(p.get("owner"))
+    account = api.account_id(owner)
+    command = build(account if account is not None else -1)
+    return signing.typed_data(command, owner, p.int("nonce", required=True, hi=2**64 - 1))
+
+
+@method("public/get_twap_typed_data")
+def twap_typed_data(api, ctx, p: Params):
+    return _typed(api, p, lambda account: _twap_command(api, p, account))
+
+
+@method("public/get_cancel_orders_typed_data")
+def cancel_orders_typed_data(api, ctx, p: Params):
+    return _typed(api, p, lambda account: CancelOrders(0, 0, account, _order_ids(p)))
+
+
+@method("public/get_cancel_typed_data")
+def cancel_typed_data(api, ctx, p: Params):
+    return _typed(api, p, lambda account: CancelOrder(0, 0, account, _order_id(p)))

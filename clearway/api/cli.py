@@ -112,7 +112,10 @@ def _open_node(args, data_dir: Path, genesis=None):
                 max_command_bytes=getattr(args, "max_command_bytes", 16_384))
 
 
-def _server(node, args, data_dir: Path, settlement=None, signing=None):
+def _server(node, args, data_dir: Path, settlement=None, signing=None, on_authorised=None):
+    """The ApiServer of ``node``; ``on_authorised(seq, command, owner, nonce, signature)``
+    (ApiConfig) receives every command signed through the API, so that the settlement
+    side carries its signature into the batch data (else it is operator-attested)."""
     from clearway.api.server import ApiServer
     from clearway.api.service import ApiConfig
 
@@ -123,7 +126,8 @@ def _server(node, args, data_dir: Path, settlement=None, signing=None):
             chain_id = int(settlement.l1_info().get("chain_id", 1))
         except Exception:
             chain_id = 1
-    config = ApiConfig(keys_path=keys_path, settlement=settlement, signing=signing, chain_id=chain_id)
+    config = ApiConfig(keys_path=keys_path, settlement=settlement, signing=signing, chain_id=chain_id,
+                       on_authorised=on_authorised)
     return ApiServer(node, config, host=args.api_host, port=args.api_port or 0)
 
 
@@ -196,7 +200,7 @@ def run_dev(args, dev_chain=None, signing_factory=None, ready: Callable[[dict], 
         signing = signing_factory(settlement) if signing_factory is not None else None
         node.submit(SetMarkPrices(0, 0, {"BTC": 60_000_000_000, "ETH": 3_000_000_000},
                                   {0: 60_000_000_000, 1: 3_000_000_000})).result()
-        server = _server(node, args, data_dir, settlement, signing)
+        server = _server(node, args, data_dir, settlement, signing, getattr(chain, "on_authorised", None))
         server.start()
         keys = server.api.keys
         amount = args.dev_deposit * 1_000_000
