@@ -108,20 +108,31 @@ def screen(state: ExchangeState, ts: int, events: list[Event]) -> None:
     ``revalue_all`` over all accounts (float64, within micro-USDC of ``health``) picks the
     candidates with equity − MM < ``SCREEN_SLACK`` and MM > 0; each is confirmed with
     ``health``. If the batch cannot price some account, every account with positions is a
-    candidate."""
+    candidate.
+
+    The revaluation is also kept for the pre-trade screen (``Margin.remember``, health.py):
+    later order checks of accounts whose positions, cash and prices are unchanged may accept
+    without the exact evaluation. The screen only accepts what the exact check accepts
+    (tests/domain/test_revalue.py), so no decision, event or state hash depends on it (a
+    replica restored from a snapshot has none until its next screen); when the batch cannot
+    run, the old screen is dropped."""
     state.screen_due = False
     if not any(u not in state.halted for u in state.oracle_last):
         return
     from clearway.domain.revalue import PositionMatrix, revalue_all
 
+    margin = state.margin
     try:
         matrix = PositionMatrix.from_state(state)
         if not matrix.accounts.size:
+            margin.screen = None
             return
         figures = revalue_all(state, matrix)
+        margin.remember(matrix, figures)
         flagged = (figures.maintenance_margin > 0) & (figures.equity - figures.maintenance_margin < SCREEN_SLACK)
         candidates = figures.accounts[np.flatnonzero(flagged)].tolist()
     except KeyError:
+        margin.screen = None
         candidates = [i for i, a in state.accounts.items() if i >= 2 and a.positions]
     if candidates:
         run(state, sorted(int(i) for i in candidates), ts, events)

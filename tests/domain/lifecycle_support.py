@@ -81,3 +81,25 @@ def bankrupt_short(ex: Exchange) -> tuple[int, int]:
     return short, long
 
 
+
+
+def replay_events(ex: Exchange, screen: bool = True) -> tuple[list[list], str]:
+    """Replay the harness's commands from genesis: (events of each command, final state
+    hash). ``screen=False`` keeps the pre-trade screen off (``Margin.remember`` keeps
+    nothing), so every order check is the exact one."""
+    from clearway.domain.health import Margin
+    from clearway.domain.state import ExchangeState, apply, state_hash
+
+    def forget(self, matrix, revaluation) -> int:
+        self.screen = None
+        return 0
+
+    remember = Margin.remember
+    if not screen:
+        Margin.remember = forget
+    try:
+        state = ExchangeState(ex.genesis)
+        events = [apply(state, command) for command in ex.commands]
+        return events, state_hash(state)
+    finally:
+        Margin.remember = remember
