@@ -8,21 +8,13 @@ from __future__ import annotations
 
 import msgspec
 import pytest
-from verifier_harness import first_alarms, scenario
+from verifier_harness import first_alarms
 
 from clearway.domain import events as ev
 from clearway.domain.commands import CancelOrders, PlaceOrder, PlaceTwap
 from clearway.domain.orders import OrderType, TimeInForce, TriggerSource
 from clearway.verifier.alarms import AlarmCode
 from clearway.verifier.drill import TICK
-
-
-@pytest.fixture
-def honest(tmp_path):
-    s = scenario(tmp_path)
-    s.honest_prefix()
-    yield s
-    s.close()
 
 
 def _commands(s):
@@ -55,31 +47,23 @@ def test_signed_advanced_orders_twaps_and_batch_cancels_are_attested(honest):
 
 @pytest.mark.parametrize(("which", "change"), [(0, {"trigger_price": 1}), (1, {"display_size": 2_000})],
                          ids=["stop-trigger-price", "iceberg-display-size"])
-def test_a_changed_signed_order_field_is_refused_on_chain(tmp_path, which, change):
-    s = scenario(tmp_path)
-    try:
-        s.honest_prefix()
-        s.first_seq = s.seq.replica.state.last_seq + 1
-        genuine = _commands(s)[which]
-        auth = s.seq.sign(genuine, s.user("alice"), s.user("alice").address.lower())  # seq, ts are not signed
-        s.seq.submit(msgspec.structs.replace(genuine, **change), auth=auth)
-        _refused(s)
-    finally:
-        s.close()
+def test_a_changed_signed_order_field_is_refused_on_chain(honest, which, change):
+    s = honest
+    s.first_seq = s.seq.replica.state.last_seq + 1
+    genuine = _commands(s)[which]
+    auth = s.seq.sign(genuine, s.user("alice"), s.user("alice").address.lower())  # seq, ts are not signed
+    s.seq.submit(msgspec.structs.replace(genuine, **change), auth=auth)
+    _refused(s)
 
 
-def test_a_changed_id_list_of_a_signed_batch_cancel_is_refused_on_chain(tmp_path):
-    s = scenario(tmp_path)
-    try:
-        s.honest_prefix()
-        s.first_seq = s.seq.replica.state.last_seq + 1
-        alice = s.user("alice")
-        genuine = CancelOrders(0, 0, s.account("alice"), (5, 6))
-        auth = s.seq.sign(genuine, alice, alice.address.lower())
-        s.seq.submit(msgspec.structs.replace(genuine, order_ids=(5, 6, 7)), auth=auth)
-        _refused(s)
-    finally:
-        s.close()
+def test_a_changed_id_list_of_a_signed_batch_cancel_is_refused_on_chain(honest):
+    s = honest
+    s.first_seq = s.seq.replica.state.last_seq + 1
+    alice = s.user("alice")
+    genuine = CancelOrders(0, 0, s.account("alice"), (5, 6))
+    auth = s.seq.sign(genuine, alice, alice.address.lower())
+    s.seq.submit(msgspec.structs.replace(genuine, order_ids=(5, 6, 7)), auth=auth)
+    _refused(s)
 
 
 def _refused(s):

@@ -4,19 +4,10 @@ batch built on it is refused too."""
 
 from __future__ import annotations
 
-import pytest
-from verifier_harness import first_alarms, scenario
+from verifier_harness import first_alarms
 
 from clearway.domain.genesis import FEE_ACCOUNT
 from clearway.verifier.alarms import AlarmCode
-
-
-@pytest.fixture
-def honest(tmp_path):
-    s = scenario(tmp_path)
-    s.honest_prefix()
-    yield s
-    s.close()
 
 
 def test_honest_batches_are_attested_by_every_verifier_and_finalised(honest):
