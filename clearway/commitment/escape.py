@@ -13,6 +13,18 @@ accrued since the position's last settlement (a long pays when the index rises).
 is floored on its own, so an account never receives a fraction of a micro-USDC it is not
 owed. ``Vault.vy`` computes the same with int256 arithmetic (reverting on overflow) and
 ``tests/chain`` checks equality on many random accounts.
+
+Conservation: the domain settles every position of a perp at each funding tick
+(domain/funding_engine.py), so every committed position carries its instrument's funding
+index and the funding term is 0; the fee account, counterparty of every payment, holds
+the settled balance (and the rounding residues, ≥ 0) in its cash. Hence Σ escape values ≤
+Σ cash = what the vault holds for the exchange, the remainder being the price terms'
+flooring plus the negative equity of bankrupt accounts (which escape 0). The funding
+term stays in the formula (and in ``Vault.vy``) for a state carrying unsettled funding,
+which would over-promise the receipts owed to unsettled receivers (the fee account's leaf
+holds no claim on the unsettled payers); ``exchange_state.unsettled_positions`` finds
+such positions. Tests: tests/commitment/test_funding_conservation.py and
+tests/chain/test_vault_escape.py (through ``Vault.escape``).
 """
 
 from __future__ import annotations

@@ -12,6 +12,16 @@ Mapping from the domain (accounts.py, state.py) to the leaves (leaves.py):
   contract; 0 while it has none, so a position in it escapes at 0) and ``funding_index`` =
   the domain's cumulative funding index of the instrument (positions carry theirs).
 
+Funding and conservation: the domain settles every position of a perp at each funding tick
+(domain/funding_engine.py), so in a committed state every position's funding index equals
+its instrument's and the escape's funding term (commitment/escape.py) is 0; the fee
+account, counterparty of every payment, holds the settled balance in its cash. Σ escape
+values ≤ Σ cash = the vault's holdings for the exchange; the remainder is the price terms'
+flooring (a fraction of a micro-USDC per position) plus the negative equity of any
+bankrupt account (which escapes 0). A state carrying unsettled funding (only one restored
+from before eager settlement, until its next tick) would over-promise the funding owed to
+unsettled receivers: :func:`unsettled_positions` finds such positions.
+
 Genesis hash: the vault's ``genesis_config_hash`` (and every state root) uses
 :func:`committed_genesis_hash`, i.e. ``keccak256(GenesisConfig.encode())`` — the keccak of
 the same canonical MessagePack bytes whose SHA-256 is ``GenesisConfig.config_hash()``
@@ -40,10 +50,11 @@ SYSTEM_ACCOUNTS = (FEE_ACCOUNT, INSURANCE_FUND)
 # events that change no account's committed fields
 _NEUTRAL_EVENTS = frozenset({
     ev.Rejected, ev.InstrumentListed, ev.PricesSet, ev.OrderAccepted, ev.OrderCancelled, ev.OrderAmended,
-    ev.MarketDataSet, ev.MarginModeSet,
+    ev.MarketDataSet, ev.MarginModeSet, ev.FundingTick,
 })
-# events that change the committed fields of the accounts they name
-_ACCOUNT_EVENTS = frozenset({ev.AccountCreated, ev.Deposited, ev.Withdrawn, ev.Trade})
+# events that change the committed fields of the accounts they name (the fee account, the
+# counterparty of every FundingPaid, is always compared)
+_ACCOUNT_EVENTS = frozenset({ev.AccountCreated, ev.Deposited, ev.Withdrawn, ev.Trade, ev.FundingPaid})
 
 
 def committed_genesis_hash(genesis: GenesisConfig) -> bytes:
@@ -71,6 +82,17 @@ def instrument_leaf(state, instrument_id: int) -> InstrumentLeaf:
     spec = state.instruments[instrument_id]
     funding = state.funding_index.get(instrument_id, 0)
     return InstrumentLeaf(instrument_id, state.marks.get(instrument_id, 0), funding, spec.size_decimals)
+
+
+def unsettled_positions(state) -> list[tuple[int, int]]:
+    """``(account_id, instrument_id)`` of every non-zero position whose funding index
+    differs from its instrument's (sorted); empty for every state the domain produces
+    after its first tick with eager settlement (module docstring)."""
+    funding = state.funding_index
+    return sorted((account_id, instrument)
+                  for account_id, account in state.accounts.items()
+                  for instrument, position in account.positions.items()
+                  if position.size and position.funding_index != funding.get(instrument, 0))
 
 
 def touched_accounts(events: Iterable) -> set[int] | None:

@@ -122,6 +122,10 @@ class CommittedState:
         """The committed leaf of ``instrument_id`` (``KeyError`` if never committed)."""
         return self._instrument_leaves[instrument_id]
 
+    def account_leaves(self) -> dict[int, AccountLeaf]:
+        """All committed account leaves by index, ascending (a copy)."""
+        return dict(sorted(self._account_leaves.items()))
+
     def instrument_leaves(self) -> dict[int, InstrumentLeaf]:
         """All committed instrument leaves by id (a copy)."""
         return dict(self._instrument_leaves)

@@ -12,13 +12,29 @@ goes*.
   hour's samples (60 slots, missing = 0) + default rate, clamped to ±6·(IMF − MMF);
   ``state.funding_index[perp] += funding_index_delta(index, rate_8h, 3600)``; a
   ``FundingTick`` event. The samples start over.
-- Settlement is lazy: a position remembers the funding index it was last settled at
-  (``Position.funding_index``); on every change of its size (fills.py, liquidation,
-  deleveraging) and when its account is liquidated, payment = −size · (index_now −
-  index_pos), rounded against the account (``units.funding_payment``: toward −∞), and a
-  ``FundingPaid`` event. Margin checks count the unsettled payment exactly
-  (``StandardMargin.pending_funding``) instead of writing it, so a rejected command
-  changes nothing.
+- Settlement is eager at each tick: when a tick moves a perp's funding index, every
+  position in that perp is settled at once (accounts by id), payment = −size ·
+  (index_now − index_pos), rounded against the account (``units.funding_payment``:
+  toward −∞), with a ``FundingPaid`` event — as Hyperliquid and Binance pay every open
+  position at each funding time. A position remembers the index it was last settled at
+  (``Position.funding_index``). The lazy path (settlement before every change of a
+  position's size in fills.py, liquidation, deleveraging, and when an account is
+  liquidated; ``StandardMargin.pending_funding`` in margin checks) is kept and stays
+  correct, but after an eager tick it finds nothing to settle: a position opened after
+  a tick carries that tick's index.
+
+Why eager, not lazy with an aggregate (the alternative considered): the committed state
+(commitment/exchange_state.py) and the vault's escape (commitment/escape.py, Vault.vy)
+value each position's unsettled funding against the fee account, its counterparty, yet
+the fee account's leaf holds only its cash. With lazy settlement Σ escape values exceeded
+the vault's holdings by the net funding owed to unsettled receivers ("escape pool
+exhausted"). Settling every position at the tick makes every committed state carry no
+unsettled funding, so the escape's funding term is 0 and conservation follows from cash
+alone: Σ cash is unchanged by each settlement, and the fee account keeps the rounding
+residue (≥ 0, see below). The cost is O(positions of the perp) per perp per funding hour
+(README, "Funding settlement": measured with ``clearway stress``), paid once an hour,
+against an extra committed aggregate, a fee-account leaf format change and a vault
+change that design (ii) would need.
 
 Where the money goes: the **fee account is the counterparty of every funding payment**
 (a payment by an account is credited to it, a receipt debited from it). Σ cash over all
@@ -88,7 +104,24 @@ def funding_tick(state: ExchangeState, hour_ts: int, events: list[Event]) -> boo
         events.append(FundingTick(instrument, hour_ts, rate, index, value, len(samples)))
         if delta:
             moved = True
+            settle_instrument(state, instrument, value, events)
     return moved
+
+
+def settle_instrument(state: ExchangeState, instrument: int, index: int, events: list[Event]) -> int:
+    """Settle every open position in perpetual ``instrument`` up to ``index`` (its new
+    funding index), accounts in ascending id order, one ``FundingPaid`` per non-zero
+    payment (``settle_position``). Returns the fee account's net change (micro-USDC,
+    ≥ 0 once every position of the instrument has settled the same interval: the
+    rounding residue, module docstring). Cost: one pass over the accounts."""
+    accounts = state.accounts
+    fee_before = accounts[FEE_ACCOUNT].cash
+    for account_id in sorted(accounts):
+        account = accounts[account_id]
+        position = account.positions.get(instrument)
+        if position is not None and position.funding_index != index:
+            settle_position(state, account, instrument, position, index, events)
+    return accounts[FEE_ACCOUNT].cash - fee_before
 
 
 def settle_position(state: ExchangeState, account: Account, instrument: int, position: Position, index: int,

@@ -8,6 +8,9 @@ from hypothesis import strategies as st
 from vault_harness import escape_args
 
 from clearway.commitment import AccountLeaf, InstrumentLeaf, escape_value
+from clearway.commitment.exchange_state import StateCommitter
+from commitment.unsettled_funding import PRICE, escape_values, holdings, lazy_then_eager, price_rounding
+from domain.lifecycle_support import HOUR, oracle
 
 BTC = InstrumentLeaf(1, 60_000_000_000, 3_000_000_000, 4)  # price, funding index, 1e-4 BTC
 ETH = InstrumentLeaf(2, 3_000_000_000, -2_000_000_000, 3)
@@ -254,3 +257,53 @@ def test_an_overdrawn_finalised_state_cannot_block_the_escape_hatch(harness, vau
     assert vault.escape_pool() == 0
     with boa.reverts():  # the token balance is short: the claim cannot be paid in full
         vault.withdraw(sender=alice)
+
+
+# --------------------------------------------------------------- funding and conservation
+
+
+def _escape_all(harness, ex, committer) -> tuple[dict[int, int], int]:
+    """Deposit what the exchange holds, finalise the committed state as one batch, freeze,
+    escape every account through the vault; returns what each was paid and the pool left."""
+    depositor = boa.env.generate_address("exchange-users")
+    deposit_id = harness.deposit(depositor, holdings(ex))
+    committed = committer.committed
+    harness.submit_and_finalise(accounts=list(committed.account_leaves().values()),
+                                instruments=list(committed.instrument_leaves().values()),
+                                last_deposit_id=deposit_id)
+    harness.freeze_with_overdue_request()
+    harness.open_escape()
+    harness.post_instruments()
+    instruments = committed.instrument_leaves()
+    paid = {}
+    for i, leaf in committed.account_leaves().items():
+        if escape_value(leaf, instruments) == 0:     # the insurance fund here: the vault refuses
+            with boa.reverts("nothing to escape"):
+                harness.escape(i)
+            paid[i] = 0
+        else:
+            paid[i] = harness.escape(i)
+    return paid, harness.vault.escape_pool()
+
+
+def test_funding_settled_at_each_tick_escapes_reconcile_in_the_vault(harness, monkeypatch):
+    """A state whose funding was left unsettled for hours, then settled by the next tick
+    (funding_engine), escapes through Vault.escape: each account is paid the Python
+    value, nothing is refused, and the pool left is exactly the price terms' flooring."""
+    ex, _ = lazy_then_eager(monkeypatch)
+    ex.ts = (ex.ts // HOUR + 1) * HOUR
+    oracle(ex, PRICE)
+    committer = StateCommitter(ex.genesis)
+    committer.commit(ex.state, None, 1)
+    paid, left = _escape_all(harness, ex, committer)
+    assert paid == escape_values(committer)
+    assert left == holdings(ex) - sum(paid.values()) == price_rounding(committer) > 0
+
+
+def test_unsettled_funding_in_a_committed_state_exhausts_the_vault(harness, monkeypatch):
+    """The failure the tick's settlement prevents: committing the lazily settled state
+    (the fee account's leaf does not hold the receipts owed to the short), the last
+    escapes find the pool exhausted."""
+    ex, committer = lazy_then_eager(monkeypatch)
+    with pytest.raises(boa.BoaError, match="escape pool exhausted"):
+        _escape_all(harness, ex, committer)

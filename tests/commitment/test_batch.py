@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 
 from clearway.commitment.authorisation import OPERATOR, Authorisation, AuthKind
 from clearway.commitment.batch import (
-    HEADER_BYTES, MAGIC, Batch, BatchDecodeError, BatchEncodeError, BatchErrorCode, Compression,
+    HEADER_BYTES, MAGIC, VERSION, Batch, BatchDecodeError, BatchEncodeError, BatchErrorCode, Compression,
     ForcedInclusion, batch_of, decode_batch, encode_batch,
 )
 from clearway.commitment.batch_codec import Reader, Writer, unzigzag, zigzag
@@ -180,7 +180,7 @@ def _valid() -> bytes:
     (b"", BatchErrorCode.TOO_SHORT),
     (b"CWB", BatchErrorCode.TOO_SHORT),
     (b"XYZ" + bytes(20), BatchErrorCode.BAD_MAGIC),
-    (MAGIC + bytes([2, 0]) + bytes(10), BatchErrorCode.UNSUPPORTED_VERSION),
+    (MAGIC + bytes([VERSION + 1, 0]) + bytes(10), BatchErrorCode.UNSUPPORTED_VERSION),
     (MAGIC + bytes([1, 9]) + bytes(10), BatchErrorCode.UNKNOWN_COMPRESSION),
     (MAGIC + bytes([1, 1]) + bytes(4) + b"\xff\xff\xff", BatchErrorCode.DECOMPRESSION_FAILED),
     (MAGIC + bytes([1, 0]) + bytes(4) + b"\x01", BatchErrorCode.CHECKSUM_MISMATCH),

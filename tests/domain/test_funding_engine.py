@@ -1,6 +1,10 @@
-"""Funding through apply(): premium samples, hourly ticks, lazy settlement, conservation."""
+"""Funding through apply(): premium samples, hourly ticks, eager settlement of every position at
+the tick (the lazy path then a no-op), conservation."""
 
 from __future__ import annotations
+
+import math
+from fractions import Fraction
 
 from clearway.domain.errors import ErrorCode
 from clearway.domain.events import FundingPaid, FundingTick
@@ -36,16 +40,19 @@ def test_spec_example_a_2_btc_long_pays_12_50_for_an_hour_at_0_1_percent():
     tick = next(e for e in events if isinstance(e, FundingTick))
     assert tick.rate_8h == RATE_SCALE // 1000 and tick.index_price == usd(50_000)
     assert tick.funding_index == 6_250_000 * 10**6   # +6.25 USD per BTC (10⁻¹² USDC units)
+    # every position is paid at the tick, the fee account is the counterparty of both
+    assert FundingPaid(2, 0, -usd(12.5), tick.funding_index) in events
+    assert FundingPaid(3, 0, usd(12.5), tick.funding_index) in events
     margin, accounts = ex.state.margin, ex.state.accounts
-    assert margin.pending_funding(accounts[2]) == -usd(12.5)
-    assert margin.pending_funding(accounts[3]) == usd(12.5)
+    assert margin.pending_funding(accounts[2]) == 0 and margin.pending_funding(accounts[3]) == 0
+    assert accounts[2].positions[0].funding_index == accounts[3].positions[0].funding_index == tick.funding_index
     cash_before = accounts[2].cash
     fee_before = accounts[0].cash
     events = ex.place(2, SELL, BTC, usd(50_000)) + ex.place(4, BUY, BTC, usd(50_000))  # 2 trades with 4
-    assert FundingPaid(2, 0, -usd(12.5), tick.funding_index) in events
-    assert accounts[2].cash == cash_before - usd(12.5) + usd(50_000)
-    assert accounts[0].cash == fee_before + usd(12.5)            # the fee account holds it until 3 settles
-    assert accounts[2].positions[0].funding_index == tick.funding_index
+    assert not any(isinstance(e, FundingPaid) for e in events)   # the lazy path has nothing left
+    assert accounts[2].cash == cash_before + usd(50_000)
+    assert accounts[0].cash == fee_before
+    assert accounts[4].positions[0].funding_index == tick.funding_index
     assert _conserved(ex)
 
 
@@ -92,15 +99,61 @@ def test_many_hours_of_funding_conserve_cash_and_the_fee_account_keeps_the_round
     ex.place(3, SELL, 3 * BTC + 7, usd(50_000))
     ex.place(2, BUY, BTC + 3, usd(50_000))
     ex.place(4, BUY, 2 * BTC + 4, usd(50_000))
+    state = ex.state
     for hour in range(5):
         ex.ts = _next_hour(ex)
-        oracle(ex, 50_000 + 10 * hour)
-        for long in (2, 4):                      # every position settles: the longs sell a lot to 3
+        fee_before = state.accounts[0].cash
+        events = oracle(ex, 50_000 + 10 * hour)
+        tick = next(e for e in events if isinstance(e, FundingTick))
+        paid = {e.account: e.amount for e in events if isinstance(e, FundingPaid)}
+        assert set(paid) == {2, 3, 4}                # every open position, at the tick
+        assert paid[3] > 0 > paid[2] and paid[4] < 0  # longs pay a positive rate, the short receives
+        residue = state.accounts[0].cash - fee_before
+        assert residue == -sum(paid.values()) >= 0    # rounded against each account: the fee keeps ≥ 0
+        assert all(a.positions[0].funding_index == tick.funding_index
+                   for a in state.accounts.values() if 0 in a.positions)
+        assert all(state.margin.pending_funding(a) == 0 for a in state.accounts.values())
+        for long in (2, 4):                          # trades between ticks settle nothing more
             ex.place(long, SELL, 1, usd(50_000))
             events = ex.place(3, BUY, 1, usd(50_000))
-            assert sum(isinstance(e, FundingPaid) for e in events) == (2 if long == 2 else 1)
+            assert not any(isinstance(e, FundingPaid) for e in events)
         assert _conserved(ex)
-    state = ex.state
-    owed = sum(state.margin.pending_funding(a) for a in state.accounts.values())
-    assert state.accounts[0].cash - owed >= 0   # the fee account can pay every unsettled receipt
     assert ex.replay_hash() == ex.hash()
+
+
+def test_a_tick_rounds_each_payment_against_its_account():
+    ex = _exchange(default_funding_rate=RATE_SCALE // 3333)
+    oracle(ex, 50_000)
+    ex.place(3, SELL, 3 * BTC + 7, usd(50_000))
+    ex.place(2, BUY, BTC + 3, usd(50_000))
+    ex.place(4, BUY, 2 * BTC + 4, usd(50_000))
+    ex.ts = _next_hour(ex)
+    events = oracle(ex, 50_000)
+    tick = next(e for e in events if isinstance(e, FundingTick))
+    paid = {e.account: e.amount for e in events if isinstance(e, FundingPaid)}
+    sizes = {2: BTC + 3, 3: -(3 * BTC + 7), 4: 2 * BTC + 4}
+    for account, size in sizes.items():
+        exact = Fraction(-size * tick.funding_index, BTC * 10**6)
+        assert paid[account] == math.floor(exact) and paid[account] != exact   # residues to the fee account
+    assert ex.state.accounts[0].cash == -sum(paid.values()) > 0
+
+
+def test_the_lazy_path_still_settles_a_position_left_behind():
+    """A position whose index lags (a state from before eager settlement) settles at its
+    next change, as before; an up-to-date one is left alone."""
+    ex = _exchange(default_funding_rate=RATE_SCALE // 1000)
+    oracle(ex, 50_000)
+    ex.place(3, SELL, 2 * BTC, usd(50_000))
+    ex.place(2, BUY, 2 * BTC, usd(50_000))
+    ex.ts = _next_hour(ex)
+    oracle(ex, 50_000)
+    state = ex.state
+    index = state.funding_index[0]
+    state.accounts[2].positions[0].funding_index = 0     # lagging by one hour: owes 12.5 USDC
+    state.accounts[0].cash -= usd(12.5)                  # as if the tick had not settled it
+    state.accounts[2].cash += usd(12.5)
+    assert state.margin.pending_funding(state.accounts[2]) == -usd(12.5)
+    events = ex.place(2, SELL, BTC, usd(50_000)) + ex.place(4, BUY, BTC, usd(50_000))
+    assert [e for e in events if isinstance(e, FundingPaid)] == [FundingPaid(2, 0, -usd(12.5), index)]
+    assert state.accounts[2].positions[0].funding_index == index
+    assert _conserved(ex)
