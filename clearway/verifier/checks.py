@@ -109,6 +109,11 @@ def check_authorisations(batch: Batch, state, domain_separator: bytes,
     """Every SIGNED account command must recover to its account's owner (EIP-712,
     commitment/authorisation.py), each (owner, nonce) once ever; OPERATOR ones are counted.
 
+    Signable: orders (plain ``Order`` or, with a trigger, display size or expiry,
+    ``AdvancedOrder``), TWAPs, cancels, batch cancels, cancel-alls, amends, withdrawals.
+    Their typed messages cover every field the owner chose, so a sequencer that changes a
+    trigger, display size, expiry, TWAP parameter or cancelled id makes a BAD_SIGNATURE.
+
     ``state`` is the state after the batch (owners never change, and accounts the batch
     creates exist there); ``nonce_used`` says whether an earlier batch used a pair.
     BAD_SIGNATURE / NONCE_REUSED name the command and its account.
