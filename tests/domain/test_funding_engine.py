@@ -30,6 +30,20 @@ def _conserved(ex: Exchange) -> bool:
     return sum(a.cash for a in state.accounts.values()) == state.total_deposits - state.total_withdrawals
 
 
+SIZES = {2: BTC + 3, 3: -(3 * BTC + 7), 4: 2 * BTC + 4}
+
+
+def _three_positions() -> Exchange:
+    """Accounts 2 and 4 long, 3 short, odd sizes: every payment has a rounding residue
+    (rate_8h ≈ 0.03 %)."""
+    ex = _exchange(default_funding_rate=RATE_SCALE // 3333)
+    oracle(ex, 50_000)
+    ex.place(3, SELL, -SIZES[3], usd(50_000))
+    ex.place(2, BUY, SIZES[2], usd(50_000))
+    ex.place(4, BUY, SIZES[4], usd(50_000))
+    return ex
+
+
 def test_spec_example_a_2_btc_long_pays_12_50_for_an_hour_at_0_1_percent():
     ex = _exchange(default_funding_rate=RATE_SCALE // 1000)  # rate_8h 0.1 %, no premium (empty book)
     oracle(ex, 50_000)
@@ -94,11 +108,7 @@ def test_a_rejected_order_counts_unsettled_funding_but_changes_nothing():
 
 
 def test_many_hours_of_funding_conserve_cash_and_the_fee_account_keeps_the_rounding():
-    ex = _exchange(default_funding_rate=RATE_SCALE // 3333)
-    oracle(ex, 50_000)
-    ex.place(3, SELL, 3 * BTC + 7, usd(50_000))
-    ex.place(2, BUY, BTC + 3, usd(50_000))
-    ex.place(4, BUY, 2 * BTC + 4, usd(50_000))
+    ex = _three_positions()
     state = ex.state
     for hour in range(5):
         ex.ts = _next_hour(ex)
@@ -122,17 +132,12 @@ def test_many_hours_of_funding_conserve_cash_and_the_fee_account_keeps_the_round
 
 
 def test_a_tick_rounds_each_payment_against_its_account():
-    ex = _exchange(default_funding_rate=RATE_SCALE // 3333)
-    oracle(ex, 50_000)
-    ex.place(3, SELL, 3 * BTC + 7, usd(50_000))
-    ex.place(2, BUY, BTC + 3, usd(50_000))
-    ex.place(4, BUY, 2 * BTC + 4, usd(50_000))
+    ex = _three_positions()
     ex.ts = _next_hour(ex)
     events = oracle(ex, 50_000)
     tick = next(e for e in events if isinstance(e, FundingTick))
     paid = {e.account: e.amount for e in events if isinstance(e, FundingPaid)}
-    sizes = {2: BTC + 3, 3: -(3 * BTC + 7), 4: 2 * BTC + 4}
-    for account, size in sizes.items():
+    for account, size in SIZES.items():
         exact = Fraction(-size * tick.funding_index, BTC * 10**6)
         assert paid[account] == math.floor(exact) and paid[account] != exact   # residues to the fee account
     assert ex.state.accounts[0].cash == -sum(paid.values()) > 0
