@@ -133,7 +133,7 @@ def build_parser() -> argparse.ArgumentParser:
     from clearway.sim.stress import add_stress_parser
     from clearway.verifier.cli import add_verifier_parsers
 
-    add_api_arguments(add_node_parser(sub), signing_factory=_command_signing)
+    add_api_arguments(add_node_parser(sub), dev_chain=_dev_chain, signing_factory=_command_signing)
     add_chain_parser(sub, engine=_Engine())
     add_verifier_parsers(sub)
     add_stress_parser(sub)
@@ -160,6 +160,14 @@ class _CommandSigning:
         from clearway.commitment.authorisation import typed_data
 
         return typed_data(self.chain_id, self.vault, command, owner, nonce)
+
+
+def _dev_chain(genesis, node):
+    """The embedded L1 of ``clearway node --dev``: vault, watcher, batcher and three verifiers
+    (clearway.sim.stack), imported lazily because it compiles the contracts."""
+    from clearway.sim.stack import dev_chain
+
+    return dev_chain(genesis, node)
 
 
 def _command_signing(settlement) -> _CommandSigning:
