@@ -18,10 +18,14 @@ configured verifier not yet counted.
 
 from __future__ import annotations
 
+import hashlib
+import json
+import os
+import tempfile
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from eth_abi import encode
 from eth_account import Account
@@ -90,16 +94,125 @@ class CompiledContract:
     bytecode: bytes
 
 
-@cache
-def compile_contract(name: str) -> CompiledContract:
-    """Compile ``contracts/<name>.vy`` with the installed vyper (cached per process)."""
-    from vyper import compile_code
+# ============================================================================ disk cache
+
+CACHE_DIR_ENV = "CLEARWAY_CACHE_DIR"
+"""Environment variable that overrides the cache directory."""
+
+CONTRACT_CACHE_FORMAT = 1
+"""Bumped whenever what :func:`compile_contract` stores (or how it keys it) changes."""
+
+_COMPILE_OUTPUTS = ("abi", "bytecode")
+
+
+def cache_dir() -> Path:
+    """The user cache directory of Clearway (created lazily by the writers).
+
+    ``$CLEARWAY_CACHE_DIR`` if set and non-empty, else ``$XDG_CACHE_HOME/clearway``, else
+    ``~/.cache/clearway`` (XDG Base Directory Specification, "XDG_CACHE_HOME").
+    """
+    override = os.environ.get(CACHE_DIR_ENV)
+    if override:
+        return Path(override).expanduser()
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    base = Path(xdg).expanduser() if xdg and Path(xdg).is_absolute() else Path.home() / ".cache"
+    return base / "clearway"
+
+
+def cached_json(kind: str, key: str, build: Callable[[], Any],
+                valid: Callable[[Any], bool] = lambda _: True) -> Any:
+    """``build()``'s JSON-serialisable result, memoised on disk under ``<cache_dir>/<kind>/<key>.json``.
+
+    ``key`` must be a digest of everything that can change the result (the caller's job):
+    entries are never invalidated otherwise. An entry that cannot be read, is not JSON, was
+    written under another key, or fails ``valid`` is ignored and rebuilt. Writes are atomic
+    (temporary file in the same directory, then ``os.replace``), so concurrent processes
+    see either nothing or a whole entry; a cache that cannot be written (read-only or full
+    disk) only costs the rebuild.
+    """
+    path = cache_dir() / kind / f"{key}.json"
+    try:
+        entry = json.loads(path.read_bytes())
+        if isinstance(entry, dict) and entry.get("key") == key and valid(entry.get("value")):
+            return entry["value"]
+    except (OSError, ValueError):
+        pass
+    value = build()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{key}.", suffix=".tmp", dir=path.parent)
+        try:
+            with os.fdopen(fd, "wb") as out:
+                out.write(json.dumps({"key": key, "value": value}).encode())
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+    except OSError:
+        pass
+    return value
+
+
+def contract_cache_key(name: str) -> str:
+    """sha256 (hex) of what the compiled ``contracts/<name>.vy`` depends on.
+
+    Covers the cache format, the contract's name and path, the bytes of every ``.vy`` /
+    ``.vyi`` in ``contracts/`` (so a local import can never go stale), the vyper version and
+    commit (which fix its built-in ``ethereum.ercs`` interfaces, default optimisation and
+    EVM version), and the requested outputs. Compiler settings other than these come from
+    the sources' pragmas, hence from their bytes.
+    """
+    import vyper
 
     path = contract_path(name)
-    out = compile_code(
-        path.read_text(), contract_path=str(path), output_formats=["abi", "bytecode"]
-    )
-    return CompiledContract(name, out["abi"], bytes.fromhex(out["bytecode"].removeprefix("0x")))
+    sources = {
+        p.name: hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(CONTRACTS_DIR.iterdir())
+        if p.suffix in (".vy", ".vyi")
+    }
+    material = {
+        "format": CONTRACT_CACHE_FORMAT,
+        "name": name,
+        "path": str(path.resolve()),
+        "sources": sources,
+        "vyper": [vyper.__version__, getattr(vyper, "__commit__", "")],
+        "outputs": list(_COMPILE_OUTPUTS),
+    }
+    return hashlib.sha256(json.dumps(material, sort_keys=True).encode()).hexdigest()
+
+
+def _valid_compiled(value: Any) -> bool:
+    if not (isinstance(value, dict) and isinstance(value.get("abi"), list)):
+        return False
+    code = value.get("bytecode")
+    if not isinstance(code, str) or not code:
+        return False
+    try:
+        bytes.fromhex(code)
+    except ValueError:
+        return False
+    return True
+
+
+@cache
+def compile_contract(name: str) -> CompiledContract:
+    """Compile ``contracts/<name>.vy`` with the installed vyper.
+
+    Cached per process and on disk (:func:`cached_json`, kind ``"contracts"``, key
+    :func:`contract_cache_key`), so a process pays vyper's 5-17 s only once per source
+    and compiler version. ``FileNotFoundError`` if there is no such contract.
+    """
+    path = contract_path(name)
+
+    def build() -> dict[str, Any]:
+        from vyper import compile_code
+
+        out = compile_code(path.read_text(), contract_path=str(path),
+                           output_formats=list(_COMPILE_OUTPUTS))
+        return {"abi": out["abi"], "bytecode": out["bytecode"].removeprefix("0x")}
+
+    value = cached_json("contracts", contract_cache_key(name), build, _valid_compiled)
+    return CompiledContract(name, value["abi"], bytes.fromhex(value["bytecode"]))
 
 
 # ============================================================================ titanoboa
