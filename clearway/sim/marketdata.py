@@ -520,10 +520,41 @@ class Surface:
         return tuple(out)
 
 
-@lru_cache(maxsize=4)
-def _fit_cached(paths: tuple[str, ...]) -> Surface:
-    fits: list[Node] = []
-    carries: list[float] = []
+SURFACE_FIT_VERSION = 1
+"""Bumped whenever the Deribit fit changes in a way the sources hashed by
+:func:`surface_fit_cache_key` would not show (e.g. a changed data file format)."""
+
+_FIT_CODE = (
+    Path(__file__),
+    Path(__file__).parent / "riskcheck.py",
+    Path(__file__).parents[1] / "domain" / "risk" / "svi.py",
+)
+"""Sources whose code decides the fitted slices (this module, the chain loader, the SVI fit)."""
+
+
+def surface_fit_cache_key(paths: Sequence[str]) -> str:
+    """sha256 (hex) of everything the Deribit fit of ``paths`` depends on: the bytes of each
+    CSV (in order), :data:`MIN_FIT_DAYS`, :data:`SURFACE_FIT_VERSION`, the bytes of the fit's
+    source files (:data:`_FIT_CODE`) and the numpy/scipy versions (the optimiser's results
+    may differ between releases). Raises FileNotFoundError for a missing CSV."""
+    import hashlib
+    import json
+
+    import scipy
+
+    material = {
+        "version": SURFACE_FIT_VERSION,
+        "min_fit_days": MIN_FIT_DAYS,
+        "csv": [hashlib.sha256(Path(p).read_bytes()).hexdigest() for p in paths],
+        "code": [hashlib.sha256(f.read_bytes()).hexdigest() for f in _FIT_CODE],
+        "libs": [np.__version__, scipy.__version__],
+    }
+    return hashlib.sha256(json.dumps(material, sort_keys=True).encode()).hexdigest()
+
+
+def _fit_slices(paths: tuple[str, ...]) -> dict[str, Any]:
+    """Every fitted slice of ``paths`` and its carry, as JSON-ready data (see _fit_cached)."""
+    slices: list[dict[str, Any]] = []
     for path in paths:
         chain = load_deribit_chain(Path(path))
         index_usd, stamps = _index_and_stamps(Path(path))
@@ -536,10 +567,37 @@ def _fit_cached(paths: tuple[str, ...]) -> Surface:
             strikes, vols, forwards = chain["strike"][rows], chain["vol"][rows], chain["forward"][rows]
             keep = _flat_wing_mask(strikes, vols)
             fit = fit_svi(np.log(strikes[keep] / forwards[keep]), vols=vols[keep], time=time)
-            theta = float(svi_total_variance(0.0, fit.params))
-            fits.append(Node(time, theta, fit.params, fit.rmse_vol * 100.0, fit.max_abs_vol_error * 100.0,
-                             int(expiry), snapshot, int(keep.sum())))
-            carries.append(math.log(float(np.median(forwards)) / float(np.median(index_usd[rows]))) / time)
+            p = fit.params
+            slices.append({
+                "time": time, "theta": float(svi_total_variance(0.0, p)),
+                "params": [float(p.a), float(p.b), float(p.rho), float(p.m), float(p.sigma)],
+                "rmse_vol_points": float(fit.rmse_vol * 100.0),
+                "max_abs_vol_points": float(fit.max_abs_vol_error * 100.0),
+                "expiry_ms": int(expiry), "snapshot_ms": snapshot, "points": int(keep.sum()),
+                "carry": math.log(float(np.median(forwards)) / float(np.median(index_usd[rows]))) / time,
+            })
+    return {"slices": slices}
+
+
+def _valid_slices(value: Any) -> bool:
+    try:
+        return all(len(s["params"]) == 5 and isinstance(s["expiry_ms"], int) for s in value["slices"])
+    except (TypeError, KeyError):
+        return False
+
+
+@lru_cache(maxsize=4)
+def _fit_cached(paths: tuple[str, ...]) -> Surface:
+    """The surface of ``paths``; the per-slice fits (the costly part, 5-12 s) are memoised
+    on disk with ``clearway.chain.contracts.cached_json`` (kind ``"surface"``, key
+    :func:`surface_fit_cache_key`); JSON keeps every float exactly, so a hit gives the
+    same surface as a fresh fit."""
+    from clearway.chain.contracts import cached_json
+
+    data = cached_json("surface", surface_fit_cache_key(paths), lambda: _fit_slices(paths), _valid_slices)
+    fits = [Node(s["time"], s["theta"], SVIParams(*s["params"]), s["rmse_vol_points"], s["max_abs_vol_points"],
+                 s["expiry_ms"], s["snapshot_ms"], s["points"]) for s in data["slices"]]
+    carries = [s["carry"] for s in data["slices"]]
     if not fits:
         raise ValueError(f"no Deribit expiry of at least {MIN_FIT_DAYS} days in {paths}")
     nodes: list[Node] = []

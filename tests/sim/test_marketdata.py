@@ -285,3 +285,50 @@ def test_a_stale_venue_leaves_the_index_and_usdc_usd_is_the_usd_over_usdc_ratio(
     assert market.index_at(late) == 20_000_000_000          # median of 20,000, 20,010, 20,000
     # while the wild print was fresh, the median of four kept it out of the index
     assert market.index_at(int(market.times[0])) <= 20_010_000_000
+
+
+# -- on-disk cache of the Deribit fit -----------------------------------------------------------
+ONE_CHAIN = (str(DEFAULT_DERIBIT[0].resolve()),)
+
+
+def _fit_entry():
+    from clearway.chain.contracts import cache_dir
+
+    return cache_dir() / "surface" / f"{marketdata.surface_fit_cache_key(ONE_CHAIN)}.json"
+
+
+def test_surface_fit_cache_hit_miss_and_corruption(tmp_path, monkeypatch):
+    monkeypatch.setenv("CLEARWAY_CACHE_DIR", str(tmp_path))
+    fresh = marketdata._fit_cached.__wrapped__(ONE_CHAIN)  # miss: fits and stores
+    assert _fit_entry().is_file()
+
+    def no_fit(*args, **kwargs):
+        raise AssertionError("the fit ran on a cache hit")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(marketdata, "fit_svi", no_fit)
+        assert marketdata._fit_cached.__wrapped__(ONE_CHAIN) == fresh  # hit: same floats
+        _fit_entry().write_text('{"key": "' + marketdata.surface_fit_cache_key(ONE_CHAIN) + '", "value": {')
+        with pytest.raises(AssertionError, match="the fit ran"):
+            marketdata._fit_cached.__wrapped__(ONE_CHAIN)  # corrupt: ignored, refitted
+    assert marketdata._fit_cached.__wrapped__(ONE_CHAIN) == fresh  # rebuilt entry
+    monkeypatch.setattr(marketdata, "fit_svi", no_fit)
+    assert marketdata._fit_cached.__wrapped__(ONE_CHAIN) == fresh
+
+
+def test_surface_fit_cache_key_covers_data_code_and_parameters(tmp_path, monkeypatch):
+    copy = tmp_path / "chain.csv"
+    copy.write_bytes(DEFAULT_DERIBIT[0].read_bytes())
+    key = marketdata.surface_fit_cache_key((str(copy),))
+    assert key == marketdata.surface_fit_cache_key(ONE_CHAIN)  # by content, not by path
+    copy.write_bytes(copy.read_bytes() + b"\n")
+    assert marketdata.surface_fit_cache_key((str(copy),)) != key
+    for name, value in (("MIN_FIT_DAYS", marketdata.MIN_FIT_DAYS + 1),
+                        ("SURFACE_FIT_VERSION", marketdata.SURFACE_FIT_VERSION + 1)):
+        with monkeypatch.context() as patch:
+            patch.setattr(marketdata, name, value)
+            assert marketdata.surface_fit_cache_key(ONE_CHAIN) != key
+    code = tmp_path / "svi.py"
+    code.write_text("# another fit\n")
+    monkeypatch.setattr(marketdata, "_FIT_CODE", marketdata._FIT_CODE[:2] + (code,))
+    assert marketdata.surface_fit_cache_key(ONE_CHAIN) != key
