@@ -27,8 +27,8 @@ sequencer node with its SQLite journal, the deposit watcher, the batcher, three 
    orders and cancels by client id, in thirds) are submitted back to back in chunks of
    500 (pipelined) from two market-maker accounts: throughput = commands acknowledged
    (durable) / wall seconds from the first submit to the last acknowledgement.
-   Then the funding sweep (``Demo.funding_sweep``, a workaround described there) and the
-   last batches.
+   Then the last batches (funding is settled eagerly at each funding tick, so nothing is
+   left to sweep: ``Demo.check_funding_settled`` checks it).
 6. **Baseline.** The run's fills (``FillCollector`` over every event) are replayed through
    the on-chain settlement contract (chain/baseline.py) on the same embedded chain: an
    evenly spaced sample of ``baseline_fills`` fills (the gas of one fill does not depend on
@@ -169,7 +169,6 @@ class Demo:
         self.claimed = 0
         self.claims = 0
         self.recorded_batches: set[int] = set()
-        self.sweep_orders = 0
         self.problems: list[str] = []
         self._exchanges: dict[str, Any] = {}
 
@@ -358,39 +357,20 @@ class Demo:
                 "commands_per_s": round(acked / seconds, 1), "orders_per_s": round(orders / seconds, 1),
                 "trades_per_s": round(trades / seconds, 1)}
 
-    def funding_sweep(self) -> int:
-        """Settle the funding of every perpetual position before the last batch; the orders sent.
+    def check_funding_settled(self) -> None:
+        """Invariant: no perpetual position carries unsettled funding at the end.
 
-        Workaround, not a feature: an escape pays each position's unsettled funding
-        (commitment/escape.py) but nothing charges the fee account, the counterparty of lazy
-        funding settlement, for it; when the net unsettled funding is owed to users, the
-        escape values exceed what the vault holds and the last escapes revert ("escape pool
-        exhausted"). A fill settles its accounts' funding, so each account with unsettled
-        funding trades one lot out and one lot back in (IOC, 1 % through the mark, against the
-        resting quotes; the reducing side first), which leaves its position as it was.
-        """
+        Funding is settled eagerly at every funding tick (domain/funding_engine.py), so the
+        committed states the escapes pay from hold no unsettled funding and the vault
+        reconciles without any help from the demo (the one-lot "funding sweep" this replaced
+        was a workaround for lazy settlement)."""
         def stale(state) -> list[tuple[int, int]]:
             index = state.funding_index.get(PERP)
             return [(i, a.positions[PERP].size) for i, a in sorted(state.accounts.items())
                     if PERP in a.positions and a.positions[PERP].funding_index != index]
 
-        sent = 0
-        for _ in range(3):
-            accounts = self.node.query(stale).result(60)
-            if not accounts:
-                break
-            mark = self.node.query(lambda s: s.marks[PERP]).result(60)
-            for account, size in accounts:
-                side = -1 if size > 0 else 1
-                commands = [PlaceOrder(0, 0, account, PERP, s, 1, ceil_tick(mark * 1.01) if s > 0
-                                       else floor_tick(mark * 0.99), tif=int(TimeInForce.IOC), reduce_only=s == side)
-                            for s in (side, -side)]
-                self.submit(commands)
-                sent += 2
         left = self.node.query(stale).result(60)
-        self.recorder.on_invariant_check(not left, f"funding unsettled after the sweep: {left[:5]}")
-        self.drain()
-        return sent
+        self.recorder.on_invariant_check(not left, f"funding unsettled at the end: {left[:5]}")
 
     def run(self) -> dict[str, Any]:
         """The whole run (module docstring); the summary dict (report written if configured)."""
@@ -413,7 +393,7 @@ class Demo:
         started = time.perf_counter()
         self.sample(self.clock.now, margin=True)
         burst = self.burst()
-        self.sweep_orders = self.funding_sweep()
+        self.check_funding_settled()
         self.settle_step(force=True)
         timings["burst_and_settle_s"] = round(time.perf_counter() - started, 1)
         started = time.perf_counter()
@@ -482,7 +462,6 @@ class Demo:
             "api_latency_p99_ms": _percentile(latency_api, 99),
             "ccxt_orders": sum(a.orders for a in self.agents if a.uses_ccxt),
             "withdrawals_claimed_on_l1": self.claims,
-            "funding_sweep_orders": self.sweep_orders,
             "claimed_on_l1": _usdc(self.claimed),
             "halt_drill": {k: v for k, v in drill.items()},
             "onchain_baseline": baseline,
