@@ -193,9 +193,10 @@ class FundingTick(msgspec.Struct, tag="funding_tick", **_OPTS):
 
 
 class FundingPaid(msgspec.Struct, tag="funding_paid", **_OPTS):
-    """Lazy settlement of a position's funding: ``amount`` micro-USDC to the account
-    (negative: paid by it), the fee account being the counterparty; ``funding_index`` is
-    the index the position is now settled to."""
+    """Settlement of a position's funding — for every position of the perpetual at each
+    funding tick (funding_engine.settle_instrument), or before a size change of a position
+    left behind: ``amount`` micro-USDC to the account (negative: paid by it), the fee account
+    being the counterparty; ``funding_index`` is the index the position is now settled to."""
 
     account: AccountId
     instrument: InstrumentId

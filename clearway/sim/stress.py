@@ -37,7 +37,7 @@ every 1,000 USD, ±4 around the forward); expiries settle by themselves (clock.p
 Report: ``liquidations`` counts liquidation episodes (an account becoming liquidatable;
 repeated passes while it stays so count once), ``liquidated_notional`` the USDC of
 liquidation fills, backstop transfers and deleveraging, ``funding_paid`` what payers paid
-(settled, plus what they owe at the end: settlement is lazy), amounts in USDC.
+(gross hourly payments: every position is settled at each funding tick), amounts in USDC.
 
 Checks: every 10 minutes Σ cash = deposits − withdrawals and Σ size per
 instrument = 0; every hour no user account has negative equity unless it was
