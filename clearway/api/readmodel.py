@@ -4,7 +4,8 @@ trades, marks and owners, kept up to date from the node's published commands.
 The node holds only what the exchange needs (open orders, positions, cash); clients also
 ask for orders that are filled or cancelled, their fill averages and fees, the last
 trades and incremental book updates. The read model rebuilds those from the durable event
-stream (``Node.subscribe``): one writer (the server's event loop), no locks.
+stream (``Node.subscribe_loop``: the committer hands each durable batch straight to the
+server's event loop, no reader thread in between): one writer (the loop), no locks.
 
 Start-up: subscribe first, then take a snapshot of the state with ``Node.query`` (open
 orders, owners, instruments, prices) at sequence number Q; every published command with
@@ -28,7 +29,6 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
-import threading
 from typing import Callable, Iterable
 
 from clearway.api.names import Instrument
@@ -368,8 +368,7 @@ class Snapshot:
 
 
 class ReadModel:
-    """See the module docstring. All methods run on one thread (the server's loop), except
-    the feeder thread, which only hands chunks of published commands to the loop."""
+    """See the module docstring. All methods run on one thread (the server's loop)."""
 
     QUERY_TIMEOUT_S = 30.0
 
@@ -400,8 +399,6 @@ class ReadModel:
         self._waiters: list[tuple[int, asyncio.Future]] = []
         self._loop: asyncio.AbstractEventLoop | None = None
         self._sub = None
-        self._feeder: threading.Thread | None = None
-        self._chunk_done = threading.Event()
         self._stopping = False
         self.resyncs = 0
 
@@ -412,20 +409,18 @@ class ReadModel:
         self._sync()
 
     def _sync(self) -> None:
-        sub = self.node.subscribe(self.max_backlog)
+        """Subscribe, then load a snapshot (on the loop: no delivery runs before it is
+        loaded, and deliveries of commands already in it are skipped by ``apply``)."""
+        sub = self.node.subscribe_loop(self._loop, self._on_published, self.max_backlog)
         snapshot = self.node.query(Snapshot).result()
         self._load(snapshot)
         self._sub = sub
-        self._chunk_done.set()
-        feeder = threading.Thread(target=self._feed, args=(sub,), name="clearway-api-feed", daemon=True)
-        self._feeder = feeder
-        feeder.start()
+        self._wake()  # requests waiting for a sequence number the snapshot already covers
 
     def stop(self) -> None:
         self._stopping = True
         if self._sub is not None:
             self._sub.close()
-        self._chunk_done.set()
         for _, future in self._waiters:
             if not future.done():
                 future.cancel()
@@ -515,47 +510,22 @@ class ReadModel:
         once listed)."""
         return self.node.query(lambda state: state.instruments[instrument]).result(self.QUERY_TIMEOUT_S)
 
-    def _feed(self, sub) -> None:
-        """Feeder thread: chunks of published commands to the loop, one chunk in flight."""
-        loop = self._loop
-        while True:
-            item = sub.get()
-            items = [item] if item is not None else []
-            while item is not None and len(items) < 2_000:
+    def _on_published(self, items: list, ended: bool) -> None:
+        """LoopSubscription callback (on the loop): apply, fan out, re-synchronise after
+        an overflow."""
+        if self._stopping:
+            return
+        if items:
+            changes = self.apply(items)
+            if self.on_changes is not None and changes is not None:
                 try:
-                    item = sub.get(timeout=0)
-                except TimeoutError:
-                    break
-                if item is not None:
-                    items.append(item)
-            ended = item is None
-            self._chunk_done.wait()
-            self._chunk_done.clear()
-            if self._stopping:
-                return
-            try:
-                loop.call_soon_threadsafe(self._apply_chunk, items, sub if ended else None)
-            except RuntimeError:  # loop closed
-                return
-            if ended:
-                return
-
-    def _apply_chunk(self, items: list, ended_sub) -> None:
-        try:
-            if items:
-                changes = self.apply(items)
-                if self.on_changes is not None and changes is not None:
-                    try:
-                        self.on_changes(changes)
-                    except Exception:  # a subscriber bug must not stop the read model
-                        log.exception("subscription fan-out failed")
-        finally:
-            self._chunk_done.set()
-        if ended_sub is not None and not self._stopping:
-            if ended_sub.overflowed:
-                log.warning("read model fell behind the node; re-synchronising")
-                self.resyncs += 1
-                self._sync()
+                    self.on_changes(changes)
+                except Exception:  # a subscriber bug must not stop the read model
+                    log.exception("subscription fan-out failed")
+        if ended and self._sub is not None and self._sub.overflowed:
+            log.warning("read model fell behind the node; re-synchronising")
+            self.resyncs += 1
+            self._sync()
 
     # -- applying published commands ----------------------------------------------------
     def apply(self, items: Iterable) -> Changes | None:

@@ -240,3 +240,95 @@ class Subscription:
     def close(self) -> None:
         self._node._unsubscribe(self)
         self._queue.put(END)
+
+
+class LoopSubscription:
+    """Durable commands delivered straight onto an asyncio event loop: the committer
+    thread queues each batch and, if no delivery is pending, schedules one with
+    ``loop.call_soon_threadsafe``; on the loop, ``callback(items)`` receives the
+    ``Published`` items of every batch queued since, in sequence order (at most
+    ``chunk`` items per call; the rest follow in a later loop iteration, so other
+    callbacks get a turn).
+
+    Unlike :class:`Subscription`, no thread sits between the node and the loop: one
+    cross-thread wake-up per delivery instead of two (committer → reader thread → loop),
+    and nothing else competes for the GIL while the loop answers the acknowledged
+    requests (Node.subscribe_loop).
+
+    Ending: ``callback([], ended=True)`` once, after ``close()``, the node's close, or an
+    overflow (more than ``max_backlog`` batches waiting for the loop; ``overflowed`` is
+    then True and the consumer should re-synchronise). The node never waits for it.
+    """
+
+    def __init__(self, node: "Node", loop: asyncio.AbstractEventLoop, callback, max_backlog: int,
+                 chunk: int = 2_000) -> None:
+        self._node = node
+        self._loop = loop
+        self._callback = callback
+        self._max_backlog = max_backlog
+        self._chunk = chunk
+        self._lock = threading.Lock()
+        self._pending: list[Any] = []  # batches, maybe END last
+        self._scheduled = False
+        self._current: Batch | None = None  # partly delivered batch
+        self._pos = 0
+        self.closed = False
+        self.overflowed = False
+
+    def _push(self, batch: Any) -> bool:
+        """Called by the node (committer thread); False if the subscription is over."""
+        with self._lock:
+            if self.closed or (self._pending and self._pending[-1] is END):
+                return False
+            if batch is not END and len(self._pending) >= self._max_backlog:
+                self.overflowed = True
+                batch = END
+            self._pending.append(batch)
+            schedule = not self._scheduled
+            self._scheduled = True
+        if schedule:
+            try:
+                self._loop.call_soon_threadsafe(self._deliver)
+            except RuntimeError:  # the loop is closed: nobody is listening any more
+                self.closed = True
+                return False
+        return batch is not END
+
+    def _deliver(self) -> None:
+        """On the loop: hand over up to ``chunk`` items; reschedule if more are waiting."""
+        if self.closed:
+            return
+        items: list[Published] = []
+        chunk = self._chunk
+        ended = False
+        while len(items) < chunk:
+            batch = self._current
+            if batch is not None:
+                stop = min(batch.ok, self._pos + chunk - len(items))
+                first, commands, events = batch.first_seq, batch.commands, batch.events
+                items.extend(Published(first + i, commands[i], events[i]) for i in range(self._pos, stop))
+                self._pos = stop
+                if stop >= batch.ok:
+                    self._current = None
+                continue
+            with self._lock:
+                if not self._pending:
+                    self._scheduled = False
+                    break
+                nxt = self._pending.pop(0)
+            if nxt is END:
+                ended = True
+                break
+            self._current, self._pos = nxt, 0
+        more = not ended and (self._current is not None or self._scheduled)
+        if ended:
+            self.closed = True
+        if items or ended:
+            self._callback(items, ended)
+        if more and not self.closed:
+            self._loop.call_soon(self._deliver)
+
+    def close(self) -> None:
+        """Stop delivering (from the loop's thread or any other)."""
+        self._node._unsubscribe(self)
+        self._push(END)

@@ -174,13 +174,16 @@ def test_a_command_on_which_apply_raises_is_not_journaled_and_stops_the_node(bac
     journal = GatedJournal(backend.journal())
     journal.gate.clear()
     node = backend.node(genesis, journal=journal)
-    tickets = [node.submit(c) for c in commands[:8]]
+    tickets = node.submit_many(commands[:8])  # one batch: 1-4 apply, 5 raises
     journal.gate.set()
     for ticket in tickets[:4]:
         ticket.result(timeout=60)
     for ticket in tickets[4:]:
         with pytest.raises(NodeFailed):
             ticket.result(timeout=60)
+    with pytest.raises(CommandRejected) as refused:
+        node.submit(commands[8])
+    assert refused.value.code == EngineErrorCode.NODE_FAILED
     node.close()
     monkeypatch.setattr(node_module, "apply", real_apply)
     assert backend.count() == 4
@@ -207,6 +210,55 @@ def test_a_subscriber_that_falls_behind_is_dropped_not_waited_for(backend, genes
         assert [sub.get(timeout=60).seq for _ in range(2)] == [1, 2]
         assert sub.get(timeout=60) is None and sub.overflowed
         node.submit(commands[5]).result(timeout=60)
+
+
+def test_a_loop_subscription_delivers_every_durable_command_in_order_on_the_loop(backend, genesis, commands):
+    import threading
+
+    async def main():
+        loop = asyncio.get_running_loop()
+        got, threads, ended = [], set(), asyncio.Event()
+
+        def on_published(items, end):
+            threads.add(threading.get_ident())
+            got.extend(items)
+            if end:
+                ended.set()
+
+        node = backend.node(genesis)
+        node.subscribe_loop(loop, on_published)
+        tickets = [node.submit(c) for c in commands]
+        events = [await t for t in tickets]
+        while len(got) < len(commands):
+            await asyncio.sleep(0.001)
+        node.close()
+        await asyncio.wait_for(ended.wait(), 60)
+        return got, threads, events
+
+    got, threads, events = asyncio.run(main())
+    assert [p.seq for p in got] == list(range(1, len(commands) + 1))
+    assert [p.events for p in got] == events
+    assert threads == {threading.get_ident()}  # only ever called on the loop's thread
+
+
+def test_a_loop_subscription_that_falls_behind_ends_overflowed(backend, genesis, commands):
+    async def main():
+        loop = asyncio.get_running_loop()
+        calls = []
+        node = backend.node(genesis)
+        sub = node.subscribe_loop(loop, lambda items, end: calls.append(([p.seq for p in items], end)),
+                                  max_backlog=2)
+        for command in commands[:5]:  # the loop does not run meanwhile: five batches queue up
+            node.submit(command).result(timeout=60)
+        await asyncio.sleep(0.05)
+        node.submit(commands[5]).result(timeout=60)  # the node goes on without it
+        node.close()
+        await asyncio.sleep(0.05)
+        return calls, sub
+
+    calls, sub = asyncio.run(main())
+    assert sub.overflowed
+    assert calls == [([1, 2], True)]
 
 
 def test_tickets_can_be_awaited_from_asyncio(backend, genesis, commands):
