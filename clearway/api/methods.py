@@ -75,7 +75,7 @@ def _trading_account(api, ctx: Context) -> int:
 
 def _submit(api, ctx: Context, command):
     try:
-        ticket = api.node.submit(command)
+        ticket = api.submit(command)
     except CommandRejected as exc:
         raise from_code(exc.code, exc.message) from None
     ctx.pending = ticket

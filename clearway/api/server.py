@@ -65,6 +65,11 @@ class Connection:
         self.api = api
         self._receive = receive  # the raw ASGI callables (no Starlette wrapper per message)
         self._send = send
+        # uvicorn passes its protocol's bound ``send``: with the coalescing protocol
+        # (wsproto.py) an answer can be queued synchronously when nothing waits before it.
+        protocol = getattr(send, "__self__", None)
+        self._direct = getattr(protocol, "send_text_now", None)
+        self._flush_now = getattr(protocol, "flush_now", None) if self._direct is not None else None
         self.key = None
         self.ctx = Context(self, None, remote, "ws")
         self.channels: dict[str, str | None] = {}
@@ -76,7 +81,8 @@ class Connection:
         self._main: asyncio.Task | None = None
         self._tasks: set[asyncio.Task] = set()
         self._acks: collections.deque[tuple[object, int, Acked]] = collections.deque()
-        self._acker: asyncio.Task | None = None
+        self._ack_waiting = False  # _acknowledge is registered with the node for the oldest
+        self._loop = asyncio.get_running_loop()
 
     def send(self, obj) -> None:
         self.send_bytes(encode(obj))
@@ -88,6 +94,8 @@ class Connection:
         if len(self._queue) >= config.ws_queue_max_messages or self._queued_bytes > config.ws_queue_max_bytes:
             self._overflow()
             return
+        if not self._queue and self._direct is not None and self._direct(data):
+            return  # nothing queued before it: straight to the protocol, no writer task turn
         self._queue.append(data)
         self._queued_bytes += len(data)
         self._wake.set()
@@ -147,8 +155,6 @@ class Connection:
             writer.cancel()
             for task in self._tasks:
                 task.cancel()
-            if self._acker is not None:
-                self._acker.cancel()
             self.api.hub.drop(self)
             self.api.limiter.forget(self.ctx.remote)
 
@@ -182,8 +188,8 @@ class Connection:
             return
         if type(result) is Acked:
             self._acks.append((request_id, us_in, result))
-            if self._acker is None:
-                self._acker = asyncio.get_running_loop().create_task(self._acknowledge())
+            if not self._ack_waiting:
+                self._acknowledge()
         elif inspect.isawaitable(result):
             task = asyncio.get_running_loop().create_task(self.finish(request_id, us_in, result))
             self._tasks.add(task)
@@ -191,32 +197,39 @@ class Connection:
         else:
             self.send(envelope(request_id, us_in, result))
 
-    async def _acknowledge(self) -> None:
+    def _acknowledge(self) -> None:
         """Answer the connection's command-backed requests (``Acked``) in submission
-        order: wait for the oldest ticket, then answer every one that is done (a whole
-        batch wakes this one task once; no task per request). Tickets of one connection
-        complete in the order they were submitted (batches commit in order)."""
-        acks = self._acks
+        order: every one whose ticket is done, then, if some are left, ask the node to
+        call this again on the loop when the oldest one's batch is done (one call per
+        batch, no Future or Task per request). Tickets of one connection complete in the
+        order they were submitted (batches commit in order)."""
+        self._ack_waiting = False
         try:
-            while acks:
-                ticket = acks[0][2].ticket
-                if not ticket.done():
-                    try:
-                        await ticket
-                    except Exception:  # NodeFailed: resolve() reports it
-                        pass
-                while acks and acks[0][2].ticket.done():
-                    request_id, us_in, acked = acks.popleft()
-                    try:
-                        result = acked.resolve()
-                    except ApiError as exc:
-                        self.send(envelope(request_id, us_in, error=exc))
-                    except Exception as exc:
-                        self.send(envelope(request_id, us_in, error=internal_error(exc)))
-                    else:
-                        self.send(envelope(request_id, us_in, result))
+            self._answer_done()
         finally:
-            self._acker = None
+            if self._flush_now is not None and not self.closed:
+                self._flush_now()  # the answers leave now, not after what the loop runs next
+
+    def _answer_done(self) -> None:
+        acks = self._acks
+        while acks:
+            ticket = acks[0][2].ticket
+            if not ticket.done():
+                if self.closed:
+                    acks.clear()
+                    return
+                if ticket.call_when_done(self._loop, self._acknowledge):
+                    self._ack_waiting = True
+                    return
+            request_id, us_in, acked = acks.popleft()
+            try:
+                result = acked.resolve()
+            except ApiError as exc:
+                self.send(envelope(request_id, us_in, error=exc))
+            except Exception as exc:
+                self.send(envelope(request_id, us_in, error=internal_error(exc)))
+            else:
+                self.send(envelope(request_id, us_in, result))
 
     async def finish(self, request_id, us_in: int, pending) -> None:
         try:

@@ -54,6 +54,29 @@ class CoalescingWebSocketProtocol(WebSocketsSansIOProtocol):
             self._flush_scheduled = True
             self.loop.call_soon(self._flush)
 
+    def send_text_now(self, data: bytes) -> bool:
+        """Queue one text frame (UTF-8 ``data``) without a coroutine, for a caller on the
+        loop whose own queue is empty; it leaves with the next flush (``flush_now``, or
+        the one scheduled here). False, and nothing queued, unless the connection is open
+        and not paused by flow control (the caller then goes through ``send``)."""
+        if (not self.handshake_complete or self.close_sent or self.initial_response is not None
+                or self.disconnected or not self.writable.is_set()):
+            return False
+        try:
+            self.conn.send_text(data)
+        except InvalidState:
+            return False
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            self.loop.call_soon(self._flush)
+        return True
+
+    def flush_now(self) -> None:
+        """Write what is queued now (e.g. after a burst of ``send_text_now``), before
+        anything else the loop has scheduled runs — such as a commit that holds the loop
+        for an fsync (service.Api.submit)."""
+        self._flush()
+
     def _flush(self) -> None:
         self._flush_scheduled = False
         output = self.conn.data_to_send()

@@ -74,6 +74,22 @@ class Batch:
 _WAITERS_LOCK = threading.Lock()
 
 
+class _Callback:
+    """A waiter of ``Batch.waiters`` that calls a function instead of resolving a Future
+    (``_wake_futures`` sees the Future methods it uses)."""
+
+    __slots__ = ("fn",)
+
+    def __init__(self, fn) -> None:
+        self.fn = fn
+
+    def done(self) -> bool:
+        return False
+
+    def set_result(self, _value) -> None:
+        self.fn()
+
+
 def _wake_futures(futures: list) -> None:
     for future in futures:
         if not future.done():
@@ -122,6 +138,17 @@ class Ticket:
         """The command as sequenced, with its seq and ts (once done and not failed)."""
         self.result(0)
         return self._batch.commands[self._index]
+
+    def call_when_done(self, loop: asyncio.AbstractEventLoop, callback) -> bool:
+        """Arrange ``callback()`` to run on ``loop`` once this ticket (its whole batch) is
+        done, with no Future or Task in between; False (and no call) if it is done
+        already. For a transport answering many tickets from one callback."""
+        batch = self._batch
+        with _WAITERS_LOCK:
+            if batch.waiters is None:
+                return False
+            batch.waiters.append((loop, _Callback(callback)))
+        return True
 
     def __await__(self):
         return self._result_async().__await__()

@@ -228,6 +228,7 @@ class Node:
         # Held by whoever sequences (the sequencer thread, or a submitter sequencing
         # inline): the only licence to take the open batch, run queries or touch the state.
         self._sequencing = threading.Lock()
+        self._journal_failed = False
         self._inline = inline_sequencing
         self._doorbell: queue.SimpleQueue = queue.SimpleQueue()
         self._open = Batch()
@@ -255,51 +256,40 @@ class Node:
             thread.start()
 
     # -- the public API ----------------------------------------------------------------
-    def submit(self, command: Command) -> Ticket:
+    def submit(self, command: Command, *, hold: bool = False) -> Ticket:
         """Queue ``command`` (its seq and ts are ignored and assigned here).
+
+        ``hold=True``: leave it in the open batch for a ``release()`` that the caller
+        promises to make soon (an event loop: once per loop iteration), so that the
+        requests of one iteration make one batch (one sequencing pass, one completion,
+        one wake-up of the caller) instead of a batch per request. A held command may
+        also leave earlier with someone else's batch.
 
         Raises CommandRejected: UNKNOWN_COMMAND_TYPE (not a command Struct),
         MALFORMED_COMMAND (a field of the wrong type or range), OVERSIZED_COMMAND
         (encoded larger than ``max_command_bytes``), OVERLOADED, NODE_CLOSED, NODE_FAILED.
         """
-        return self._enqueue(self._validated(command))
+        return self._enqueue(self._validated(command), hold)
 
-    def submit_many(self, commands: Sequence[Command]) -> Tickets:
-        """Queue ``commands`` together: they get consecutive sequence numbers in one batch
-        (so one commit) and are acknowledged at the same moment. Returns their Tickets
-        (a sequence of Ticket, in order, that can also be waited on or awaited as a
-        whole). Much cheaper per command than ``submit`` (one bulk type check, one lock,
-        one wake-up of the sequencer, no per-command object), e.g. for a network reader
-        that drained several requests at once.
+    def release(self) -> None:
+        """Dispatch the open batch after held submissions (``submit(hold=True)``): the
+        caller sequences it here if nobody else is sequencing (else the sequencer thread
+        is woken for it) and hands it to the committer thread. Harmless when nothing is
+        held.
 
-        All or nothing: every command is checked first; if one is refused, CommandRejected
-        (the codes of ``submit``, the message naming its index) is raised and none is
-        queued. OVERLOADED if they would take the commands in flight past ``max_in_flight``.
-        """
-        checked = self._validated_many(commands)
-        if not checked:
-            return Tickets(self._open, 0, 0)
-        n = len(checked)
-        with self._lock:
-            self._check_running()
-            if self._in_flight + n > self.max_in_flight:
-                raise CommandRejected(EngineErrorCode.OVERLOADED,
-                                      f"{self._in_flight} commands in flight, {n} more submitted")
-            batch = self._open
-            queued = batch.commands
-            start = len(queued)
-            queued.extend(checked)
-            self._in_flight += n
-        if not start:
-            self._dispatch(group=True)
-        return Tickets(batch, start, start + n)
-
-    def submit_bytes(self, data: bytes) -> Ticket:
-        """Queue an encoded command (``encode_command`` bytes, e.g. from the network).
-        Raises CommandRejected like ``submit``."""
-        if not isinstance(data, (bytes, bytearray, memoryview)):
-            raise CommandRejected(EngineErrorCode.MALFORMED_COMMAND, "not bytes")
-        return self._enqueue(self._checked(bytes(data)))
+        The batch is not committed on the caller's thread: tried, with an event loop
+        as the caller, at 2,000 orders/s the loop then waited for one fsync per
+        iteration (0.3–0.5 ms on the bench VM, close to the 0.5 ms between orders) and
+        the median acknowledgement rose from ~1.2 to ~2.6 ms."""
+        if not self._open.commands:
+            return
+        if not (self._inline and not self._queries and self._sequencing.acquire(False)):
+            self._doorbell.put(None)
+            return
+        try:
+            self._sequence_open()
+        finally:
+            self._sequencing.release()
 
     def subscribe(self, max_backlog: int = 100_000) -> Subscription:
         """A new Subscription to every command made durable from now on."""
@@ -456,7 +446,7 @@ class Node:
                 raise CommandRejected(EngineErrorCode.NODE_FAILED, f"node failed: {self._failure}")
             raise CommandRejected(EngineErrorCode.NODE_CLOSED, "node is shutting down or closed")
 
-    def _enqueue(self, command: Command) -> Ticket:
+    def _enqueue(self, command: Command, hold: bool = False) -> Ticket:
         with self._lock:
             self._check_running()
             if self._in_flight >= self.max_in_flight:
@@ -466,7 +456,7 @@ class Node:
             commands.append(command)
             self._in_flight += 1
             index = len(commands) - 1
-        if not index:
+        if not index and not hold:
             self._dispatch(group=False)
         return Ticket(batch, index)
 
@@ -629,8 +619,6 @@ class Node:
     # -- the committer thread ----------------------------------------------------------
     def _committer_main(self) -> None:
         commit_queue = self._commit_queue
-        journal = self._journal
-        journal_failed = False
         stop = False
         while not stop:
             item = commit_queue.get()
@@ -648,36 +636,42 @@ class Node:
                     break
                 batches.append(item)
                 count += len(item.records)
-            if not journal_failed and count:
-                records = batches[0].records if len(batches) == 1 else [r for b in batches for r in b.records]
-                try:
-                    journal.append(records)
-                except BaseException as exc:
-                    journal_failed = True
-                    log.error("journal write failed; the node stops:\n%s", traceback.format_exc())
-                    self._fail(NodeFailed(f"journal write failed: {exc!r}"))
-                else:
-                    self.durable_seq = records[-1][0]
-                    self.commits += 1
-                    self.committed_records += count
-                    if count > self.largest_commit:
-                        self.largest_commit = count
-            size = 0
-            for batch in batches:
-                if journal_failed:
-                    batch.ok = 0
-                    batch.error = self._failure
-                size += batch.size
-                batch.complete()
-            with self._lock:
-                self._in_flight -= size
-            subs = self._subs
-            if subs and not journal_failed:
-                for sub in subs:
-                    for batch in batches:
-                        if batch.ok and not sub._push(batch):
-                            self._unsubscribe(sub)
-                            break
+            self._commit(batches, count)
+
+    def _commit(self, batches: list[Batch], count: int) -> None:
+        """Write ``batches`` (in sequence order, ``count`` records) in one transaction,
+        then acknowledge them and publish them to subscribers (committer thread)."""
+        if not self._journal_failed and count:
+            records = batches[0].records if len(batches) == 1 else [r for b in batches for r in b.records]
+            try:
+                self._journal.append(records)
+            except BaseException as exc:
+                self._journal_failed = True
+                log.error("journal write failed; the node stops:\n%s", traceback.format_exc())
+                self._fail(NodeFailed(f"journal write failed: {exc!r}"))
+            else:
+                self.durable_seq = records[-1][0]
+                self.commits += 1
+                self.committed_records += count
+                if count > self.largest_commit:
+                    self.largest_commit = count
+        journal_failed = self._journal_failed
+        size = 0
+        for batch in batches:
+            if journal_failed:
+                batch.ok = 0
+                batch.error = self._failure
+            size += batch.size
+            batch.complete()
+        with self._lock:
+            self._in_flight -= size
+        subs = self._subs
+        if subs and not journal_failed:
+            for sub in subs:
+                for batch in batches:
+                    if batch.ok and not sub._push(batch):
+                        self._unsubscribe(sub)
+                        break
 
     # -- the snapshot thread -----------------------------------------------------------
     def _snapshot_main(self) -> None:
