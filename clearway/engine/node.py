@@ -291,6 +291,43 @@ class Node:
         finally:
             self._sequencing.release()
 
+    def submit_many(self, commands: Sequence[Command]) -> Tickets:
+        """Queue ``commands`` together: they get consecutive sequence numbers in one batch
+        (so one commit) and are acknowledged at the same moment. Returns their Tickets
+        (a sequence of Ticket, in order, that can also be waited on or awaited as a
+        whole). Much cheaper per command than ``submit`` (one bulk type check, one lock,
+        one wake-up of the sequencer, no per-command object), e.g. for a network reader
+        that drained several requests at once.
+
+        All or nothing: every command is checked first; if one is refused, CommandRejected
+        (the codes of ``submit``, the message naming its index) is raised and none is
+        queued. OVERLOADED if they would take the commands in flight past ``max_in_flight``.
+        """
+        checked = self._validated_many(commands)
+        if not checked:
+            return Tickets(self._open, 0, 0)
+        n = len(checked)
+        with self._lock:
+            self._check_running()
+            if self._in_flight + n > self.max_in_flight:
+                raise CommandRejected(EngineErrorCode.OVERLOADED,
+                                      f"{self._in_flight} commands in flight, {n} more submitted")
+            batch = self._open
+            queued = batch.commands
+            start = len(queued)
+            queued.extend(checked)
+            self._in_flight += n
+        if not start:
+            self._dispatch(group=True)
+        return Tickets(batch, start, start + n)
+
+    def submit_bytes(self, data: bytes) -> Ticket:
+        """Queue an encoded command (``encode_command`` bytes, e.g. from the network).
+        Raises CommandRejected like ``submit``."""
+        if not isinstance(data, (bytes, bytearray, memoryview)):
+            raise CommandRejected(EngineErrorCode.MALFORMED_COMMAND, "not bytes")
+        return self._enqueue(self._checked(bytes(data)))
+
     def subscribe(self, max_backlog: int = 100_000) -> Subscription:
         """A new Subscription to every command made durable from now on."""
         sub = Subscription(self, max_backlog)

@@ -35,6 +35,21 @@ def test_submit_many_sequences_the_commands_together_in_one_commit(backend, gene
         assert any(set(group) <= set(seqs) for seqs in journal.appends)
 
 
+def test_held_submissions_wait_for_release_and_go_as_one_batch(backend, genesis, commands):
+    journal = GatedJournal(backend.journal())
+    with backend.node(genesis, journal=journal) as node:
+        tickets = [node.submit(c, hold=True) for c in commands[:40]]
+        assert node.stats()["last_seq"] == 0  # held: nobody sequenced them
+        node.release()
+        assert [t.result(60) for t in tickets][0][-1].amount == commands[0].amount
+        assert [t.seq for t in tickets] == list(range(1, 41))
+        node.release()  # nothing held: harmless
+        later = node.submit(commands[40])  # not held: dispatched at once
+        assert later.result(60) and later.seq == 41
+        assert node.state_hash() == reference_hash(genesis, commands[:41])
+    assert any(set(range(1, 41)) <= set(seqs) for seqs in journal.appends)  # one commit
+
+
 def test_submit_many_refuses_all_if_one_is_bad_and_names_it(backend, genesis, commands):
     journal = GatedJournal(backend.journal())
     with backend.node(genesis, journal=journal, max_command_bytes=200) as node:
