@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
+
+# Node journals in tests skip the WAL preallocation (16 MiB written per node opened);
+# tests/engine/test_batching.py checks it explicitly.
+os.environ.setdefault("CLEARWAY_WAL_PREALLOCATE_MB", "0")
 
 from support import Exchange, funded_exchange
 

@@ -137,6 +137,42 @@ def test_the_sqlite_journal_is_checkpointed_in_the_background(tmp_path, monkeypa
         again.close()
 
 
+def test_the_node_journal_preallocates_its_wal_and_commits_reuse_it(tmp_path, monkeypatch):
+    monkeypatch.setenv("CLEARWAY_WAL_PREALLOCATE_MB", "4")
+    monkeypatch.setattr(journal_module, "_CHECKPOINT_EVERY_COMMITS", 50)
+    monkeypatch.setattr(journal_module, "_RESTART_FRAMES", 64)
+    journal = journal_module.open_journal(tmp_path, None)
+    wal = tmp_path / (SQLITE_FILE + "-wal")
+    try:
+        assert wal.stat().st_size >= 4 << 20
+        assert journal.last_seq() == 0  # the scratch table is gone, nothing else written
+        grown = wal.stat().st_size
+        payload = b"y" * 80
+        for seq in range(1, 1_001):  # one record per commit, checkpoints as they come
+            journal.append([(seq, payload, record_checksum(seq, payload))])
+        assert wal.stat().st_size == grown  # the commits overwrote the WAL, never extended it
+        assert journal.preallocate_wal() is False  # already that large
+    finally:
+        journal.close()
+    again = SqliteJournal(tmp_path / SQLITE_FILE)
+    try:
+        assert again.last_seq() == 1_000
+        assert [r[0] for r in iter_records(again, 990)] == list(range(991, 1_001))
+        assert again._db.execute("SELECT count(*) FROM sqlite_master WHERE name = 'wal_preallocation'").fetchone()[0] == 0
+    finally:
+        again.close()
+
+
+def test_wal_preallocation_is_off_with_zero_megabytes(tmp_path, monkeypatch):
+    monkeypatch.setenv("CLEARWAY_WAL_PREALLOCATE_MB", "0")
+    journal = journal_module.open_journal(tmp_path, None)
+    try:
+        wal = tmp_path / (SQLITE_FILE + "-wal")
+        assert not wal.exists() or wal.stat().st_size < 1 << 20
+    finally:
+        journal.close()
+
+
 def test_snapshots_are_built_inline_until_one_is_slow_then_forked(backend, genesis, commands):
     fast = backend.node(genesis, snapshot_every=100, inline_snapshot_ms=60_000)
     for command in commands[:250]:
