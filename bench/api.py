@@ -138,7 +138,7 @@ class _Client:
         if not self._split_ready() and not select.select([self.sock], [], [], timeout)[0]:
             return []
         if not self._split_ready():
-            data = self.sock.recv(1 << 20)
+            data = self.sock.recv(65536)  # under malloc's mmap threshold: no mmap/munmap per read
             if not data:
                 raise RuntimeError("server closed the connection")
             self.buf += data
