@@ -28,7 +28,8 @@ frames. It stays out of the server's way on a two-core machine.
   (``p50_ms_at_10k`` / ``p99_ms_at_10k``).
 - The journal lives in a temporary directory under CLEARWAY_BENCH_API_DIR (default: the
   system's temporary directory; ``journal_dir``). ``disk_sync_p50_ms`` /
-  ``disk_sync_p99_ms``: fdatasync latency of that directory's disk, measured first: every
+  ``disk_sync_p99_ms`` (and ``disk_sync``, bench/disk.py: 2 s of 8 KiB overwrites, with
+  the tail): fdatasync latency of that directory's disk, measured first: every
   durable acknowledgement waits for at least one, so it bounds the paced latency from
   below (a tmpfs directory such as /dev/shm measures the software path without it, and
   without durability).
@@ -45,6 +46,8 @@ import os
 import statistics
 import tempfile
 import time
+
+from disk import sync_latency  # bench/ is on sys.path (clearway bench, or python bench/api.py)
 
 RATE = int(os.environ.get("CLEARWAY_BENCH_API_RATE", "2000"))
 SECONDS = float(os.environ.get("CLEARWAY_BENCH_API_SECONDS", "5"))
@@ -275,23 +278,6 @@ def _saturate(port, client_id, secret, seconds: float) -> float:
     return received / elapsed
 
 
-def _sync_latency(directory: str | None, count: int = 200) -> dict:
-    """fdatasync latency of 4 KiB appends in ``directory`` (the journal's disk): the floor
-    of a durable acknowledgement (one SQLite WAL commit = at least one such sync)."""
-    samples = []
-    with tempfile.NamedTemporaryFile(dir=directory) as probe:
-        for _ in range(count):
-            probe.write(b"\0" * 4096)
-            probe.flush()
-            start = time.perf_counter()
-            os.fdatasync(probe.fileno())
-            samples.append(time.perf_counter() - start)
-            time.sleep(0.0005)
-    samples.sort()
-    return {"p50_ms": round(1000 * samples[len(samples) // 2], 3),
-            "p99_ms": round(1000 * samples[int(0.99 * (len(samples) - 1))], 3)}
-
-
 def _cpu_seconds(pid: int) -> float:
     """User + system CPU time of process ``pid`` (all its threads), from /proc."""
     fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
@@ -303,7 +289,7 @@ def run(args) -> dict:
     docstring); ``args.runs`` repetitions, medians reported."""
     runs = max(1, getattr(args, "runs", 3) or 1)
     data_root = os.environ.get("CLEARWAY_BENCH_API_DIR") or None
-    sync = _sync_latency(data_root)
+    sync = sync_latency(data_root)
     ctx = multiprocessing.get_context("fork")
     parent, child = ctx.Pipe()
     server = ctx.Process(target=_serve, args=(child, data_root), daemon=True)
@@ -349,6 +335,7 @@ def run(args) -> dict:
         "journal_dir": data_root or tempfile.gettempdir(),
         "disk_sync_p50_ms": sync["p50_ms"],
         "disk_sync_p99_ms": sync["p99_ms"],
+        "disk_sync": sync,
         "cpus": os.cpu_count(),
         "loadavg": [round(x, 2) for x in os.getloadavg()],
     }

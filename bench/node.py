@@ -34,6 +34,10 @@
    snapshot and with a snapshot 50,000 commands before the end (half the default
    snapshot interval). The journal was just written, so it sits in the page cache.
 
+Measured first, ``disk_sync`` (bench/disk.py): fdatasync latency of the journal's disk with
+its tail. A sync that stalls for 10–20 ms (seen a few times a minute on the bench VM)
+delays every acknowledgement waiting for it, whatever the node does.
+
 The PostgreSQL URL comes from ``args.pg_url`` or CLEARWAY_BENCH_PG_URL. Figures depend on
 the machine and on whatever else runs on it; the JSON carries the core count and load.
 """
@@ -60,6 +64,7 @@ from clearway.engine.journal import SqliteJournal, record_checksum, SQLITE_FILE
 from clearway.engine.loadgen import bench_genesis, command_stream, take
 from clearway.engine.node import Node
 from clearway.engine.snapshots import SnapshotStore, anchor_of, build_snapshot
+from disk import sync_latency  # bench/ is on sys.path (clearway bench, or python bench/node.py)
 
 TARGET_CPS = 50_000
 WINDOW = 2_000
@@ -84,6 +89,7 @@ def run(args) -> dict:
     result: dict = {"machine": {"cores": os.cpu_count(), "load_average_1m": round(os.getloadavg()[0], 2)},
                     "commands_per_run": n, "runs": runs}
     try:
+        result["disk_sync"] = sync_latency(str(root))
         commands = take(command_stream(seed), max(n, _paced_count(TARGET_CPS)))
         result["sqlite"] = _throughput(root, None, commands, runs)
         result["sqlite_synchronous_normal"] = _paced_normal(root, commands, runs, result["sqlite"]["ack_load_cps"])
@@ -107,6 +113,9 @@ def run(args) -> dict:
 def print_report(result: dict) -> None:
     out = sys.stdout.write
     out(f"machine: {result['machine']['cores']} cores, load {result['machine']['load_average_1m']} at start\n")
+    disk = result["disk_sync"]
+    out(f"journal disk: fdatasync p50 {disk['p50_ms']} ms, p99 {disk['p99_ms']} ms, max {disk['max_ms']} ms, "
+        f"{disk['over_5ms_per_s']} syncs/s over 5 ms (each stalls every acknowledgement waiting for it)\n")
     for name in ("sqlite", "postgresql"):
         r = result[name]
         if "skipped" in r:
