@@ -17,7 +17,10 @@ Pipeline (three threads, every hand-off is per batch, not per command)::
 - The sequencer thread takes the whole open batch, stamps consecutive sequence numbers
   and one timestamp (the injected clock, never behind the previous one) into the node's
   own decoded copies, applies each command with ``apply`` and encodes it as a journal
-  record. A command is applied before it is journaled, so one on which ``apply`` raises
+  record. A submitter that finds nobody sequencing does this itself, on its own thread
+  (``inline_sequencing``; ``_dispatch``), and an event loop can hold its submissions
+  and release them once per turn (``submit(hold=True)``, ``release``): either way only
+  the holder of the sequencing lock touches the state. A command is applied before it is journaled, so one on which ``apply`` raises
   (a domain bug) never reaches the journal, where it would stop every recovery.
 - The committer thread writes every batch waiting in its queue in one transaction (group
   commit: one fsync for all of them; on SQLite one INSERT statement, so the GIL is handed
