@@ -139,8 +139,9 @@ def test_the_sqlite_journal_is_checkpointed_in_the_background(tmp_path, monkeypa
 
 def test_the_node_journal_preallocates_its_wal_and_commits_reuse_it(tmp_path, monkeypatch):
     monkeypatch.setenv("CLEARWAY_WAL_PREALLOCATE_MB", "4")
-    monkeypatch.setattr(journal_module, "_CHECKPOINT_EVERY_COMMITS", 50)
-    monkeypatch.setattr(journal_module, "_RESTART_FRAMES", 64)
+    # No background checkpoints here (their timing is the checkpointer test's business):
+    # the WAL is restarted explicitly every 100 commits, as the checkpointer does.
+    monkeypatch.setattr(journal_module, "_CHECKPOINT_EVERY_COMMITS", 10**9)
     journal = journal_module.open_journal(tmp_path, None)
     wal = tmp_path / (SQLITE_FILE + "-wal")
     try:
@@ -148,8 +149,10 @@ def test_the_node_journal_preallocates_its_wal_and_commits_reuse_it(tmp_path, mo
         assert journal.last_seq() == 0  # the scratch table is gone, nothing else written
         grown = wal.stat().st_size
         payload = b"y" * 80
-        for seq in range(1, 1_001):  # one record per commit, checkpoints as they come
+        for seq in range(1, 1_001):  # one record per commit: ~1 WAL frame each
             journal.append([(seq, payload, record_checksum(seq, payload))])
+            if seq % 100 == 0:
+                journal._db.execute("PRAGMA wal_checkpoint(RESTART)").fetchone()
         assert wal.stat().st_size == grown  # the commits overwrote the WAL, never extended it
         assert journal.preallocate_wal() is False  # already that large
     finally:
@@ -161,6 +164,22 @@ def test_the_node_journal_preallocates_its_wal_and_commits_reuse_it(tmp_path, mo
         assert again._db.execute("SELECT count(*) FROM sqlite_master WHERE name = 'wal_preallocation'").fetchone()[0] == 0
     finally:
         again.close()
+
+
+def test_the_checkpointer_also_runs_every_few_hundred_commits(tmp_path, monkeypatch):
+    monkeypatch.setattr(journal_module, "_CHECKPOINT_EVERY_COMMITS", 20)
+    monkeypatch.setattr(journal_module, "_RESTART_FRAMES", 1)
+    path = tmp_path / SQLITE_FILE
+    journal = SqliteJournal(path)
+    payload = b"z" * 80
+    try:
+        for seq in range(1, 201):  # 200 small commits, far below the record threshold
+            journal.append([(seq, payload, record_checksum(seq, payload))])
+        # only a checkpoint moves pages into the database file (the writer's own automatic
+        # one is far off at this size)
+        wait_until(lambda: path.stat().st_size > 200 * len(payload) * 0.9)
+    finally:
+        journal.close()
 
 
 def test_wal_preallocation_is_off_with_zero_megabytes(tmp_path, monkeypatch):
