@@ -44,7 +44,7 @@ from __future__ import annotations
 
 from clearway.api.auth import normalise_address
 from clearway.api.errors import INVALID_ARGUMENTS, NOT_IMPLEMENTED, ORDER_NOT_FOUND, ApiError, from_code
-from clearway.api.methods import _acked, _check_events, _fresh, _instrument, _order_id, _owner, _signed, _submit, \
+from clearway.api.methods import _check_events, _durable, _fresh, _instrument, _order_id, _owner, _signed, _submit, \
     _trading_account
 from clearway.api.names import to_units
 from clearway.api.orderparams import invalid_argument
@@ -153,11 +153,7 @@ def cancel_twap(api, ctx, p: Params):
         twap = _own_twap(api, ctx, order_id)
         if twap.state != "open":
             return twap.to_json()
-        ticket = _submit(api, ctx, command)
-        await _acked(ticket)
-        if signed is not None:
-            api.record_signed(ticket.seq, ticket.command, owner, *signed)
-        await _fresh(api, ctx, ticket.seq)
+        await _durable(api, ctx, _submit(api, ctx, command), owner, signed)
         return api.model.twaps[order_id].to_json()
     return run()
 
@@ -172,10 +168,7 @@ def cancel_orders(api, ctx, p: Params):
     ticket = _submit(api, ctx, command)
 
     async def run():
-        events = await _acked(ticket)
-        if signed is not None:
-            api.record_signed(ticket.seq, ticket.command, owner, *signed)
-        await _fresh(api, ctx, ticket.seq)
+        events = await _durable(api, ctx, ticket, owner, signed)
         model = api.model
         cancelled, failed = [], []
         for event in events:

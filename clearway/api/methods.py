@@ -99,6 +99,17 @@ def _check_events(events: list) -> list:
     return events
 
 
+async def _durable(api, ctx: Context, ticket, owner: str, signed) -> list:
+    """The events of a submitted command once durable (its rejection as an ApiError), its
+    owner's signature recorded for the batch data if it carried one, and the read model
+    caught up with it."""
+    events = await _acked(ticket)
+    if signed is not None:
+        api.record_signed(ticket.seq, ticket.command, owner, *signed)
+    await _fresh(api, ctx, ticket.seq)
+    return events
+
+
 async def _fresh(api, ctx: Context, seq: int = 0) -> None:
     """Wait until the read model has every durable command (and this context's last one)."""
     pending = ctx.pending
@@ -579,10 +590,7 @@ def _edit_now(api, ctx, p, order: OrderView, account: int):
 
 
 async def _edited(api, ctx, ticket, order_id: int, account: int, owner: str, signed):
-    events = await _acked(ticket)
-    if signed is not None:
-        api.record_signed(ticket.seq, ticket.command, owner, *signed)
-    await _fresh(api, ctx, ticket.seq)
+    events = await _durable(api, ctx, ticket, owner, signed)
     order = api.model.orders.get(order_id)
     return {"order": order.to_json(), "trades": [t.user_json(account) for t in _taker_trades(api, events, order_id)]}
 
@@ -613,10 +621,7 @@ def cancel(api, ctx, p):
 
 
 async def _cancelled(api, ctx, ticket, order_id: int, owner: str, signed):
-    await _acked(ticket)
-    if signed is not None:
-        api.record_signed(ticket.seq, ticket.command, owner, *signed)
-    await _fresh(api, ctx, ticket.seq)
+    await _durable(api, ctx, ticket, owner, signed)
     order = api.model.orders.get(order_id)
     if order is None:
         return {"order_id": str(order_id), "order_state": "cancelled"}

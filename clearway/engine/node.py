@@ -333,20 +333,17 @@ class Node:
 
     def subscribe(self, max_backlog: int = 100_000) -> Subscription:
         """A new Subscription to every command made durable from now on."""
-        sub = Subscription(self, max_backlog)
-        with self._lock:
-            if self._run_state == _CLOSED:
-                sub._push(END)
-            else:
-                self._subs = (*self._subs, sub)
-        return sub
+        return self._register(Subscription(self, max_backlog))
 
     def subscribe_loop(self, loop, callback: Callable[[list, bool], None],
                        max_backlog: int = 100_000) -> LoopSubscription:
         """Deliver every command made durable from now on to ``callback(items, ended)``
         on the asyncio ``loop`` (delivery.LoopSubscription): no reader thread between
         the committer and the loop."""
-        sub = LoopSubscription(self, loop, callback, max_backlog)
+        return self._register(LoopSubscription(self, loop, callback, max_backlog))
+
+    def _register(self, sub):
+        """Add ``sub`` to the subscribers (ended at once if the node is closed)."""
         with self._lock:
             if self._run_state == _CLOSED:
                 sub._push(END)
