@@ -10,7 +10,7 @@ from clearway.domain.errors import ErrorCode
 from clearway.domain.events import IcebergRefilled, OrderAccepted, Rejected, Trade
 from clearway.domain.orders import TimeInForce
 from clearway.domain.snapshot import decode_snapshot, encode_snapshot
-from clearway.domain.state import state_hash
+from clearway.domain.state import apply, state_hash
 from support import BTC, kinds, usd
 
 BUY, SELL = 1, -1
@@ -38,7 +38,7 @@ def test_margin_counts_the_whole_remaining_size(ex):
     a, b = ex.state.accounts[2].open[0], ex.state.accounts[3].open[0]
     assert (a.ask_size, a.ask_notional) == (b.ask_size, b.ask_notional) == (10_000, 10_000 * PRICE // BTC)
     assert ex.state.margin.initial(ex.state.accounts[2]) == ex.state.margin.initial(ex.state.accounts[3])
-    assert iceberg != plain
+    assert ex.state.orders[iceberg].shown == 1_000 and ex.state.orders[plain].display == 0
 
 
 def test_a_refill_goes_to_the_back_of_the_queue(ex):
@@ -118,4 +118,7 @@ def test_snapshot_keeps_a_partly_taken_slice_and_the_queue(ex):
     order = restored.orders[iceberg]
     assert (order.remaining, order.shown) == (2_700, 700)
     assert restored.books[0].levels(SELL) == ex.state.books[0].levels(SELL) == [(PRICE, 1_200)]
-    assert not any(isinstance(e, IcebergRefilled) for e in ex.place(5, BUY, 700, PRICE, tif=TimeInForce.IOC)[:2])
+    events = ex.place(5, BUY, 900, PRICE, tif=TimeInForce.IOC)  # the slice's 700, then 200 of the refill
+    assert apply(restored, ex.commands[-1]) == events  # the restored state goes on exactly as the live one
+    assert kinds(events) == ["OrderAccepted", "Trade", "IcebergRefilled", "Trade"]
+    assert state_hash(restored) == ex.hash()

@@ -12,7 +12,7 @@ from clearway.domain.genesis import GenesisConfig
 from clearway.domain.snapshot import decode_snapshot, encode_snapshot
 from clearway.domain.state import state_hash
 from clearway.domain.twap import suborder_size
-from support import Exchange, perp_spec, usd
+from support import Exchange, kinds, perp_spec, usd
 
 BUY, SELL = 1, -1
 MINUTE = 60_000
@@ -64,7 +64,7 @@ def test_suborders_catch_up_with_unfilled_size_until_the_cap_and_the_parent_repo
     ex = lot10_exchange()
     ex.place(3, SELL, 100, PRICE)
     events = twap(ex, limit_price=PRICE, client_order_id="tw")
-    assert kinds_of(events)[:2] == ["TwapAccepted", "OrderAccepted"]
+    assert kinds(events)[:2] == ["TwapAccepted", "OrderAccepted"]
     parent = events[0].order_id
     assert events[0].intervals == 5
     assert progress(events) == [(200, 100, 900, 4)]  # 200 asked, 100 available
@@ -76,13 +76,10 @@ def test_suborders_catch_up_with_unfilled_size_until_the_cap_and_the_parent_repo
     events = tick(ex, MINUTE)
     assert progress(events) == [(600, 700, 300, 0)]  # ceil(900 / 1) capped at 3 × 200
     ended = next(e for e in events if isinstance(e, TwapEnded))
-    assert isinstance(ended, TwapEnded) and (ended.order_id, ended.filled, ended.remaining) == (parent, 700, 300)
+    assert (ended.order_id, ended.filled, ended.remaining) == (parent, 700, 300)
     assert ended.reason == CancelReason.TWAP_ELAPSED
     assert ex.position(2) == 700 and parent not in ex.state.twaps and "tw" not in ex.state.accounts[2].client_ids
 
-
-def kinds_of(events):
-    return [type(e).__name__ for e in events]
 
 
 def test_suborders_are_priced_at_the_mark_plus_tolerance_and_complete_the_parent():
@@ -120,7 +117,7 @@ def test_cancelling_the_parent_stops_it():
     ex = lot10_exchange()
     parent = twap(ex, limit_price=PRICE)[0].order_id
     events = ex.run(CancelOrder, account=2, order_id=parent)
-    assert kinds_of(events) == ["TwapEnded"] and events[0].reason == CancelReason.REQUESTED
+    assert kinds(events) == ["TwapEnded"] and events[0].reason == CancelReason.REQUESTED
     assert progress(tick(ex, 10 * MINUTE)) == []
 
 
