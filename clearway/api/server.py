@@ -116,13 +116,17 @@ class Connection:
             await self._wake.wait()
             self._wake.clear()
             while queue and not self.closed:
-                data = queue.popleft()
-                self._queued_bytes -= len(data)
+                # left in the queue until sent: while this waits for a paused socket, later
+                # messages queue behind it instead of overtaking it through send_text_now
+                data = queue[0]
                 try:
                     await ws_send({"type": "websocket.send", "text": data.decode()})
                 except Exception:  # the client went away (uvicorn's ClientDisconnected)
                     self.closed = True
                     return
+                if queue and queue[0] is data:  # (an overflow may have cleared it meanwhile)
+                    queue.popleft()
+                    self._queued_bytes -= len(data)
 
     async def run(self) -> None:
         """Receive loop; returns when the client goes or is dropped."""
@@ -223,13 +227,11 @@ class Connection:
                     return
             request_id, us_in, acked = acks.popleft()
             try:
-                result = acked.resolve()
+                self.send(envelope(request_id, us_in, acked.resolve()))
             except ApiError as exc:
                 self.send(envelope(request_id, us_in, error=exc))
-            except Exception as exc:
+            except Exception as exc:  # building or encoding the answer: answer, log, go on
                 self.send(envelope(request_id, us_in, error=internal_error(exc)))
-            else:
-                self.send(envelope(request_id, us_in, result))
 
     async def finish(self, request_id, us_in: int, pending) -> None:
         try:

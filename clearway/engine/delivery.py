@@ -7,6 +7,7 @@ commands with their events. All completion happens per batch, never per command:
 from __future__ import annotations
 
 import asyncio
+import logging
 import queue
 import threading
 from typing import TYPE_CHECKING, Any, Iterator, NamedTuple, Sequence
@@ -16,6 +17,8 @@ from clearway.domain.events import Event
 
 if TYPE_CHECKING:
     from clearway.engine.node import Node
+
+log = logging.getLogger("clearway.engine")
 
 END = object()
 """Pushed to a subscription to end it."""
@@ -93,7 +96,10 @@ class _Callback:
 def _wake_futures(futures: list) -> None:
     for future in futures:
         if not future.done():
-            future.set_result(None)
+            try:
+                future.set_result(None)
+            except Exception:  # one waiter's failure must not leave the others waiting
+                log.exception("an acknowledgement callback failed")
 
 
 class Ticket:
@@ -350,10 +356,12 @@ class LoopSubscription:
         more = not ended and (self._current is not None or self._scheduled)
         if ended:
             self.closed = True
-        if items or ended:
-            self._callback(items, ended)
-        if more and not self.closed:
-            self._loop.call_soon(self._deliver)
+        try:
+            if items or ended:
+                self._callback(items, ended)
+        finally:  # a consumer that raised still gets the rest (and the end)
+            if more and not self.closed:
+                self._loop.call_soon(self._deliver)
 
     def close(self) -> None:
         """Stop delivering (from the loop's thread or any other)."""

@@ -229,8 +229,7 @@ def test_a_loop_subscription_delivers_every_durable_command_in_order_on_the_loop
         node.subscribe_loop(loop, on_published)
         tickets = [node.submit(c) for c in commands]
         events = [await t for t in tickets]
-        while len(got) < len(commands):
-            await asyncio.sleep(0.001)
+        await asyncio.wait_for(_until(lambda: len(got) >= len(commands)), 60)
         node.close()
         await asyncio.wait_for(ended.wait(), 60)
         return got, threads, events
@@ -259,6 +258,40 @@ def test_a_loop_subscription_that_falls_behind_ends_overflowed(backend, genesis,
     calls, sub = asyncio.run(main())
     assert sub.overflowed
     assert calls == [([1, 2], True)]
+
+
+def test_a_loop_subscriber_that_raises_still_gets_the_rest(backend, genesis, commands):
+    async def main():
+        loop = asyncio.get_running_loop()
+        got, calls = [], [0]
+
+        def on_published(items, end):
+            calls[0] += 1
+            if calls[0] == 1:
+                raise RuntimeError("consumer bug")
+            got.extend(p.seq for p in items)
+
+        node = backend.node(genesis)
+        node.subscribe_loop(loop, on_published)
+        for command in commands[:3]:  # three commits: the first delivery raises
+            node.submit(command).result(timeout=60)
+            await asyncio.sleep(0.01)
+        await asyncio.wait_for(_until(lambda: 3 in got), 60)
+        node.close()
+        return got
+
+    assert asyncio.run(main())[-1] == 3
+
+
+async def _until(predicate) -> None:
+    while not predicate():
+        await asyncio.sleep(0.001)
+
+
+def test_an_empty_group_is_acknowledged_at_once(backend, genesis):
+    with backend.node(genesis) as node:
+        tickets = node.submit_many([])
+        assert len(tickets) == 0 and tickets.done() and tickets.wait(0) and tickets.results(0) == []
 
 
 def test_tickets_can_be_awaited_from_asyncio(backend, genesis, commands):
