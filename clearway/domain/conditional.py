@@ -271,14 +271,13 @@ def run_triggers(state: ExchangeState, ts: int, events: list[Event], start: int)
     ``events[start:]``, apply the position-change rules, then fire every conditional whose
     trigger was reached, repeating while fired orders trade.
 
-    ``apply`` calls it after a step that traded or moved a price. With no conditional, no
-    TWAP and no oracle-governed market (so no liquidation trades, which bypass
-    place_order) it returns at once: ``place_order.execute`` records the last trade price of
-    its own fills."""
+    ``apply`` calls it after a step that traded or moved a price. With no conditional and no
+    TWAP it returns at once (the last trade prices are recorded where every trade is made,
+    fills.settle_fill)."""
     prices_moved = state.prices_moved
     state.prices_moved = False
-    if not (state.conditionals or state.twaps or state.oracle_last):
-        return  # nothing watches trades or prices; place_order.execute kept the last trade prices
+    if not (state.conditionals or state.twaps):
+        return  # nothing watches trades or prices
     while True:
         ranges, touched, liquidated = _scan(state, events, start)
         if not state.conditionals and not state.twaps:
@@ -297,9 +296,8 @@ def run_triggers(state: ExchangeState, ts: int, events: list[Event], start: int)
 
 
 def _scan(state: ExchangeState, events: list[Event], start: int):
-    """Last trade prices and per-instrument [low, high] of the trades in ``events[start:]``;
-    (account, instrument) pairs whose position changed; accounts whose liquidation started."""
-    last = state.last_trade
+    """Per-instrument [low, high] of the trades in ``events[start:]``; (account,
+    instrument) pairs whose position changed; accounts whose liquidation started."""
     ranges: dict[int, list[int]] = {}
     touched: set[tuple[int, int]] = set()
     liquidated: set[int] = set()
@@ -309,7 +307,6 @@ def _scan(state: ExchangeState, events: list[Event], start: int):
         t = type(e)
         if t is Trade:
             instrument, price = e.instrument, e.price
-            last[instrument] = price
             r = ranges.get(instrument)
             if r is None:
                 ranges[instrument] = [price, price]

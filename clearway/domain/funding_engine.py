@@ -108,20 +108,16 @@ def funding_tick(state: ExchangeState, hour_ts: int, events: list[Event]) -> boo
     return moved
 
 
-def settle_instrument(state: ExchangeState, instrument: int, index: int, events: list[Event]) -> int:
+def settle_instrument(state: ExchangeState, instrument: int, index: int, events: list[Event]) -> None:
     """Settle every open position in perpetual ``instrument`` up to ``index`` (its new
     funding index), accounts in ascending id order, one ``FundingPaid`` per non-zero
-    payment (``settle_position``). Returns the fee account's net change (micro-USDC,
-    ≥ 0 once every position of the instrument has settled the same interval: the
-    rounding residue, module docstring). Cost: one pass over the accounts."""
+    payment (``settle_position``). Cost: one pass over the accounts."""
     accounts = state.accounts
-    fee_before = accounts[FEE_ACCOUNT].cash
     for account_id in sorted(accounts):
         account = accounts[account_id]
         position = account.positions.get(instrument)
         if position is not None and position.funding_index != index:
             settle_position(state, account, instrument, position, index, events)
-    return accounts[FEE_ACCOUNT].cash - fee_before
 
 
 def settle_position(state: ExchangeState, account: Account, instrument: int, position: Position, index: int,

@@ -423,7 +423,6 @@ def _book_step(state: ExchangeState, account: Account, instrument: int, health: 
         split = fill[0]
         trade = settle_fill(state, spec, maker, account, side, lots, 0, 0, events)
         events.append(trade)
-        state.last_trade[instrument] = maker.price  # a liquidation fill is a trade (LAST triggers)
         account.cash += split.payout - split.fee
         fund.cash += split.fee - split.payout
         events.append(LiquidationFill(account.account_id, instrument, trade.trade_id, side, lots, maker.price, limit,

@@ -236,21 +236,11 @@ class StandardMargin:
             for size in sizes:
                 if size < 0:
                     rate = rates[j]
-                    if rate is None:  # per short contract, as _short_option_rates (rounded up)
+                    if rate is None:  # per short contract (rounded up)
                         spec = specs[j]
                         spot = self.index[spec.underlying]
-                        if initial:
-                            strike = spec.strike
-                            if spec.option_type == _CALL:
-                                otm = strike - spot if strike > spot else 0
-                            else:
-                                otm = spot - strike if spot > strike else 0
-                            extra = -(-spot * self.option_im_ppm // PPM) - otm
-                            floor = -(-spot * self.option_im_floor_ppm // PPM)
-                            rate = marks[spec.instrument_id] + (extra if extra > floor else floor)
-                        else:
-                            rate = marks[spec.instrument_id] - (-spot * self.option_mm_ppm // PPM)
-                        rates[j] = rate
+                        im, mm = self._short_option_rates(spec, marks[spec.instrument_id])
+                        rate = rates[j] = im if initial else mm
                     isolated -= size * rate // scales[j]  # ⌈−size · rate / scale⌉, as _requirement
                 j += 1
             if not isolated:

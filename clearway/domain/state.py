@@ -313,8 +313,7 @@ def apply(state: ExchangeState, command: Command) -> list[Event]:
         start = 0
         trades = state.next_trade_id
         events = handler(state, command)
-    if state.prices_moved or (state.next_trade_id != trades and (state.conditionals or state.twaps
-                                                                 or state.oracle_last)):
+    if state.prices_moved or (state.next_trade_id != trades and (state.conditionals or state.twaps)):
         run_triggers(state, ts, events, start)  # conditional triggers after a price move or trades that may fire them
     state.last_seq = command.seq
     state.last_ts = ts

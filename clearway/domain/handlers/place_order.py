@@ -133,12 +133,8 @@ def place_order(state: ExchangeState, cmd: PlaceOrder, order_id: int = 0) -> lis
     if not order_id:
         order_id = state.next_order_id
         state.next_order_id = order_id + 1
-    if display or expire_at:
-        events: list[Event] = [OrderAccepted(order_id, account.account_id, spec.instrument_id, side, price, size,
-                                             tif, cmd.post_only, cmd.reduce_only, coid, display, expire_at)]
-    else:
-        events = [OrderAccepted(order_id, account.account_id, spec.instrument_id, side, price, size, tif,
-                                cmd.post_only, cmd.reduce_only, coid)]
+    events: list[Event] = [OrderAccepted(order_id, account.account_id, spec.instrument_id, side, price, size, tif,
+                                         cmd.post_only, cmd.reduce_only, coid, display, expire_at)]
     filled = 0
     if book.crosses(side, price):
         filled = execute(state, spec, account, side, price, size, order_id, events)
@@ -181,11 +177,9 @@ def execute(state: ExchangeState, spec, account, side: int, price: int, size: in
     instrument = spec.instrument_id
     accounts = state.accounts
 
-    last_trade = state.last_trade
 
     def on_fill(maker: Order, lots: int) -> None:
         events.append(settle_fill(state, spec, maker, account, side, lots, order_id, fee_ppm, events))
-        last_trade[instrument] = maker.price
         maker_account = accounts[maker.account]
         if maker_account.open.get(instrument) is not None:
             enforce_reduce_only(state, maker_account, instrument, events)
