@@ -252,8 +252,8 @@ def _paced(port, client_id, secret, rate: int, seconds: float) -> dict:
             "server_p99_ms": round(1000 * own[int(0.99 * (len(own) - 1))], 3)}
 
 
-def _saturate(port, client_id, secret, seconds: float) -> float:
-    """Answers per second with WINDOW orders kept in flight on one connection."""
+def _saturate(port, client_id, secret, seconds: float) -> tuple[int, float]:
+    """(answers, seconds) with WINDOW orders kept in flight on one connection."""
     client = _Client(port, client_id, secret)
     clock = time.perf_counter
     sent = received = 0
@@ -275,7 +275,7 @@ def _saturate(port, client_id, secret, seconds: float) -> float:
         received += len(answers)
     elapsed = clock() - start
     client.close()
-    return received / elapsed
+    return received, elapsed
 
 
 def _cpu_seconds(pid: int) -> float:
@@ -305,10 +305,9 @@ def run(args) -> dict:
         chosen = paced[len(paced) // 2]
         sustained, cpu = [], []
         for _ in range(runs):
-            cpu_before, start = _cpu_seconds(server.pid), time.perf_counter()
-            rate = _saturate(port, client_id, secret, SATURATION_SECONDS)
-            orders = rate * (time.perf_counter() - start)
-            sustained.append(rate)
+            cpu_before = _cpu_seconds(server.pid)  # (the connection's handshake and auth included)
+            orders, elapsed = _saturate(port, client_id, secret, SATURATION_SECONDS)
+            sustained.append(orders / elapsed)
             cpu.append((_cpu_seconds(server.pid) - cpu_before) / orders * 1e6)
         sustained.sort()
         cpu.sort()

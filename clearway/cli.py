@@ -108,7 +108,7 @@ def build_parser() -> argparse.ArgumentParser:
     lob.set_defaults(func=_cmd_lobster_replay)
 
     bench = sub.add_parser("bench", help="run a benchmark from bench/")
-    bench.add_argument("which", help="matching | margin | node | api")
+    bench.add_argument("which", help="matching | margin | node | api | stack | signatures")
     bench.add_argument("--json", action="store_true")
     bench.add_argument("--runs", type=int, default=3, help="runs; the median is reported")
     bench.add_argument("--orders", type=int, default=200_000, help="commands per flow")
