@@ -59,7 +59,6 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -73,9 +72,9 @@ from clearway.sim.agents import (
     HOUR, MINUTE, PERP, USDC, Agent, Population, build_view, ceil_tick, floor_tick, make_agents,
 )
 from clearway.sim.marketdata import (
-    MarketData, OracleFeed, Reporters, Surface, iso_ms, option_schedule, perp_spec, series_fields,
+    MarketData, OracleFeed, Reporters, Surface, iso_ms, ms_iso, option_schedule, perp_spec, series_fields,
 )
-from clearway.sim.recorder import RunRecorder, summary_from
+from clearway.sim.recorder import RunRecorder, summary_from, usdc
 from clearway.sim.report import write_report
 from clearway.sim.stack import EmbeddedStack, StackConfig
 
@@ -317,7 +316,7 @@ class Demo:
             return _conservation(state)
 
         check = self.node.query(read).result(120)
-        recorder.on_invariant_check(check["ok"], f"conservation at {_iso(ts)}: {check}")
+        recorder.on_invariant_check(check["ok"], f"conservation at {ms_iso(ts)}: {check}")
 
     def burst(self) -> dict[str, Any]:
         """Throughput phase (module docstring, 5)."""
@@ -433,8 +432,8 @@ class Demo:
         latency_api = sorted(self.api_latencies)
         run_id = cfg.run_id or f"{cfg.start[:16].replace(':', '')}_{cfg.end[:16].replace(':', '')}_seed{cfg.seed}"
         extra = {
-            "escaped_total": _usdc(drill.get("escaped_total", 0)),
-            "expected_total": _usdc(drill.get("expected_total", 0)),
+            "escaped_total": usdc(drill.get("escaped_total", 0)),
+            "expected_total": usdc(drill.get("expected_total", 0)),
             "run_id": run_id,
             "from": cfg.start,
             "to": cfg.end,
@@ -449,7 +448,7 @@ class Demo:
             "api_latency_p99_ms": _percentile(latency_api, 99),
             "ccxt_orders": sum(a.orders for a in self.agents if a.uses_ccxt),
             "withdrawals_claimed_on_l1": self.claims,
-            "claimed_on_l1": _usdc(self.claimed),
+            "claimed_on_l1": usdc(self.claimed),
             "halt_drill": {k: v for k, v in drill.items()},
             "onchain_baseline": baseline,
             "state_root": roots[-1] if roots else None,
@@ -489,12 +488,6 @@ def _percentile(values: Sequence[float], q: int) -> float | None:
     return round(ordered[max(0, math.ceil(q / 100 * len(ordered)) - 1)], 3)
 
 
-def _usdc(micro: int) -> float:
-    return round(micro / USDC, 6)
-
-
-def _iso(ms: int) -> str:
-    return datetime.fromtimestamp(ms / 1000, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M")
 
 
 class _Progress:
@@ -517,7 +510,7 @@ class _Progress:
 
     def update(self, done: int, ts: int, recorder: RunRecorder) -> None:
         c = recorder.counters
-        text = f"{_iso(ts)}  trades {c.trades:,}  liquidations {c.liquidations}"
+        text = f"{ms_iso(ts)}  trades {c.trades:,}  liquidations {c.liquidations}"
         if self.bar is not None:
             if done % 10 == 0 or done == self.total:
                 self.bar.update(self.task, completed=done, description=text)

@@ -161,7 +161,8 @@ def iso_ms(text: str) -> int:
     return int(moment.timestamp()) * 1000
 
 
-def _ms_iso(ms: int) -> str:
+def ms_iso(ms: int) -> str:
+    """'YYYY-MM-DDTHH:MM' (UTC) of ms since the epoch (the inverse of ``iso_ms``)."""
     return datetime.fromtimestamp(ms / 1000, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M")
 
 
@@ -313,7 +314,7 @@ class MarketData:
         ``ts_ms`` is before the first bar's close."""
         i = int(np.searchsorted(self.times, ts_ms, side="right")) - 1
         if i < 0:
-            raise KeyError(f"no market data at or before {_ms_iso(ts_ms)}")
+            raise KeyError(f"no market data at or before {ms_iso(ts_ms)}")
         return i
 
     def has(self, ts_ms: int) -> bool:

@@ -738,7 +738,8 @@ def _iso(ms: int) -> str:
     return str(np.datetime64(int(ms), "ms").astype("datetime64[s]")) + "Z"
 
 
-def _usdc(micro: int | float | None) -> float | None:
+def usdc(micro: int | float | None) -> float | None:
+    """micro-USDC → USDC rounded to 6 places (None stays None)."""
     return None if micro is None else round(micro / USDC, 6)
 
 
@@ -764,9 +765,9 @@ def summary_from(recorder: RunRecorder, extra: Mapping[str, Any] | None = None) 
         "trades": c.trades,
         "liquidations": c.liquidations,
         "adl_events": c.adl_events,
-        "insurance_fund_start": _usdc(recorder.insurance_fund.first),
-        "insurance_fund_end": _usdc(recorder.insurance_fund.last),
-        "funding_paid": _usdc(c.funding_paid),
+        "insurance_fund_start": usdc(recorder.insurance_fund.first),
+        "insurance_fund_end": usdc(recorder.insurance_fund.last),
+        "funding_paid": usdc(c.funding_paid),
         "batches": c.batches,
         "attestations": c.attestations,
         "gas_per_trade_clearway": None if gas_clearway is None else round(gas_clearway, 1),
@@ -782,17 +783,17 @@ def summary_from(recorder: RunRecorder, extra: Mapping[str, Any] | None = None) 
         "commands": c.commands,
         "orders_rejected": c.orders_rejected,
         "cancels": c.cancels,
-        "traded_notional": _usdc(c.traded_notional),
-        "fees": _usdc(c.fees),
+        "traded_notional": usdc(c.traded_notional),
+        "fees": usdc(c.fees),
         "liquidation_fills": c.liquidation_fills,
-        "liquidated_notional": _usdc(c.liquidated_notional),
+        "liquidated_notional": usdc(c.liquidated_notional),
         "backstop_transfers": c.backstop_transfers,
-        "insurance_covered": _usdc(c.insurance_covered),
+        "insurance_covered": usdc(c.insurance_covered),
         "oracle_updates": c.oracle_updates,
         "oracle_rejected_reports": c.oracle_rejected_reports,
         "funding_ticks": c.funding_ticks,
         "expiries": c.expiries,
-        "settlement_prices": {_iso(k): _usdc(v) for k, v in sorted(recorder.settlements.items())},
+        "settlement_prices": {_iso(k): usdc(v) for k, v in sorted(recorder.settlements.items())},
         "deposits": c.deposits,
         "withdrawals": c.withdrawals,
         "forced_withdrawals_served": c.forced_withdrawals_served,

@@ -53,7 +53,6 @@ import random
 import sys
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
 
 from clearway.domain.accounts import MarginMode
@@ -71,7 +70,8 @@ from clearway.domain.orders import TimeInForce
 from clearway.domain.revalue import PositionMatrix, revalue_all
 from clearway.domain.state import ExchangeState, apply, state_hash
 from clearway.domain.units import funding_payment
-from clearway.sim.marketdata import DEFAULT_PRICES, MarketData, OracleFeed, Reporters, Surface, iso_ms, perp_spec
+from clearway.sim.marketdata import DEFAULT_PRICES, MarketData, OracleFeed, Reporters, Surface, iso_ms, ms_iso, perp_spec
+from clearway.sim.recorder import usdc
 
 MINUTE = 60_000
 HOUR = 3_600_000
@@ -379,21 +379,21 @@ class Stress:
         return {
             "oracle_updates": m.oracle_updates,
             "liquidations": m.liquidations,
-            "liquidated_notional": _usdc(m.liquidated_notional),
+            "liquidated_notional": usdc(m.liquidated_notional),
             "adl_events": m.adl_events,
-            "insurance_fund_start": _usdc(FUND_START),
-            "insurance_fund_end": _usdc(state.accounts[INSURANCE_FUND].cash),
-            "funding_paid": _usdc(m.funding_paid),
-            "min_account_equity": _usdc(m.min_account_equity or 0),
+            "insurance_fund_start": usdc(FUND_START),
+            "insurance_fund_end": usdc(state.accounts[INSURANCE_FUND].cash),
+            "funding_paid": usdc(m.funding_paid),
+            "min_account_equity": usdc(m.min_account_equity or 0),
             "invariants_ok": m.invariants_ok,
             "state_hash": state_hash(state),
             "backstop_transfers": m.backstop_transfers,
             "oracle_rejected_reports": m.oracle_rejected_reports,
-            "fee_account": _usdc(state.accounts[FEE_ACCOUNT].cash),
+            "fee_account": usdc(state.accounts[FEE_ACCOUNT].cash),
             "commands": m.commands,
             "accounts": self.n_accounts,
-            "from": _iso(self.start),
-            "to": _iso(self.end),
+            "from": ms_iso(self.start),
+            "to": ms_iso(self.end),
             "seconds": round(seconds, 1),
             "problems": m.problems,
         }
@@ -422,12 +422,6 @@ class Stress:
                 self.write_options(trader, nearest)
 
 
-def _usdc(micro: int) -> float:
-    return round(micro / USDC, 6)
-
-
-def _iso(ms: int) -> str:
-    return datetime.fromtimestamp(ms / 1000, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M")
 
 
 def run_stress(prices_dir: Path, start: str, end: str, accounts: int, seed: int) -> dict:
