@@ -14,7 +14,7 @@ from clearway.api.service import ApiConfig
 from clearway.domain.commands import Deposit, SetMarkPrices
 from clearway.domain.genesis import GenesisConfig
 from clearway.domain.instruments import InstrumentSpec, Kind, OptionType
-from clearway.engine.node import Node
+from clearway.engine.node import Node, wall_clock_ms
 
 USDC = 1_000_000
 PERP = "BTC_USDC-PERPETUAL"
@@ -33,8 +33,9 @@ class Harness:
 
     def __init__(self, config: ApiConfig | None = None) -> None:
         self.dir = tempfile.TemporaryDirectory()
+        self.clock_offset_ms = 0  # added to the node's wall clock: a test moves time on without sleeping
         self.node = Node(self.dir.name, GenesisConfig(instruments=[BTC_PERP, BTC_CALL]), snapshot_every=0,
-                         freeze_gc=False, switch_interval=None)
+                         freeze_gc=False, switch_interval=None, clock=lambda: wall_clock_ms() + self.clock_offset_ms)
         self._deposits = itertools.count(1)
         self._owners = itertools.count(0x100)
         self._lock = threading.Lock()

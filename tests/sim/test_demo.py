@@ -36,7 +36,7 @@ def test_summary_has_every_key_of_the_issue_and_the_invariants_hold(runs):
     assert summary["orders"] > 0 and summary["trades"] > 0
     assert summary["batches"] >= 2 and summary["attestations"] >= 2 * summary["batches"]
     assert summary["gas_per_trade_clearway"] < summary["gas_per_trade_onchain"]
-    assert summary["latency_p50_ms"] <= summary["latency_p99_ms"]
+    assert 0 < summary["latency_p50_ms"] <= summary["latency_p99_ms"] < 1_000  # durable acks, not seconds
     assert summary["ccxt_orders"] > 0
     assert summary["expiries"] >= 1  # the 10 March weekly settled at 08:00
     assert summary["insurance_fund_start"] == 1_000_000
