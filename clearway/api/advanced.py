@@ -110,13 +110,9 @@ def _twap_from_events(api, events: list, ts: int) -> TwapView:
         elif t is ev.Trade:
             notional[event.taker_order_id] = notional.get(event.taker_order_id, 0) + event.size * event.price
         elif twap is not None and t is ev.TwapProgress and event.order_id == twap.order_id:
-            twap.filled, twap.intervals_left = event.filled, event.intervals_left
-            if event.suborder_id:
-                twap.suborders.append(event.suborder_id)
-                twap.filled_notional += notional.get(event.suborder_id, 0)
+            twap.progress(event, notional.get(event.suborder_id, 0), ts)
         elif twap is not None and t is ev.TwapEnded and event.order_id == twap.order_id:
-            twap.filled, twap.intervals_left = event.filled, 0
-            twap.state = "filled" if event.remaining == 0 else "closed"
+            twap.end(event, ts)
     if twap is None:
         raise ApiError(ORDER_NOT_FOUND, "order_not_found", {"reason": "no TWAP was created"})
     return twap

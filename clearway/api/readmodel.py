@@ -259,6 +259,25 @@ class TwapView:
         self.suborders: list[int] = []
         self.filled_notional = 0  # Σ lots × price of the suborders' fills seen by this model
 
+    def progress(self, event, filled_notional: int, ts: int) -> None:
+        """Apply a ``TwapProgress``; ``filled_notional``: Σ lots × price of its suborder's fills."""
+        self.filled = event.filled
+        self.intervals_left = event.intervals_left
+        self.updated = ts
+        if event.suborder_id:
+            self.suborders.append(event.suborder_id)
+            self.filled_notional += filled_notional
+
+    def end(self, event, ts: int) -> None:
+        """Apply a ``TwapEnded``: filled (completed), closed (elapsed, below the minimum
+        size) or cancelled, with its ``end_reason``."""
+        self.filled = event.filled
+        self.state = "filled" if event.reason == CancelReason.TWAP_COMPLETED else (
+            "closed" if event.reason in _TWAP_END else "cancelled")
+        self.end_reason = _TWAP_END.get(event.reason) or _CANCEL_REASONS.get(event.reason, "")
+        self.intervals_left = 0
+        self.updated = ts
+
     def to_json(self) -> dict:
         """``private/get_twap_state`` (Clearway): amounts in contracts, prices in USDC."""
         inst = self.instrument
@@ -288,8 +307,8 @@ class TwapView:
         }
 
 
-_TWAP_COMPLETED = 10
-_TWAP_END = {_TWAP_COMPLETED: "completed", 11: "elapsed", 12: "below_minimum_size"}
+_TWAP_END = {CancelReason.TWAP_COMPLETED: "completed", CancelReason.TWAP_ELAPSED: "elapsed",
+             CancelReason.TWAP_BELOW_MINIMUM: "below_minimum_size"}
 """CancelReason of a TwapEnded that is not a cancellation → ``end_reason``."""
 
 
@@ -637,23 +656,12 @@ class ReadModel:
             elif t is ev.TwapProgress:
                 twap = self.twaps.get(event.order_id)
                 if twap is not None:
-                    twap.filled = event.filled
-                    twap.intervals_left = event.intervals_left
-                    twap.updated = ts
-                    if event.suborder_id:
-                        twap.suborders.append(event.suborder_id)
-                        sub = self.orders.get(event.suborder_id)
-                        if sub is not None:
-                            twap.filled_notional += sub.filled_notional
+                    sub = self.orders.get(event.suborder_id) if event.suborder_id else None
+                    twap.progress(event, sub.filled_notional if sub is not None else 0, ts)
             elif t is ev.TwapEnded:
                 twap = self.twaps.get(event.order_id)
                 if twap is not None:
-                    twap.filled = event.filled
-                    twap.state = "filled" if event.reason == _TWAP_COMPLETED else (
-                        "closed" if event.reason in _TWAP_END else "cancelled")
-                    twap.end_reason = _TWAP_END.get(event.reason) or _CANCEL_REASONS.get(event.reason, "")
-                    twap.intervals_left = 0
-                    twap.updated = ts
+                    twap.end(event, ts)
                     self._twaps_ended.append(event.order_id)
                     if len(self._twaps_ended) > MAX_CLOSED_ORDERS:
                         self.twaps.pop(self._twaps_ended.popleft(), None)

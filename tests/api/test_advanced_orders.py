@@ -154,6 +154,18 @@ def test_twap_runs_its_first_suborder_reports_state_and_cancels(harness):
     rpc(harness, maker, "private/cancel_all")
 
 
+def test_a_twap_that_completes_in_its_first_interval_answers_as_get_twap_state_does(harness):
+    _, maker = harness.account()
+    _, key = harness.account()
+    rpc(harness, maker, "private/sell", instrument_name=PERP, amount="5", price="60100")
+    twap = rpc(harness, key, "private/place_twap", instrument_name=PERP, direction="buy", amount="0.5",
+               duration=300, interval=300, price_tolerance="0.01")["result"]  # one interval: one suborder
+    state = rpc(harness, key, "private/get_twap_state", order_id=twap["order_id"])["result"]
+    assert twap["order_state"] == state["order_state"] == "filled"
+    assert twap["end_reason"] == state["end_reason"] == "completed"
+    rpc(harness, maker, "private/cancel_all")
+
+
 def test_batch_cancel_by_ids(harness):
     _, key = harness.account()
     ids = [rpc(harness, key, "private/buy", instrument_name=PERP, amount="0.1", price=str(50_000 + i))
