@@ -1,5 +1,5 @@
-"""Helpers shared by the command handlers: rejection, cancelling a resting order, and the
-reduce-only rule after a position change."""
+"""Helpers shared by the command handlers: rejection, the checks every order starts with,
+cancelling a resting order, and the reduce-only rule after a position change."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 from clearway.domain.accounts import Account
 from clearway.domain.errors import CancelReason, ErrorCode
+from clearway.domain.instruments import InstrumentSpec
 from clearway.domain.events import Event, OrderAmended, OrderCancelled, Rejected
 from clearway.domain.orders import Order
 
@@ -17,6 +18,39 @@ if TYPE_CHECKING:
 def reject(code: ErrorCode, message: str, account: int = -1, client_order_id: str = "") -> list[Event]:
     """The single event of a rejected command."""
     return [Rejected(code, message, account, client_order_id)]
+
+
+def order_basics(state: ExchangeState, cmd) -> tuple[Account, InstrumentSpec] | list[Event]:
+    """(account, instrument) of an order-like command (PlaceOrder, PlaceTwap) that passes
+    the checks every order starts with, else the rejection: UNKNOWN_ACCOUNT (or a system
+    account), UNKNOWN_INSTRUMENT, INSTRUMENT_NOT_ACTIVE (an expired option), INVALID_SIDE,
+    SIZE_NOT_POSITIVE, SIZE_NOT_ON_INCREMENT, SIZE_BELOW_MINIMUM."""
+    account = state.accounts.get(cmd.account)
+    coid = cmd.client_order_id
+    if account is None or cmd.account < 2:
+        return reject(ErrorCode.UNKNOWN_ACCOUNT, "unknown account", cmd.account, coid)
+    spec = state.instruments.get(cmd.instrument)
+    if spec is None:
+        return reject(ErrorCode.UNKNOWN_INSTRUMENT, "unknown instrument", cmd.account, coid)
+    if spec.expiry_ms and spec.expiry_ms <= cmd.ts:
+        return reject(ErrorCode.INSTRUMENT_NOT_ACTIVE, "the option has expired", cmd.account, coid)
+    side = cmd.side
+    if side != 1 and side != -1:
+        return reject(ErrorCode.INVALID_SIDE, "side must be +1 (buy) or -1 (sell)", cmd.account, coid)
+    size = cmd.size
+    if size <= 0:
+        return reject(ErrorCode.SIZE_NOT_POSITIVE, "size must be positive", cmd.account, coid)
+    if size % spec.size_increment:
+        return reject(ErrorCode.SIZE_NOT_ON_INCREMENT, "size is not a multiple of the size increment", cmd.account, coid)
+    if size < spec.min_size:
+        return reject(ErrorCode.SIZE_BELOW_MINIMUM, "size is below the minimum", cmd.account, coid)
+    return account, spec
+
+
+def only_reduces(account: Account, instrument: int, side: int, size: int) -> bool:
+    """An order that can only shrink the position (opposite side, at most its size)."""
+    position = account.position_size(instrument)
+    return position != 0 and (position > 0) != (side > 0) and size <= abs(position)
 
 
 def cancel_resting(state: ExchangeState, order: Order, reason: CancelReason, events: list[Event],

@@ -28,7 +28,7 @@ from clearway.domain.commands import PlaceOrder
 from clearway.domain.errors import CancelReason, ErrorCode
 from clearway.domain.events import Event, IcebergRefilled, OrderAccepted, OrderCancelled
 from clearway.domain.fills import settle_fill
-from clearway.domain.handlers.common import cancel_resting, enforce_reduce_only, reject
+from clearway.domain.handlers.common import cancel_resting, enforce_reduce_only, only_reduces, order_basics, reject
 from clearway.domain.liquidation import check_after_fills
 from clearway.domain.orders import AdvancedOrder, Order, OrderType, TimeInForce
 from clearway.domain.units import PPM
@@ -51,25 +51,13 @@ def place_order(state: ExchangeState, cmd: PlaceOrder, order_id: int = 0) -> lis
 
     ``order_id`` ≠ 0: a fired conditional order entering the book under its own id
     (conditional.fire); 0 allocates the next order id."""
-    account = state.accounts.get(cmd.account)
+    checked = order_basics(state, cmd)
+    if type(checked) is list:
+        return checked
+    account, spec = checked
     coid = cmd.client_order_id
-    if account is None or cmd.account < 2:
-        return reject(ErrorCode.UNKNOWN_ACCOUNT, "unknown account", cmd.account, coid)
-    spec = state.instruments.get(cmd.instrument)
-    if spec is None:
-        return reject(ErrorCode.UNKNOWN_INSTRUMENT, "unknown instrument", cmd.account, coid)
-    if spec.expiry_ms and spec.expiry_ms <= cmd.ts:
-        return reject(ErrorCode.INSTRUMENT_NOT_ACTIVE, "the option has expired", cmd.account, coid)
     side = cmd.side
-    if side != 1 and side != -1:
-        return reject(ErrorCode.INVALID_SIDE, "side must be +1 (buy) or -1 (sell)", cmd.account, coid)
     size = cmd.size
-    if size <= 0:
-        return reject(ErrorCode.SIZE_NOT_POSITIVE, "size must be positive", cmd.account, coid)
-    if size % spec.size_increment:
-        return reject(ErrorCode.SIZE_NOT_ON_INCREMENT, "size is not a multiple of the size increment", cmd.account, coid)
-    if size < spec.min_size:
-        return reject(ErrorCode.SIZE_BELOW_MINIMUM, "size is below the minimum", cmd.account, coid)
     tif = cmd.tif
     if tif != _GTC and tif != _IOC and tif != _FOK:
         return reject(ErrorCode.INVALID_TIME_IN_FORCE, "unknown time in force", cmd.account, coid)
@@ -117,7 +105,7 @@ def place_order(state: ExchangeState, cmd: PlaceOrder, order_id: int = 0) -> lis
             if display >= size:
                 display = 0
     else:
-        if state.halted and spec.underlying in state.halted and not _reduces(account, spec.instrument_id, side, size):
+        if state.halted and spec.underlying in state.halted and not only_reduces(account, spec.instrument_id, side, size):
             return reject(ErrorCode.MARKET_HALTED, "the market is halted: only risk-reducing orders", cmd.account,
                           coid)
         if len(account.orders) >= state.genesis.max_open_orders and tif == _GTC:
@@ -159,12 +147,6 @@ def place_order(state: ExchangeState, cmd: PlaceOrder, order_id: int = 0) -> lis
     if filled and state.oracle_last and spec.underlying in state.oracle_last:
         check_after_fills(state, cmd.ts, events)
     return events
-
-
-def _reduces(account, instrument: int, side: int, size: int) -> bool:
-    """An order that can only shrink the position (opposite side, at most its size)."""
-    position = account.position_size(instrument)
-    return position != 0 and (position > 0) != (side > 0) and size <= abs(position)
 
 
 def execute(state: ExchangeState, spec, account, side: int, price: int, size: int, order_id: int,

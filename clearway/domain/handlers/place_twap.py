@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 from clearway.domain.commands import PlaceTwap
 from clearway.domain.errors import ErrorCode
 from clearway.domain.events import Event, TwapAccepted
-from clearway.domain.handlers.common import reject
+from clearway.domain.handlers.common import only_reduces, order_basics, reject
 from clearway.domain.handlers.place_order import client_id_problem
 from clearway.domain.twap import (
     MAX_DURATION_MS, MAX_INTERVAL_MS, MAX_PRICE_TOLERANCE_PPM, MAX_TWAPS_PER_ACCOUNT, MIN_DURATION_MS,
@@ -28,25 +28,13 @@ def place_twap(state: ExchangeState, cmd: PlaceTwap) -> list[Event]:
     TWAP_SIZE_TOO_SMALL (size < intervals × minimum size), REDUCE_ONLY_WOULD_INCREASE,
     MARKET_HALTED (not reduce-only in a halted market), TOO_MANY_OPEN_ORDERS (more than
     ``MAX_TWAPS_PER_ACCOUNT`` running parents)."""
-    account = state.accounts.get(cmd.account)
+    checked = order_basics(state, cmd)
+    if type(checked) is list:
+        return checked
+    account, spec = checked
     coid = cmd.client_order_id
     acct = cmd.account
-    if account is None or acct < 2:
-        return reject(ErrorCode.UNKNOWN_ACCOUNT, "unknown account", acct, coid)
-    spec = state.instruments.get(cmd.instrument)
-    if spec is None:
-        return reject(ErrorCode.UNKNOWN_INSTRUMENT, "unknown instrument", acct, coid)
-    if spec.expiry_ms and spec.expiry_ms <= cmd.ts:
-        return reject(ErrorCode.INSTRUMENT_NOT_ACTIVE, "the option has expired", acct, coid)
     side, size = cmd.side, cmd.size
-    if side != 1 and side != -1:
-        return reject(ErrorCode.INVALID_SIDE, "side must be +1 (buy) or -1 (sell)", acct, coid)
-    if size <= 0:
-        return reject(ErrorCode.SIZE_NOT_POSITIVE, "size must be positive", acct, coid)
-    if size % spec.size_increment:
-        return reject(ErrorCode.SIZE_NOT_ON_INCREMENT, "size is not a multiple of the size increment", acct, coid)
-    if size < spec.min_size:
-        return reject(ErrorCode.SIZE_BELOW_MINIMUM, "size is below the minimum", acct, coid)
     interval, duration = cmd.interval_ms, cmd.duration_ms
     if not MIN_INTERVAL_MS <= interval <= MAX_INTERVAL_MS:
         return reject(ErrorCode.TWAP_INVALID_INTERVAL, "interval must be 30 s to 1 h", acct, coid)
@@ -70,11 +58,10 @@ def place_twap(state: ExchangeState, cmd: PlaceTwap) -> list[Event]:
         return reject(ErrorCode.TWAP_SIZE_TOO_SMALL, "size must be at least intervals x the minimum size", acct,
                       coid)
     position = account.position_size(spec.instrument_id)
-    reduces = position != 0 and (position > 0) != (side > 0)
-    if cmd.reduce_only and not reduces:
+    if cmd.reduce_only and (position == 0 or (position > 0) == (side > 0)):
         return reject(ErrorCode.REDUCE_ONLY_WOULD_INCREASE, "reduce-only order would increase the position", acct,
                       coid)
-    if state.halted and spec.underlying in state.halted and not (reduces and size <= abs(position)):
+    if state.halted and spec.underlying in state.halted and not only_reduces(account, spec.instrument_id, side, size):
         return reject(ErrorCode.MARKET_HALTED, "the market is halted: only risk-reducing orders", acct, coid)
     if sum(1 for t in state.twaps.values() if t.account == acct) >= MAX_TWAPS_PER_ACCOUNT:
         return reject(ErrorCode.TOO_MANY_OPEN_ORDERS, "too many TWAP orders", acct, coid)
