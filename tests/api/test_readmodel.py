@@ -22,7 +22,7 @@ from test_stateful_lifecycle import LifecycleMachine  # noqa: E402
 from clearway.api.readmodel import Changes, ReadModel, Snapshot  # noqa: E402
 from clearway.domain import events as ev  # noqa: E402
 from clearway.domain.orders import BUY, SELL  # noqa: E402
-from lifecycle_support import advance, lifecycle_perp, liquidation_exchange, oracle  # noqa: E402
+from lifecycle_support import advance, leveraged_long, lifecycle_perp, liquidation_exchange, oracle  # noqa: E402
 from support import BTC, usd  # noqa: E402  (tests/support.py)
 
 
@@ -118,12 +118,7 @@ def test_liquidation_fill_is_flagged_and_accounts_are_reported():
     both accounts get a portfolio update, and the model still equals a fresh snapshot."""
     ex = liquidation_exchange(lifecycle_perp(imf_ppm=100_000, mmf_ppm=100_000), liquidation_smmr_ppm=100_000)
     model, reported = _attach(ex)
-    a = ex.deposit(0xA1, usd(600))
-    b = ex.deposit(0xB2, usd(1_000_000))
-    c = ex.deposit(0xC3, usd(1_000_000))
-    oracle(ex, 51_010)
-    ex.place(b, SELL, BTC // 10, usd(51_010))
-    ex.place(a, BUY, BTC // 10, usd(51_010))
+    a, _, c = leveraged_long(ex, 600, 51_010)
     ex.place(c, BUY, BTC, usd(49_999))
     advance(ex, 1_000)
     events = oracle(ex, 50_000)

@@ -83,6 +83,19 @@ def bankrupt_short(ex: Exchange) -> tuple[int, int]:
 
 
 
+def leveraged_long(ex: Exchange, cash_usd: int, price_usd: int) -> tuple[int, int, int]:
+    """Account a (0xA1) with ``cash_usd`` buys 0.1 BTC at ``price_usd`` from b (0xB2) after an
+    oracle update at that price; c (0xC3) is funded to make the liquidation's bid. The
+    spec's liquidation examples start here. Returns (a, b, c)."""
+    a = ex.deposit(0xA1, usd(cash_usd))
+    b = ex.deposit(0xB2, usd(1_000_000))
+    c = ex.deposit(0xC3, usd(1_000_000))
+    oracle(ex, price_usd)
+    ex.place(b, SELL, BTC // 10, usd(price_usd))
+    ex.place(a, BUY, BTC // 10, usd(price_usd))
+    return a, b, c
+
+
 def replay_events(ex: Exchange, screen: bool = True) -> tuple[list[list], str]:
     """Replay the harness's commands from genesis: (events of each command, final state
     hash). ``screen=False`` keeps the pre-trade screen off (``Margin.remember`` keeps

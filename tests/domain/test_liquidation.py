@@ -13,19 +13,14 @@ from clearway.domain.genesis import INSURANCE_FUND
 from clearway.domain.orders import BUY, SELL
 from lifecycle_support import (
     MINUTE, advance, assert_conserved, bankrupt_short, fund, lifecycle_genesis, lifecycle_perp,
-    liquidation_exchange, of_kind, oracle,
+    leveraged_long, liquidation_exchange, of_kind, oracle,
 )
 from support import BTC, Exchange, usd
 
 def test_spec_example_fillable_price_49_999():
     # +0.1 BTC at mark 50,000, cash −4,501, MMF 10% (TMMR 500, TNC 499), SMMR 0.1 → 49,999
     ex = liquidation_exchange(lifecycle_perp(imf_ppm=100_000, mmf_ppm=100_000), liquidation_smmr_ppm=100_000)
-    a = ex.deposit(0xA1, usd(600))
-    b = ex.deposit(0xB2, usd(1_000_000))
-    c = ex.deposit(0xC3, usd(1_000_000))
-    oracle(ex, 51_010)
-    ex.place(b, SELL, BTC // 10, usd(51_010))
-    ex.place(a, BUY, BTC // 10, usd(51_010))
+    a, _, c = leveraged_long(ex, 600, 51_010)
     assert ex.cash(a) == -usd(4_501)
     ex.place(c, BUY, BTC, usd(49_999))           # the book's bid (one side only: mid = index)
     advance(ex, 1_000)
@@ -43,12 +38,7 @@ def test_spec_example_fillable_price_49_999():
 def test_spec_example_liquidation_fee_28_05_to_the_insurancefund():
     # +0.1 BTC, cash −5,100, sold 0.1 at 56,100: received 5,610, bankruptcy 5,100, fee 28.05
     ex = liquidation_exchange(liquidation_step_ppm=1_000_000)
-    a = ex.deposit(0xA1, usd(500))
-    b = ex.deposit(0xB2, usd(1_000_000))
-    c = ex.deposit(0xC3, usd(1_000_000))
-    oracle(ex, 56_000)
-    ex.place(b, SELL, BTC // 10, usd(56_000))
-    ex.place(a, BUY, BTC // 10, usd(56_000))
+    a, _, c = leveraged_long(ex, 500, 56_000)
     assert ex.cash(a) == -usd(5_100)
     ex.place(c, BUY, BTC // 10, usd(56_100))
     advance(ex, 1_000)
@@ -190,13 +180,8 @@ def test_a_liquidation_takes_an_iceberg_slice_by_slice_behind_the_orders_queued_
     # gives its slice, refills at the back, and the plain bid trades before its refill (the
     # iceberg used to give 0.1 BTC at once, the plain bid nothing)
     ex = liquidation_exchange(liquidation_step_ppm=1_000_000)
-    a = ex.deposit(0xA1, usd(500))
-    b = ex.deposit(0xB2, usd(1_000_000))
-    c = ex.deposit(0xC3, usd(1_000_000))
+    a, _, c = leveraged_long(ex, 500, 56_000)
     d = ex.deposit(0xD4, usd(1_000_000))
-    oracle(ex, 56_000)
-    ex.place(b, SELL, BTC // 10, usd(56_000))
-    ex.place(a, BUY, BTC // 10, usd(56_000))
     iceberg = ex.place(c, BUY, BTC // 10, usd(56_100), display_size=BTC // 50)[0].order_id
     plain = ex.place(d, BUY, BTC // 20, usd(56_100))[0].order_id
     advance(ex, 1_000)
