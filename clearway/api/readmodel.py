@@ -33,7 +33,7 @@ from typing import Callable, Iterable
 
 from clearway.api.names import Instrument
 from clearway.domain import events as ev
-from clearway.domain.commands import ListInstrument, PlaceOrder
+from clearway.domain.commands import PlaceOrder
 from clearway.domain.errors import CancelReason
 from clearway.domain.orders import OrderType, TimeInForce
 
@@ -389,8 +389,6 @@ class Snapshot:
 class ReadModel:
     """See the module docstring. All methods run on one thread (the server's loop)."""
 
-    QUERY_TIMEOUT_S = 30.0
-
     def __init__(self, node, on_changes: Callable[[Changes], None] | None = None,
                  max_backlog: int = 100_000) -> None:
         self.node = node
@@ -522,12 +520,6 @@ class ReadModel:
         self.orders[order_id] = order
         self.open_by_account.setdefault(account, {})[order_id] = order
         return order
-
-    def _spec_of(self, instrument: int):
-        """The spec of an instrument listed by a command that does not carry it
-        (ListOptionSeries computes its strikes): read from the node (specs never change
-        once listed)."""
-        return self.node.query(lambda state: state.instruments[instrument]).result(self.QUERY_TIMEOUT_S)
 
     def _on_published(self, items: list, ended: bool) -> None:
         """LoopSubscription callback (on the loop): apply, fan out, re-synchronise after
@@ -679,8 +671,7 @@ class ReadModel:
                 self._marks(event.marks, changes)
             elif t is ev.InstrumentListed:
                 if event.instrument not in self.instruments:
-                    spec = command.spec if type(command) is ListInstrument else self._spec_of(event.instrument)
-                    self._list(spec, ts)
+                    self._list(event.spec, ts)
             elif t is ev.OptionsExpired:
                 for instrument in event.instruments:
                     inst = self.instruments.get(instrument)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import msgspec
 
 from clearway.domain.ids import AccountId, DepositId, InstrumentId, OrderId, TradeId
+from clearway.domain.instruments import InstrumentSpec
 from clearway.domain.units import BaseAmount, Price, QuoteAmount
 from clearway.domain.errors import ErrorCode
 
@@ -44,8 +45,12 @@ class Withdrawn(msgspec.Struct, tag="withdrawn", **_OPTS):
 
 
 class InstrumentListed(msgspec.Struct, tag="instrument_listed", **_OPTS):
+    """A new instrument (ListInstrument, or one strike of ListOptionSeries, which computes
+    the specs: ``spec`` carries it to readers of the events, e.g. the API's read model)."""
+
     instrument: InstrumentId
     name: str
+    spec: InstrumentSpec | None = None
 
 
 class PricesSet(msgspec.Struct, tag="prices_set", **_OPTS):

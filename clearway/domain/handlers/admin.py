@@ -24,7 +24,7 @@ def list_instrument(state: ExchangeState, cmd: ListInstrument) -> list[Event]:
     if any(other.name == spec.name for other in state.instruments.values()):
         return reject(ErrorCode.INSTRUMENT_EXISTS, f"{spec.name} is already listed")
     state.list_instrument(spec)
-    return [InstrumentListed(spec.instrument_id, spec.name)]
+    return [InstrumentListed(spec.instrument_id, spec.name, spec)]
 
 
 def set_mark_prices(state: ExchangeState, cmd: SetMarkPrices) -> list[Event]:

@@ -62,5 +62,5 @@ def list_option_series(state: ExchangeState, cmd: ListOptionSeries) -> list[Even
     events: list[Event] = []
     for spec in specs:
         state.list_instrument(spec)
-        events.append(InstrumentListed(spec.instrument_id, spec.name))
+        events.append(InstrumentListed(spec.instrument_id, spec.name, spec))
     return events
