@@ -43,11 +43,11 @@ from __future__ import annotations
 import json
 import multiprocessing
 import os
-import statistics
 import tempfile
 import time
 
 from disk import sync_latency  # bench/ is on sys.path (clearway bench, or python bench/api.py)
+from stats import percentile
 
 RATE = int(os.environ.get("CLEARWAY_BENCH_API_RATE", "2000"))
 SECONDS = float(os.environ.get("CLEARWAY_BENCH_API_SECONDS", "5"))
@@ -246,10 +246,10 @@ def _paced(port, client_id, secret, rate: int, seconds: float) -> dict:
     client.close()
     measured = sorted(latency[min(WARMUP, n // 10):])
     own = sorted(server[min(WARMUP, n // 10):])
-    return {"p50_ms": round(1000 * statistics.median(measured), 3),
-            "p99_ms": round(1000 * measured[int(0.99 * (len(measured) - 1))], 3), "orders": n,
-            "server_p50_ms": round(1000 * statistics.median(own), 3),
-            "server_p99_ms": round(1000 * own[int(0.99 * (len(own) - 1))], 3)}
+    return {"p50_ms": round(1000 * percentile(measured, 0.50, presorted=True), 3),
+            "p99_ms": round(1000 * percentile(measured, 0.99, presorted=True), 3), "orders": n,
+            "server_p50_ms": round(1000 * percentile(own, 0.50, presorted=True), 3),
+            "server_p99_ms": round(1000 * percentile(own, 0.99, presorted=True), 3)}
 
 
 def _saturate(port, client_id, secret, seconds: float) -> tuple[int, float]:

@@ -57,6 +57,7 @@ from clearway.domain.market import FIXED_SCALE, MS_PER_YEAR, ExpiryData, to_pm_m
 from clearway.domain.revalue import PositionMatrix, revalue_all
 from clearway.domain.risk.portfolio import OptionPosition, PerpPosition, PMPortfolio, evaluate_portfolio_margin_naive
 from clearway.domain.state import ExchangeState, apply
+from stats import percentile  # bench/ is on sys.path
 
 ACCOUNTS = 100_000
 PM_SHARE = 0.10
@@ -134,11 +135,6 @@ def build(seed: int, accounts: int = ACCOUNTS):
             account.positions[instrument] = Position(int(rng.integers(-10, 11) or 1) * 1_000)
     run(SetMarketData, underlying="BTC", index=SPOT * USDC, stable_price=1_000_000, expiries=_surface(TS, SPOT))
     return state, pm_ids, std_ids, rng
-
-
-def _percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
 def _checks(state, ids, rng, count) -> list[float]:
@@ -260,20 +256,20 @@ def run(args) -> dict:
         "revalue_all_ms": round(revalue, 2),
         "revalue_all_pm_ms": round(revalue_pm, 2),
         "gather_ms": round(statistics.median(gather_ms), 2),
-        "pretrade_check_p50_us": round(_percentile(wall, 0.50), 1),
-        "pretrade_check_p99_us": round(_percentile(wall, 0.99), 1),
-        "pretrade_check_pm_p50_us": round(_percentile(wall_pm, 0.50), 1),
-        "pretrade_check_pm_p99_us": round(_percentile(wall_pm, 0.99), 1),
-        "pretrade_check_standard_p50_us": round(_percentile(wall_std, 0.50), 1),
-        "pretrade_check_standard_p99_us": round(_percentile(wall_std, 0.99), 1),
-        "pretrade_check_cpu_p99_us": round(_percentile(cpu, 0.99), 1),
-        "pretrade_check_pm_cpu_p50_us": round(_percentile(cpu_pm, 0.50), 1),
-        "pretrade_check_pm_cpu_p99_us": round(_percentile(cpu_pm, 0.99), 1),
-        "pretrade_check_pm_exact_p50_us": round(_percentile([w for w, _ in checks_pm_exact], 0.50), 1),
-        "pretrade_check_pm_exact_p99_us": round(_percentile([w for w, _ in checks_pm_exact], 0.99), 1),
-        "pretrade_check_pm_exact_cpu_p99_us": round(_percentile([c for _, c in checks_pm_exact], 0.99), 1),
-        "pretrade_check_standard_exact_p50_us": round(_percentile([w for w, _ in checks_std_exact], 0.50), 1),
-        "pretrade_check_standard_exact_p99_us": round(_percentile([w for w, _ in checks_std_exact], 0.99), 1),
+        "pretrade_check_p50_us": round(percentile(wall, 0.50), 1),
+        "pretrade_check_p99_us": round(percentile(wall, 0.99), 1),
+        "pretrade_check_pm_p50_us": round(percentile(wall_pm, 0.50), 1),
+        "pretrade_check_pm_p99_us": round(percentile(wall_pm, 0.99), 1),
+        "pretrade_check_standard_p50_us": round(percentile(wall_std, 0.50), 1),
+        "pretrade_check_standard_p99_us": round(percentile(wall_std, 0.99), 1),
+        "pretrade_check_cpu_p99_us": round(percentile(cpu, 0.99), 1),
+        "pretrade_check_pm_cpu_p50_us": round(percentile(cpu_pm, 0.50), 1),
+        "pretrade_check_pm_cpu_p99_us": round(percentile(cpu_pm, 0.99), 1),
+        "pretrade_check_pm_exact_p50_us": round(percentile([w for w, _ in checks_pm_exact], 0.50), 1),
+        "pretrade_check_pm_exact_p99_us": round(percentile([w for w, _ in checks_pm_exact], 0.99), 1),
+        "pretrade_check_pm_exact_cpu_p99_us": round(percentile([c for _, c in checks_pm_exact], 0.99), 1),
+        "pretrade_check_standard_exact_p50_us": round(percentile([w for w, _ in checks_std_exact], 0.50), 1),
+        "pretrade_check_standard_exact_p99_us": round(percentile([w for w, _ in checks_std_exact], 0.99), 1),
         "screen_ms": round(statistics.median(screen_ms), 2),
         "pretrade_pm_screen_hits": SCREEN_HITS[0],
         "pretrade_pm_checks": len(checks_pm),

@@ -65,6 +65,7 @@ from clearway.engine.loadgen import bench_genesis, command_stream, take
 from clearway.engine.node import Node
 from clearway.engine.snapshots import SnapshotStore, anchor_of, build_snapshot
 from disk import sync_latency  # bench/ is on sys.path (clearway bench, or python bench/node.py)
+from stats import percentile
 
 TARGET_CPS = 50_000
 WINDOW = 2_000
@@ -206,8 +207,8 @@ def _one_run(root: Path, pg_url: str | None, commands: list, rate: int | None, s
     n = len(latencies)
     return {
         "commands_per_second": round(total / elapsed),
-        "ack_p50_ms": round(latencies[n // 2] * 1e3, 3),
-        "ack_p99_ms": round(latencies[min(n - 1, int(n * 0.99))] * 1e3, 3),
+        "ack_p50_ms": round(percentile(latencies, 0.50, presorted=True) * 1e3, 3),
+        "ack_p99_ms": round(percentile(latencies, 0.99, presorted=True) * 1e3, 3),
         "ack_max_ms": round(latencies[-1] * 1e3, 3),
         "commands_per_commit": round(total / max(1, commits), 1),
         "cpu_us_per_command": round(cpu / total * 1e6, 1),
