@@ -301,3 +301,18 @@ def test_tickets_can_be_awaited_from_asyncio(backend, genesis, commands):
 
         results = asyncio.run(main())
         assert all(isinstance(events[-1], Deposited) for events in results)
+
+
+def test_the_node_raises_the_young_gc_threshold_while_it_runs_and_restores_it(backend, genesis, commands):
+    import gc
+
+    before = gc.get_threshold()
+    node = backend.node(genesis, gc_young_threshold=12_345)
+    try:
+        assert gc.get_threshold() == (12_345, *before[1:])
+        assert node.submit_many(commands[:20]).wait(60)
+    finally:
+        node.close()
+    assert gc.get_threshold() == before
+    with backend.node(genesis, gc_young_threshold=None):
+        assert gc.get_threshold() == before
