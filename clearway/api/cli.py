@@ -82,6 +82,13 @@ def add_api_arguments(node_parser: argparse.ArgumentParser, dev_chain: Callable[
 
 def run(args: argparse.Namespace, run_node: Callable | None = None, dev_chain=None, signing_factory=None) -> int:
     """Handler of ``clearway node`` with the API options (module docstring)."""
+    from clearway.engine.cli import idle_polling
+
+    with idle_polling(args):
+        return _run(args, run_node, dev_chain, signing_factory)
+
+
+def _run(args: argparse.Namespace, run_node: Callable | None, dev_chain, signing_factory) -> int:
     if args.api_port is None and not args.dev:
         if not getattr(args, "data_dir", None):
             sys.stderr.write("clearway node: --data-dir is required (or use --dev)\n")
