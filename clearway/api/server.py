@@ -68,6 +68,7 @@ class Connection:
         # uvicorn passes its protocol's bound ``send``: with the coalescing protocol
         # (wsproto.py) an answer can be queued synchronously when nothing waits before it.
         protocol = getattr(send, "__self__", None)
+        self._protocol = protocol if hasattr(protocol, "text_handler") else None
         self._direct = getattr(protocol, "send_text_now", None)
         self._flush_now = getattr(protocol, "flush_now", None) if self._direct is not None else None
         self.key = None
@@ -133,7 +134,8 @@ class Connection:
         self._main = asyncio.current_task()
         writer = asyncio.get_running_loop().create_task(self.writer())
         receive = self._receive
-        limit = self.api.config.max_message_bytes
+        if self._protocol is not None:  # text messages come straight from data_received (wsproto.py)
+            self._protocol.text_handler = self.receive_text
         try:
             while True:
                 message = await receive()
@@ -141,26 +143,33 @@ class Connection:
                 if kind == "websocket.disconnect":
                     break
                 text = message.get("text")
-                if text is None:
-                    data = message.get("bytes") or b""
-                    if len(data) > limit:
-                        self.send(envelope(None, _now_us(), error=_too_big(limit)))
-                        continue
-                    text = data
-                elif len(text) > limit:
-                    self.send(envelope(None, _now_us(), error=_too_big(limit)))
-                    continue
-                self.handle(text)
+                self.receive_text(text if text is not None else message.get("bytes") or b"")
         except asyncio.CancelledError:
             if not self.slow:
                 raise
         finally:
+            if self._protocol is not None:
+                self._protocol.text_handler = None
             self.closed = True
             writer.cancel()
             for task in self._tasks:
                 task.cancel()
             self.api.hub.drop(self)
             self.api.limiter.forget(self.ctx.remote)
+
+    def receive_text(self, text: str | bytes) -> None:
+        """One incoming message: refused whole beyond ``max_message_bytes``, else
+        handled; never raises (a failure is logged, the connection keeps serving)."""
+        if self.closed:
+            return
+        limit = self.api.config.max_message_bytes
+        if len(text) > limit:
+            self.send(envelope(None, _now_us(), error=_too_big(limit)))
+            return
+        try:
+            self.handle(text)
+        except Exception:  # pragma: no cover - handle answers its own errors
+            log.exception("WebSocket message handling failed")
 
     def handle(self, text: str | bytes) -> None:
         us_in = _now_us()

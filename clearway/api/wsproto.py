@@ -8,10 +8,14 @@ queues their bytes) and flushed by a callback scheduled with ``call_soon``. Anyt
 else uvicorn writes (pings, pongs, close) goes through ``data_to_send()`` first, so the
 order of the bytes on the wire is unchanged.
 
+Incoming text messages can be handed to the application straight from ``data_received``
+(``text_handler``), without uvicorn's per-message queue, task wake-up and pause/resume of
+reading.
+
 Tied to uvicorn's ``WebSocketsSansIOProtocol`` internals (``conn``, ``transport``,
 ``writable``, ``handshake_complete``, ``close_sent``, ``initial_response``,
-``disconnected``) as of uvicorn 0.54; ``server.py`` falls back to the plain class if
-they are missing.
+``disconnected``, ``frames``, ``curr_msg_data_type``, ``queue``) as of uvicorn 0.54;
+``server.py`` falls back to the plain class if they are missing.
 """
 
 from __future__ import annotations
@@ -26,12 +30,37 @@ except ImportError:  # pragma: no cover
 
 _NEEDED = ("conn", "transport", "writable", "handshake_complete", "close_sent", "initial_response",
            "disconnected", "loop")
+_NEEDED_RECEIVE = ("frames", "curr_msg_data_type", "close_sent", "queue", "put_nowait")
 
 
 class CoalescingWebSocketProtocol(WebSocketsSansIOProtocol):
     """See the module docstring."""
 
     _flush_scheduled = False
+    text_handler = None
+    """Set by the application (server.Connection) while it reads this connection: a
+    callable taking each complete text message (``str``), called right here in
+    ``data_received`` instead of queueing an ASGI ``websocket.receive`` for the
+    application's task — no queue, no task wake-up and no pause/resume of reading per
+    message (uvicorn pauses reading after each queued message until the application
+    takes it). Only while the ASGI queue is empty, so messages keep their order; binary
+    messages, closes and disconnects take uvicorn's way."""
+
+    def send_receive_event_to_app(self) -> None:
+        handler = self.text_handler
+        if handler is None or self.curr_msg_data_type != "text" or self.close_sent or not self.queue.empty():
+            super().send_receive_event_to_app()
+            return
+        data = self.frames[0] if len(self.frames) == 1 else b"".join(self.frames)
+        self.frames = []
+        try:
+            text = data.decode()
+        except UnicodeDecodeError:
+            self.logger.exception("Invalid UTF-8 sequence received from client.")
+            self.conn.send_close(1007)
+            self.handle_parser_exception()
+            return
+        handler(text)
 
     async def send(self, message) -> None:  # type: ignore[override]
         if (message["type"] != "websocket.send" or not self.handshake_complete or self.close_sent
@@ -87,6 +116,7 @@ class CoalescingWebSocketProtocol(WebSocketsSansIOProtocol):
 def protocol_class() -> type:
     """The coalescing class if this uvicorn has the internals it relies on, else uvicorn's."""
     probe = WebSocketsSansIOProtocol.__init__.__code__.co_names + WebSocketsSansIOProtocol.send.__code__.co_names
-    if all(name in probe for name in _NEEDED):
+    receive = WebSocketsSansIOProtocol.send_receive_event_to_app.__code__.co_names
+    if all(name in probe for name in _NEEDED) and all(name in receive for name in _NEEDED_RECEIVE):
         return CoalescingWebSocketProtocol
     return WebSocketsSansIOProtocol  # pragma: no cover

@@ -48,3 +48,48 @@ def test_a_burst_of_orders_is_one_batch_answered_in_order():
     ids = [int(a["result"]["order"]["order_id"]) for a in answers]
     assert ids == sorted(ids)  # sequenced in request order
     assert commits == 1  # one batch: without holding, the first order would be committed alone
+
+
+def test_text_messages_are_handled_from_data_received_without_the_asgi_queue(monkeypatch):
+    """After the connection's first message, requests skip uvicorn's per-message queue
+    (wsproto.CoalescingWebSocketProtocol.text_handler); answers keep request order, and a
+    message over the size limit is still refused whole."""
+    from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+
+    queued = []
+    original = WebSocketsSansIOProtocol.send_receive_event_to_app
+
+    def counting(self):
+        queued.append(self.curr_msg_data_type)
+        original(self)
+
+    harness = Harness(ApiConfig(max_message_bytes=4_096))  # (its protocol class is chosen at start)
+    monkeypatch.setattr(WebSocketsSansIOProtocol, "send_receive_event_to_app", counting)
+    _, key = harness.account()
+
+    async def scenario():
+        async with websockets.connect(harness.server.ws_url) as ws:
+            await ws.send(json.dumps({"jsonrpc": "2.0", "id": 0, "method": "public/auth", "params": {
+                "grant_type": "client_credentials", "client_id": key.client_id,
+                "client_secret": key.client_secret}}))
+            assert "result" in json.loads(await ws.recv())
+            answers = []
+            for i in range(1, 11):  # one at a time, each answered before the next is sent
+                await ws.send(json.dumps({"jsonrpc": "2.0", "id": i, "method": "private/buy", "params": {
+                    "instrument_name": PERP, "amount": "0.001", "price": "50000",
+                    "time_in_force": "immediate_or_cancel"}}))
+                answers.append(json.loads(await ws.recv()))
+            await ws.send("x" * 5_000)
+            answers.append(json.loads(await ws.recv()))
+            await ws.send(json.dumps({"jsonrpc": "2.0", "id": 11, "method": "public/test", "params": {}}))
+            answers.append(json.loads(await ws.recv()))
+            return answers
+
+    try:
+        answers = asyncio.run(scenario())
+    finally:
+        harness.close()
+    assert [a["id"] for a in answers[:10]] == list(range(1, 11))
+    assert all(a["result"]["order"]["order_state"] == "cancelled" for a in answers[:10])
+    assert answers[10]["error"]["code"] == -32600 and answers[11]["id"] == 11 and "result" in answers[11]
+    assert len(queued) <= 1  # only a message that arrives before the connection starts reading is queued
