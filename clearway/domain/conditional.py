@@ -146,12 +146,14 @@ def place_conditional(state: ExchangeState, cmd: PlaceOrder, account, spec) -> l
     PRICE_NOT_ON_TICK (limit kinds), INVALID_ORDER_TYPE (a post-only market kind),
     INVALID_TRIGGER_SOURCE, INVALID_TRIGGER_PRICE, DUPLICATE_CLIENT_ORDER_ID,
     CLIENT_ORDER_ID_TOO_LONG, NOT_A_RESTING_ORDER / INVALID_DISPLAY_SIZE /
-    DISPLAY_SIZE_ABOVE_TOTAL (an iceberg needs a GTC limit kind), EXPIRE_AT_NOT_IN_FUTURE,
+    DISPLAY_SIZE_ABOVE_TOTAL / EXPIRE_AT_NOT_IN_FUTURE (an iceberg needs a GTC limit kind; the
+    values are checked by place_order.display_and_expiry_problem; an expire_at also bounds
+    the wait, so any kind may carry one),
     REDUCE_ONLY_WOULD_INCREASE (reduce-only without a position it reduces),
     TOO_MANY_OPEN_ORDERS (the account already has ``max_open_orders`` conditionals),
     TRIGGER_PRICE_UNAVAILABLE, TRIGGER_WRONG_SIDE. No margin check: nothing is reserved."""
     from clearway.domain.good_til_time import schedule_expiry
-    from clearway.domain.handlers.place_order import client_id_problem
+    from clearway.domain.handlers.place_order import client_id_problem, display_and_expiry_problem
 
     coid = cmd.client_order_id
     acct = cmd.account
@@ -177,19 +179,13 @@ def place_conditional(state: ExchangeState, cmd: PlaceOrder, account, spec) -> l
         if problem is not None:
             return reject(problem[0], problem[1], acct, coid)
     display = cmd.display_size
-    if display:
-        if market_kind or cmd.tif != _GTC:
-            return reject(ErrorCode.NOT_A_RESTING_ORDER, "an iceberg needs a GTC limit order", acct, coid)
-        if display < 0 or display % spec.size_increment or display < spec.min_size:
-            return reject(ErrorCode.INVALID_DISPLAY_SIZE, "display size must be on the size increment and >= the "
-                          "minimum", acct, coid)
-        if display > cmd.size:
-            return reject(ErrorCode.DISPLAY_SIZE_ABOVE_TOTAL, "display size is larger than the order's size", acct,
-                          coid)
-        if display == cmd.size:
-            display = 0
-    if cmd.expire_at and cmd.expire_at <= cmd.ts or cmd.expire_at < 0:
-        return reject(ErrorCode.EXPIRE_AT_NOT_IN_FUTURE, "expire_at must be after the command's time", acct, coid)
+    if display and (market_kind or cmd.tif != _GTC):  # its expire_at needs no resting kind: it bounds the wait
+        return reject(ErrorCode.NOT_A_RESTING_ORDER, "an iceberg needs a GTC limit order", acct, coid)
+    problem = display_and_expiry_problem(cmd, spec)
+    if problem is not None:
+        return reject(problem[0], problem[1], acct, coid)
+    if display == cmd.size:
+        display = 0
     side = cmd.side
     if cmd.reduce_only:
         position = account.position_size(spec.instrument_id)

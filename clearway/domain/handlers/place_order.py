@@ -16,7 +16,7 @@ liquidation (liquidation.check_after_fills).
 Advanced orders (issue 9): the conditional types (STOP_*, TAKE_PROFIT_*) pass the checks of
 step 1 and are then held off the book by ``conditional.place_conditional``; an iceberg
 (``display_size``) or good-til-time (``expire_at``) order is checked by
-``_resting_options`` and otherwise goes the plain way. A fired conditional re-enters here
+``resting_options`` and otherwise goes the plain way. A fired conditional re-enters here
 with its own order id (``order_id``), and TWAP suborders come here too (twap.py).
 """
 
@@ -193,14 +193,25 @@ def client_id_problem(state: ExchangeState, account, coid: str) -> tuple[ErrorCo
 
 
 def resting_options(cmd, spec, tif: int) -> tuple[ErrorCode, str] | None:
-    """Check an order's iceberg ``display_size`` and good-til-time ``expire_at`` (and that
-    a non-conditional order carries no trigger): (code, message) of the first problem, or
-    None. Both need an order that can rest (GTC, not market); the display size must be on
-    the size increment, ≥ the minimum size and ≤ the order's size."""
+    """Check a non-conditional order's iceberg ``display_size`` and good-til-time
+    ``expire_at``: (code, message) of the first problem, or None. In order:
+    INVALID_TRIGGER_PRICE (a non-conditional order carries no trigger), NOT_A_RESTING_ORDER
+    (both options need an order that can rest: GTC, not market), then the values
+    (``display_and_expiry_problem``)."""
     if cmd.trigger_price or cmd.trigger:
         return ErrorCode.INVALID_TRIGGER_PRICE, "only conditional order types take a trigger"
     if tif != _GTC or cmd.order_type == _MARKET:
         return ErrorCode.NOT_A_RESTING_ORDER, "display size and expire_at need a resting (GTC limit) order"
+    return display_and_expiry_problem(cmd, spec)
+
+
+def display_and_expiry_problem(cmd, spec) -> tuple[ErrorCode, str] | None:
+    """Check the values of an order's ``display_size`` and ``expire_at`` (0: not set), for
+    plain orders (resting_options) and conditionals (conditional.place_conditional); whether
+    the order may carry them at all is the caller's rule. (code, message) of the first
+    problem, or None: INVALID_DISPLAY_SIZE (not on the size increment or < the minimum
+    size), DISPLAY_SIZE_ABOVE_TOTAL (> the order's size), EXPIRE_AT_NOT_IN_FUTURE (≤ the
+    command's time, or negative)."""
     display = cmd.display_size
     if display:
         if display < 0 or display % spec.size_increment or display < spec.min_size:
