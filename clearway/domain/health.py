@@ -41,6 +41,13 @@ from clearway.domain.units import PPM
 
 _PORTFOLIO = MarginMode.PORTFOLIO
 _OPTION = Kind.OPTION
+# Largest |cash term| (micro-USDC) the screen compares through its float copy. Up to 2^52
+# the integer converts exactly and term / 1e6 < 2^33 USD, where floats are at most 2^-20
+# apart (< 1 micro-USDC): distinct integers there give distinct floats, and since the
+# division is monotone no integer outside shares a float with one inside. So for a term
+# within ±_EXACT_CASH, equal floats ⇔ equal integers (from 2^33·10^6 + 1 on, neighbours
+# collide); larger terms never match a row (the exact check decides).
+_EXACT_CASH = 2**52
 
 
 class AccountHealth(NamedTuple):
@@ -91,7 +98,8 @@ def _int_array(values: np.ndarray) -> array:
 class _Screen:
     """Remembered lower bounds of accounts' initial surplus (``Margin.remember``), in the
     revaluation's row order: ``ids``, ``portfolio`` (1 for a portfolio row), ``surplus``
-    (lower bound, micro-USDC), ``cash`` (the cash term in USD, ``PositionMatrix.cash``),
+    (lower bound, micro-USDC), ``cash`` (the cash term in USD, ``PositionMatrix.cash``;
+    it identifies the integer only within ±``_EXACT_CASH``, the range ``_screen_row`` uses),
     the positions (``indptr``, ``indices``, ``lots``) — with ``key``
     (``Margin._price_key``) and the marks and index prices they were valued at. Stored as
     ``array`` copies of the numpy arrays: no Python object per account when remembering,
@@ -190,8 +198,9 @@ class Margin(StandardMargin):
 
     def _screen_row(self, account: Account, portfolio: bool) -> int:
         """The account's row in the remembered revaluation when its figures there are its
-        figures now — no open orders, the same positions and the same cash term — else −1
-        (prices are checked by the callers)."""
+        figures now — no open orders, the same positions and the same cash term (an integer
+        within ±``_EXACT_CASH``, where its float copy identifies it exactly) — else −1 (prices
+        are checked by the callers)."""
         screen = self.screen
         if account.open:
             return -1
@@ -204,8 +213,9 @@ class Margin(StandardMargin):
         if held != screen.indices[start:end].tolist() \
                 or [positions[i].size for i in held] != screen.lots[start:end].tolist():
             return -1
-        if (self.cash_value(account.cash) + self.pending_funding(account)) / 1e6 != screen.cash[row]:
-            return -1
+        term = self.cash_value(account.cash) + self.pending_funding(account)
+        if not -_EXACT_CASH <= term <= _EXACT_CASH or term / 1e6 != screen.cash[row]:
+            return -1  # beyond _EXACT_CASH two cash terms may share a float: never screened
         return row
 
     def _standard_screen_accepts(self, account: Account, spec: InstrumentSpec, side: int, price: int,

@@ -207,3 +207,38 @@ def test_cash_term_counts_unsettled_funding_and_a_depeg_like_health():
     finally:
         margin.funding.clear()
         margin.set_stable_price(1_000_000)
+
+
+def _cash_change_voids_entry(cash_term: int) -> tuple[bool, bool]:
+    """(screen accepted before, screen accepted after a 1 micro-USDC withdrawal) of a
+    well-funded standard account of the small state whose cash term was ``cash_term`` when
+    remembered."""
+    state, _, std_ids, _ = _small_state()
+    margin = state.margin
+    account = state.accounts[std_ids[0]]
+    saved = account.cash
+    order = (state.instruments[1], 1, state.marks[1], 1_000)
+    try:
+        account.cash = cash_term - margin.pending_funding(account)
+        assert margin.cash_value(account.cash) + margin.pending_funding(account) == cash_term
+        _remember(state)
+        before = margin._standard_screen_accepts(account, *order)
+        account.cash -= 1
+        return before, margin._standard_screen_accepts(account, *order)
+    finally:
+        account.cash = saved
+        margin.screen = None
+
+
+def test_a_cash_change_below_float_resolution_at_a_large_balance_voids_an_entry():
+    """Above 2^33 USD two cash terms 1 micro-USDC apart can be the same float in USD (the
+    remembered copy): the screen must not take the changed account for its remembered row."""
+    big = 9 * 10**15 + 2  # 9·10^9 USD
+    assert (big - 1) / 1e6 == big / 1e6  # the float copy cannot tell them apart
+    assert _cash_change_voids_entry(big)[1] is False
+
+
+def test_the_screen_tells_cash_terms_apart_up_to_its_exact_limit():
+    """Up to 2^52 micro-USDC (4.5·10^9 USD) the float copy identifies the cash term: the
+    screen still decides there, and a 1 micro-USDC change still voids the entry."""
+    assert _cash_change_voids_entry(2**52) == (True, False)
