@@ -70,7 +70,6 @@ USDC = 1_000_000
 TICK = 100_000
 LOT = 10_000                      # lots per contract (size_decimals 4)
 NAIVE_SAMPLE = 100
-SCREEN_HITS = [0, 0]  # portfolio, standard
 CHECKS = 20_000  # screened checks per run (half portfolio, half standard): a p99 from 20,000 samples
 EXACT_CHECKS = 1_000  # exact (screen off) checks per run and mode
 
@@ -137,7 +136,7 @@ def build(seed: int, accounts: int = ACCOUNTS):
     return state, pm_ids, std_ids, rng
 
 
-def _checks(state, ids, rng, count) -> list[float]:
+def _checks(state, ids, rng, count, screen_hits: list[int] | None = None) -> list[tuple[float, float]]:
     n_options = len(state.instruments) - 1
     margin = state.margin
     out = []
@@ -153,11 +152,11 @@ def _checks(state, ids, rng, count) -> list[float]:
         margin.check_order(account, spec, side, price, lots)
         wall = time.perf_counter_ns() - started
         out.append((wall / 1e3, (time.thread_time_ns() - cpu) / 1e3))
-        if margin.screen is not None:  # after, untimed: did the screen decide?
+        if screen_hits is not None and margin.screen is not None:  # after, untimed: did the screen decide?
             if account.margin_mode is MarginMode.PORTFOLIO:
-                SCREEN_HITS[0] += margin._screen_accepts(account, spec, side, price, lots)
+                screen_hits[0] += margin._screen_accepts(account, spec, side, price, lots)
             else:
-                SCREEN_HITS[1] += margin._standard_screen_accepts(account, spec, side, price, lots)
+                screen_hits[1] += margin._standard_screen_accepts(account, spec, side, price, lots)
     return out
 
 
@@ -191,6 +190,7 @@ def run(args) -> dict:
     risk_ms, gather_ms, revalue_ms, revalue_pm_ms, naive_ms, health_us = [], [], [], [], [], []
     screen_ms: list[float] = []
     checks_pm, checks_std, checks_pm_exact, checks_std_exact = [], [], [], []
+    screen_hits = [0, 0]  # checks the screen decided: portfolio, standard
     pm_state_only = None
     for _ in range(runs):
         gc.collect()
@@ -222,8 +222,8 @@ def run(args) -> dict:
         gc.collect()
         gc.disable()  # as bench/matching.py: a full collection over 100k accounts is not the check's cost
         try:
-            checks_pm += _checks(state, pm_ids, rng, CHECKS // 2)
-            checks_std += _checks(state, std_ids, rng, CHECKS // 2)
+            checks_pm += _checks(state, pm_ids, rng, CHECKS // 2, screen_hits)
+            checks_std += _checks(state, std_ids, rng, CHECKS // 2, screen_hits)
             saved, state.margin.screen = state.margin.screen, None
             checks_pm_exact += _checks(state, pm_ids, rng, EXACT_CHECKS)
             checks_std_exact += _checks(state, std_ids, rng, EXACT_CHECKS)
@@ -271,9 +271,9 @@ def run(args) -> dict:
         "pretrade_check_standard_exact_p50_us": round(percentile([w for w, _ in checks_std_exact], 0.50), 1),
         "pretrade_check_standard_exact_p99_us": round(percentile([w for w, _ in checks_std_exact], 0.99), 1),
         "screen_ms": round(statistics.median(screen_ms), 2),
-        "pretrade_pm_screen_hits": SCREEN_HITS[0],
+        "pretrade_pm_screen_hits": screen_hits[0],
         "pretrade_pm_checks": len(checks_pm),
-        "pretrade_standard_screen_hits": SCREEN_HITS[1],
+        "pretrade_standard_screen_hits": screen_hits[1],
         "pretrade_standard_checks": len(checks_std),
         "pretrade_checks_over_1ms_wall": sum(w > 1_000 for w in wall),
         "pretrade_checks": len(wall),
