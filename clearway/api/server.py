@@ -136,6 +136,7 @@ class Connection:
         receive = self._receive
         if self._protocol is not None:  # text messages come straight from data_received (wsproto.py)
             self._protocol.text_handler = self.receive_text
+            self._protocol.messages_done = self.api.release_held
         try:
             while True:
                 message = await receive()
@@ -149,7 +150,7 @@ class Connection:
                 raise
         finally:
             if self._protocol is not None:
-                self._protocol.text_handler = None
+                self._protocol.text_handler = self._protocol.messages_done = None
             self.closed = True
             writer.cancel()
             for task in self._tasks:

@@ -121,6 +121,14 @@ class Api:
         self._release_scheduled = False
         self.node.release()
 
+    def release_held(self) -> None:
+        """Release what this loop turn holds now rather than when the turn ends: for a
+        transport that has handled everything one read brought (a WebSocket's
+        ``data_received``), so nothing else the loop runs first delays the batch. The
+        call already scheduled by ``submit`` then finds nothing held (harmless)."""
+        if self._release_scheduled:
+            self._release()
+
     def stop(self) -> None:
         self.model.stop()
         self.hub.close_all()

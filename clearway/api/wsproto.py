@@ -46,6 +46,16 @@ class CoalescingWebSocketProtocol(WebSocketsSansIOProtocol):
     takes it). Only while the ASGI queue is empty, so messages keep their order; binary
     messages, closes and disconnects take uvicorn's way."""
 
+    messages_done = None
+    """Set with ``text_handler``: called after the messages of one read were handed over
+    (the application releases the commands they submitted: service.Api.release_held)."""
+
+    def data_received(self, data: bytes) -> None:
+        super().data_received(data)
+        done = self.messages_done
+        if done is not None:
+            done()
+
     def send_receive_event_to_app(self) -> None:
         handler = self.text_handler
         if handler is None or self.curr_msg_data_type != "text" or self.close_sent or not self.queue.empty():
