@@ -169,8 +169,9 @@ class Node:
         acknowledged, so at 700 the collector ran every few hundred commands and scanned
         them: measured with ``gc.callbacks`` at saturation on the bench VM, 1.4–1.5 µs
         per command (about a tenth of the sequencing cost) and ~830 collections per
-        200,000 commands, against 0.03 µs and one at 10,000. Process-wide, restored at
-        ``close``.
+        200,000 commands, against 0.03 µs and one at 10,000. Process-wide: like
+        ``switch_interval``, the process's own value comes back when the last open node
+        closes (``_ProcessTuning``), whatever order nodes close in.
 
     Raises
     ------
@@ -259,14 +260,13 @@ class Node:
         if freeze_gc:
             gc.collect()
             gc.freeze()
-        self._old_gc_threshold = None
+        self._tunings: list[_ProcessTuning] = []
         if gc_young_threshold is not None:
-            self._old_gc_threshold = gc.get_threshold()
-            gc.set_threshold(gc_young_threshold, *self._old_gc_threshold[1:])
-        self._old_switch = None
+            _GC_YOUNG_THRESHOLD.enter(gc_young_threshold)
+            self._tunings.append(_GC_YOUNG_THRESHOLD)
         if switch_interval is not None:
-            self._old_switch = sys.getswitchinterval()
-            sys.setswitchinterval(switch_interval)
+            _SWITCH_INTERVAL.enter(switch_interval)
+            self._tunings.append(_SWITCH_INTERVAL)
         self._threads = [
             threading.Thread(target=self._sequencer_main, name="clearway-sequencer", daemon=True),
             threading.Thread(target=self._committer_main, name="clearway-committer", daemon=True),
@@ -427,10 +427,9 @@ class Node:
                 sub._push(END)
             self._journal.close()
             os.close(self._lock_fd)
-            if self._old_switch is not None:
-                sys.setswitchinterval(self._old_switch)
-            if self._old_gc_threshold is not None:
-                gc.set_threshold(*self._old_gc_threshold)
+            for tuning in self._tunings:
+                tuning.exit()
+            self._tunings = []
 
     def __enter__(self) -> "Node":
         return self
@@ -753,6 +752,38 @@ class Node:
             else:
                 log.error("snapshot %d was not written", seq)
             self._snapshot_busy = False
+
+
+class _ProcessTuning:
+    """A process-wide setting that open nodes change while they run (the GIL switch
+    interval, the GC's young threshold): the first node to open saves the process's value,
+    each node sets its own, and the last one to close restores the saved value, whatever
+    order they close in."""
+
+    def __init__(self, read: Callable[[], Any], write: Callable[[Any], None]) -> None:
+        self._read, self._write = read, write
+        self._lock = threading.Lock()
+        self._users = 0
+        self._saved: Any = None
+
+    def enter(self, value: Any) -> None:
+        with self._lock:
+            if not self._users:
+                self._saved = self._read()
+            self._users += 1
+            self._write(value)
+
+    def exit(self) -> None:
+        with self._lock:
+            self._users -= 1
+            if not self._users:
+                self._write(self._saved)
+                self._saved = None
+
+
+_SWITCH_INTERVAL = _ProcessTuning(sys.getswitchinterval, sys.setswitchinterval)
+_GC_YOUNG_THRESHOLD = _ProcessTuning(lambda: gc.get_threshold()[0],
+                                     lambda young: gc.set_threshold(young, *gc.get_threshold()[1:]))
 
 
 def _has_unknown_tag(data: bytes) -> bool:

@@ -316,3 +316,25 @@ def test_the_node_raises_the_young_gc_threshold_while_it_runs_and_restores_it(ba
     assert gc.get_threshold() == before
     with backend.node(genesis, gc_young_threshold=None):
         assert gc.get_threshold() == before
+
+
+def test_process_settings_come_back_when_the_last_of_several_nodes_closes(tmp_path, genesis):
+    """Nodes closed in the order they were opened: the first close must not restore the
+    process's settings under the second node, nor leave the node's behind at the end."""
+    import gc
+    import sys
+
+    from clearway.engine.node import Node
+
+    before, switch = gc.get_threshold(), sys.getswitchinterval()
+    first = Node(tmp_path / "a", genesis, gc_young_threshold=12_345, switch_interval=0.0007, freeze_gc=False)
+    second = Node(tmp_path / "b", genesis, gc_young_threshold=12_345, switch_interval=0.0007, freeze_gc=False)
+    try:
+        first.close()
+        assert gc.get_threshold() == (12_345, *before[1:])
+        assert sys.getswitchinterval() == 0.0007
+    finally:
+        first.close()
+        second.close()
+    assert gc.get_threshold() == before
+    assert sys.getswitchinterval() == switch
