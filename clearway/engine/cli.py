@@ -54,7 +54,8 @@ def add_node_parser(subparsers) -> argparse.ArgumentParser:
     node.add_argument("--no-final-snapshot", action="store_true", help="skip the snapshot at shutdown")
     node.add_argument("--idle-poll", action="store_true",
                       help="keep every CPU polling instead of halting while idle (a SCHED_IDLE spinner per "
-                           "CPU): lower latency on virtual machines, at the cost of the CPUs' idle time "
+                           "CPU): lower latency on virtual machines, at the cost of the CPUs' idle time; "
+                           "not under a container CPU quota, which the spinners would use up "
                            "(engine/idlepoll.py)")
     node.set_defaults(func=run_node)
     return node

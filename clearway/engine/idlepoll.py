@@ -15,7 +15,10 @@ wake-up is a context switch inside the guest. This is the user-space form of the
 kernel's ``idle=poll`` or of guest halt polling (``cpuidle-haltpoll``), the usual
 setting on low-latency trading hosts; it needs no privileges, and it burns the idle
 time of every CPU it covers (power, and a hyper-threaded sibling's share of its core),
-so it is opt-in: ``clearway node --idle-poll``.
+so it is opt-in: ``clearway node --idle-poll``. Not under a CPU quota: a ``SCHED_IDLE``
+task still counts against a cgroup's CPU limit (``cpu.max``, a container's CPU limit), so
+with a limit below the number of CPUs the spinners would use up the quota and get the
+node's own threads throttled.
 
 The children die with the thread that started them (``PR_SET_PDEATHSIG``: start them from
 the main thread, or one that lives as long as they should), even if the process is killed
@@ -25,11 +28,13 @@ with SIGKILL; ``stop()`` ends them earlier.
 from __future__ import annotations
 
 import os
+import select
 import signal
 import subprocess
 import sys
 
 _PR_SET_PDEATHSIG = 1
+_START_TIMEOUT_S = 30.0
 
 
 class IdlePoller:
@@ -60,6 +65,8 @@ class IdlePoller:
                     stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                 )
                 self._children.append(child)
+                if not select.select([child.stderr], [], [], _START_TIMEOUT_S)[0]:
+                    raise OSError(f"idle poller for CPU {cpu} did not start within {_START_TIMEOUT_S} s")
                 line = child.stderr.readline()  # the child reports once it is set up
                 if line.strip() != b"ready":
                     rest = line + child.stderr.read() if child.poll() is not None else line
