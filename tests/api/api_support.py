@@ -28,6 +28,19 @@ BTC_CALL = InstrumentSpec(1, "BTC", Kind.OPTION, tick_size=100_000, size_decimal
                           expiry_ms=1_680_249_600_000, option_type=OptionType.CALL)
 
 
+def auth_request(key, request_id: int = 0) -> dict:
+    """A ``public/auth`` client_credentials request for API key ``key``."""
+    return {"jsonrpc": "2.0", "id": request_id, "method": "public/auth", "params": {
+        "grant_type": "client_credentials", "client_id": key.client_id, "client_secret": key.client_secret}}
+
+
+def ioc_buy_request(request_id: int) -> dict:
+    """A ``private/buy`` of 0.001 BTC-PERP at 50,000, immediate-or-cancel: below the
+    harness's marks, so on an empty book it is accepted, journaled and cancelled."""
+    return {"jsonrpc": "2.0", "id": request_id, "method": "private/buy", "params": {
+        "instrument_name": PERP, "amount": "0.001", "price": "50000", "time_in_force": "immediate_or_cancel"}}
+
+
 class Harness:
     """One node and its API server; ``account()`` makes a funded owner with an API key."""
 

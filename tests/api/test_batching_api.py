@@ -9,7 +9,7 @@ import json
 
 import websockets
 
-from api_support import PERP, Harness
+from api_support import Harness, auth_request, ioc_buy_request
 from clearway.api.service import ApiConfig
 
 
@@ -20,14 +20,10 @@ def _burst(harness: Harness, n: int) -> tuple[list[dict], int]:
 
     async def scenario():
         async with websockets.connect(harness.server.ws_url) as ws:
-            await ws.send(json.dumps({"jsonrpc": "2.0", "id": 0, "method": "public/auth", "params": {
-                "grant_type": "client_credentials", "client_id": key.client_id,
-                "client_secret": key.client_secret}}))
+            await ws.send(json.dumps(auth_request(key)))
             assert "result" in json.loads(await ws.recv())
             before = harness.node.stats()
-            await ws.send(json.dumps([{"jsonrpc": "2.0", "id": i, "method": "private/buy", "params": {
-                "instrument_name": PERP, "amount": "0.001", "price": "50000",
-                "time_in_force": "immediate_or_cancel"}} for i in range(1, n + 1)]))
+            await ws.send(json.dumps([ioc_buy_request(i) for i in range(1, n + 1)]))
             answers = [json.loads(await ws.recv()) for _ in range(n)]
             return answers, before
 
@@ -69,15 +65,11 @@ def test_text_messages_are_handled_from_data_received_without_the_asgi_queue(mon
 
     async def scenario():
         async with websockets.connect(harness.server.ws_url) as ws:
-            await ws.send(json.dumps({"jsonrpc": "2.0", "id": 0, "method": "public/auth", "params": {
-                "grant_type": "client_credentials", "client_id": key.client_id,
-                "client_secret": key.client_secret}}))
+            await ws.send(json.dumps(auth_request(key)))
             assert "result" in json.loads(await ws.recv())
             answers = []
             for i in range(1, 11):  # one at a time, each answered before the next is sent
-                await ws.send(json.dumps({"jsonrpc": "2.0", "id": i, "method": "private/buy", "params": {
-                    "instrument_name": PERP, "amount": "0.001", "price": "50000",
-                    "time_in_force": "immediate_or_cancel"}}))
+                await ws.send(json.dumps(ioc_buy_request(i)))
                 answers.append(json.loads(await ws.recv()))
             await ws.send("x" * 5_000)
             answers.append(json.loads(await ws.recv()))
