@@ -35,10 +35,20 @@ def _burst(harness: Harness, n: int) -> tuple[list[dict], int]:
 
 def test_a_burst_of_orders_is_one_batch_answered_in_order():
     harness = Harness(ApiConfig())
+    node = harness.node
+    held_at_release = []  # commands waiting in the open batch each time the API releases
+    release = node.release
+
+    def spying_release():
+        held_at_release.append(len(node._open.commands))
+        release()
+
+    node.release = spying_release
     try:
         answers, commits = _burst(harness, 20)
     finally:
         harness.close()
+    assert 20 in held_at_release  # all 20 were held until one release (not sequenced one by one)
     assert [a["id"] for a in answers] == list(range(1, 21))
     assert all(a["result"]["order"]["order_state"] == "cancelled" for a in answers)
     ids = [int(a["result"]["order"]["order_id"]) for a in answers]
