@@ -84,11 +84,6 @@ def run(args: argparse.Namespace, run_node: Callable | None = None, dev_chain=No
     """Handler of ``clearway node`` with the API options (module docstring)."""
     from clearway.engine.cli import idle_polling
 
-    with idle_polling(args):
-        return _run(args, run_node, dev_chain, signing_factory)
-
-
-def _run(args: argparse.Namespace, run_node: Callable | None, dev_chain, signing_factory) -> int:
     if args.api_port is None and not args.dev:
         if not getattr(args, "data_dir", None):
             sys.stderr.write("clearway node: --data-dir is required (or use --dev)\n")
@@ -97,11 +92,13 @@ def _run(args: argparse.Namespace, run_node: Callable | None, dev_chain, signing
             from clearway.engine.cli import run_node
         return run_node(args)
     if args.dev:
-        return run_dev(args, dev_chain, signing_factory)
+        with idle_polling(args):
+            return run_dev(args, dev_chain, signing_factory)
     if not args.data_dir:
         sys.stderr.write("clearway node: --data-dir is required (or use --dev)\n")
         return 2
-    return run_api_node(args, signing_factory)
+    with idle_polling(args):
+        return run_api_node(args, signing_factory)
 
 
 def _open_node(args, data_dir: Path, genesis=None):

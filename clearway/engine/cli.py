@@ -23,7 +23,6 @@ import signal
 import sys
 import threading
 from pathlib import Path
-from typing import Iterator
 
 import msgspec
 
@@ -61,21 +60,14 @@ def add_node_parser(subparsers) -> argparse.ArgumentParser:
     return node
 
 
-@contextlib.contextmanager
-def idle_polling(args: argparse.Namespace) -> Iterator[None]:
-    """``--idle-poll``: an IdlePoller (engine/idlepoll.py) for as long as the block runs;
-    nothing if the flag is off or an enclosing block already started one."""
-    if not getattr(args, "idle_poll", False) or getattr(args, "idle_poller", None) is not None:
-        yield
-        return
+def idle_polling(args: argparse.Namespace) -> contextlib.AbstractContextManager:
+    """``--idle-poll``: an IdlePoller (engine/idlepoll.py) to run the node under, else a
+    no-op context."""
+    if not getattr(args, "idle_poll", False):
+        return contextlib.nullcontext()
     from clearway.engine.idlepoll import IdlePoller
 
-    with IdlePoller() as poller:
-        args.idle_poller = poller
-        try:
-            yield
-        finally:
-            args.idle_poller = None
+    return IdlePoller()
 
 
 def run_node(args: argparse.Namespace) -> int:

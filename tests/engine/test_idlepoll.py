@@ -52,18 +52,13 @@ def test_one_idle_priority_spinner_pinned_to_each_cpu_until_stopped():
     assert _wait_gone(pids)
 
 
-def test_the_cli_block_starts_pollers_only_when_asked_and_once():
-    off = argparse.Namespace(idle_poll=False)
-    with idle_polling(off):
-        assert getattr(off, "idle_poller", None) is None
-    on = argparse.Namespace(idle_poll=True)
-    with idle_polling(on):
-        poller = on.idle_poller
+def test_the_cli_starts_pollers_only_when_asked():
+    with idle_polling(argparse.Namespace(idle_poll=False)) as nothing:
+        assert nothing is None
+    with idle_polling(argparse.Namespace(idle_poll=True)) as poller:
         assert poller.running
-        with idle_polling(on):  # an inner block (the API's handler calling the node's) adds none
-            assert on.idle_poller is poller
         pids = [child.pid for child in poller._children]
-    assert on.idle_poller is None and _wait_gone(pids)
+    assert _wait_gone(pids)
 
 
 def test_spinners_die_with_a_parent_killed_by_sigkill():
