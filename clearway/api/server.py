@@ -45,6 +45,7 @@ from clearway.api.rpc import (
     MAX_BATCH, Acked, Context, call, check_request, encode, envelope, internal_error, parse_message, safe_id,
 )
 from clearway.api.service import Api, ApiConfig
+from clearway.api.wsproto import CoalescingWebSocketProtocol
 from clearway.api.wsproto import protocol_class as ws_protocol_class
 
 log = logging.getLogger("clearway.api")
@@ -66,11 +67,10 @@ class Connection:
         self._receive = receive  # the raw ASGI callables (no Starlette wrapper per message)
         self._send = send
         # uvicorn passes its protocol's bound ``send``: with the coalescing protocol
-        # (wsproto.py) an answer can be queued synchronously when nothing waits before it.
+        # (wsproto.py) messages arrive straight from data_received and an answer can be
+        # queued synchronously when nothing waits before it.
         protocol = getattr(send, "__self__", None)
-        self._protocol = protocol if hasattr(protocol, "text_handler") else None
-        self._direct = getattr(protocol, "send_text_now", None)
-        self._flush_now = getattr(protocol, "flush_now", None) if self._direct is not None else None
+        self._protocol = protocol if isinstance(protocol, CoalescingWebSocketProtocol) else None
         self.key = None
         self.ctx = Context(self, None, remote, "ws")
         self.channels: dict[str, str | None] = {}
@@ -95,7 +95,7 @@ class Connection:
         if len(self._queue) >= config.ws_queue_max_messages or self._queued_bytes > config.ws_queue_max_bytes:
             self._overflow()
             return
-        if not self._queue and self._direct is not None and self._direct(data):
+        if not self._queue and self._protocol is not None and self._protocol.send_text_now(data):
             return  # nothing queued before it: straight to the protocol, no writer task turn
         self._queue.append(data)
         self._queued_bytes += len(data)
@@ -132,7 +132,7 @@ class Connection:
     async def run(self) -> None:
         """Receive loop; returns when the client goes or is dropped."""
         self._main = asyncio.current_task()
-        writer = asyncio.get_running_loop().create_task(self.writer())
+        writer = self._loop.create_task(self.writer())
         receive = self._receive
         if self._protocol is not None:  # text messages come straight from data_received (wsproto.py)
             self._protocol.text_handler = self.receive_text
@@ -205,7 +205,7 @@ class Connection:
             if not self._ack_waiting:
                 self._acknowledge()
         elif inspect.isawaitable(result):
-            task = asyncio.get_running_loop().create_task(self.finish(request_id, us_in, result))
+            task = self._loop.create_task(self.finish(request_id, us_in, result))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
         else:
@@ -221,8 +221,8 @@ class Connection:
         try:
             self._answer_done()
         finally:
-            if self._flush_now is not None and not self.closed:
-                self._flush_now()  # the answers leave now, not after what the loop runs next
+            if self._protocol is not None and not self.closed:
+                self._protocol.flush_now()  # the answers leave now, not after what the loop runs next
 
     def _answer_done(self) -> None:
         acks = self._acks

@@ -89,9 +89,7 @@ class CoalescingWebSocketProtocol(WebSocketsSansIOProtocol):
                 self.conn.send_text(message["text"].encode())
         except InvalidState:
             raise ClientDisconnected() from None
-        if not self._flush_scheduled:
-            self._flush_scheduled = True
-            self.loop.call_soon(self._flush)
+        self._schedule_flush()
 
     def send_text_now(self, data: bytes) -> bool:
         """Queue one text frame (UTF-8 ``data``) without a coroutine, for a caller on the
@@ -105,16 +103,18 @@ class CoalescingWebSocketProtocol(WebSocketsSansIOProtocol):
             self.conn.send_text(data)
         except InvalidState:
             return False
-        if not self._flush_scheduled:
-            self._flush_scheduled = True
-            self.loop.call_soon(self._flush)
+        self._schedule_flush()
         return True
 
     def flush_now(self) -> None:
         """Write what is queued now (e.g. after a burst of ``send_text_now``), before
-        anything else the loop has scheduled runs — such as a commit that holds the loop
-        for an fsync (service.Api.submit)."""
+        anything else the loop has scheduled runs (such as another connection's requests)."""
         self._flush()
+
+    def _schedule_flush(self) -> None:
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            self.loop.call_soon(self._flush)
 
     def _flush(self) -> None:
         self._flush_scheduled = False
