@@ -104,9 +104,7 @@ def _twap_from_events(api, events: list, ts: int) -> TwapView:
     for event in events:
         t = type(event)
         if t is ev.TwapAccepted:
-            twap = TwapView(event.order_id, event.account, model.instruments[event.instrument], event.side,
-                            event.size, event.duration_ms, event.interval_ms, event.price_tolerance_ppm,
-                            event.limit_price, event.reduce_only, event.client_order_id, ts)
+            twap = TwapView.accepted(event, model.instruments[event.instrument], ts)
         elif t is ev.Trade:
             notional[event.taker_order_id] = notional.get(event.taker_order_id, 0) + event.size * event.price
         elif twap is not None and t is ev.TwapProgress and event.order_id == twap.order_id:

@@ -259,6 +259,13 @@ class TwapView:
         self.suborders: list[int] = []
         self.filled_notional = 0  # Σ lots × price of the suborders' fills seen by this model
 
+    @classmethod
+    def accepted(cls, event: ev.TwapAccepted, instrument: Instrument, ts: int) -> "TwapView":
+        """The view of a TWAP from its ``TwapAccepted`` event (at ``ts``, ms)."""
+        return cls(event.order_id, event.account, instrument, event.side, event.size, event.duration_ms,
+                   event.interval_ms, event.price_tolerance_ppm, event.limit_price, event.reduce_only,
+                   event.client_order_id, ts)
+
     def progress(self, event, filled_notional: int, ts: int) -> None:
         """Apply a ``TwapProgress``; ``filled_notional``: Σ lots × price of its suborder's fills."""
         self.filled = event.filled
@@ -641,10 +648,7 @@ class ReadModel:
                     self._close(order)
                     self._touch_order(order, changes)
             elif t is ev.TwapAccepted:
-                self.twaps[event.order_id] = TwapView(
-                    event.order_id, event.account, self.instruments[event.instrument], event.side, event.size,
-                    event.duration_ms, event.interval_ms, event.price_tolerance_ppm, event.limit_price,
-                    event.reduce_only, event.client_order_id, ts)
+                self.twaps[event.order_id] = TwapView.accepted(event, self.instruments[event.instrument], ts)
             elif t is ev.TwapProgress:
                 twap = self.twaps.get(event.order_id)
                 if twap is not None:
