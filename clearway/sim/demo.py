@@ -72,9 +72,9 @@ from clearway.sim.agents import (
     HOUR, MINUTE, PERP, USDC, Agent, Population, build_view, ceil_tick, floor_tick, make_agents,
 )
 from clearway.sim.marketdata import (
-    MarketData, OracleFeed, Reporters, Surface, iso_ms, ms_iso, option_schedule, perp_spec, series_fields,
+    MarketData, OracleFeed, Reporters, Surface, iso_ms, ms_iso, option_schedule, perp_spec, series_fields, usdc,
 )
-from clearway.sim.recorder import RunRecorder, summary_from, usdc
+from clearway.sim.recorder import RunRecorder, summary_from
 from clearway.sim.report import write_report
 from clearway.sim.stack import EmbeddedStack, StackConfig
 

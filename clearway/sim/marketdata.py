@@ -166,6 +166,11 @@ def ms_iso(ms: int) -> str:
     return datetime.fromtimestamp(ms / 1000, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M")
 
 
+def usdc(micro: int | float | None) -> float | None:
+    """micro-USDC → USDC rounded to 6 places, for reports (None stays None)."""
+    return None if micro is None else round(micro / 1_000_000, 6)
+
+
 # -- prices ---------------------------------------------------------------------------------
 def _load_binance(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Binance.US bars: (open ms int64, close float64 USD, volume float64 BTC)."""

@@ -48,6 +48,7 @@ from clearway.domain.commands import PlaceOrder
 from clearway.domain.funding import RATE_SCALE
 from clearway.domain.genesis import INSURANCE_FUND
 from clearway.domain.instruments import InstrumentSpec, Kind
+from clearway.sim.marketdata import usdc
 
 HOUR_MS = 3_600_000
 USDC = 1_000_000
@@ -736,11 +737,6 @@ OTHER_KEYS: dict[str, str] = {
 
 def _iso(ms: int) -> str:
     return str(np.datetime64(int(ms), "ms").astype("datetime64[s]")) + "Z"
-
-
-def usdc(micro: int | float | None) -> float | None:
-    """micro-USDC → USDC rounded to 6 places (None stays None)."""
-    return None if micro is None else round(micro / USDC, 6)
 
 
 def summary_from(recorder: RunRecorder, extra: Mapping[str, Any] | None = None) -> dict[str, Any]:

@@ -70,8 +70,10 @@ from clearway.domain.orders import TimeInForce
 from clearway.domain.revalue import PositionMatrix, revalue_all
 from clearway.domain.state import ExchangeState, apply, state_hash
 from clearway.domain.units import funding_payment
-from clearway.sim.marketdata import DEFAULT_PRICES, MarketData, OracleFeed, Reporters, Surface, iso_ms, ms_iso, perp_spec
-from clearway.sim.recorder import usdc
+from clearway.sim.marketdata import (
+    DEFAULT_PRICES, MarketData, OracleFeed, Reporters, Surface, iso_ms, ms_iso, perp_spec, usdc,
+)
+
 
 MINUTE = 60_000
 HOUR = 3_600_000
