@@ -36,18 +36,17 @@ from clearway.domain.margin import StandardMargin, _perp_charge
 from clearway.domain.portfolio_margin import (
     RiskCache, im_loss_factor, pm_evaluate, requirement_to_micro, value_to_micro,
 )
+from clearway.domain.revalue import NO_CASH
 from clearway.domain.risk.portfolio import PMParams
 from clearway.domain.units import PPM
 
 _PORTFOLIO = MarginMode.PORTFOLIO
 _OPTION = Kind.OPTION
-# Largest |cash term| (micro-USDC) the screen compares through its float copy. Up to 2^52
-# the integer converts exactly and term / 1e6 < 2^33 USD, where floats are at most 2^-20
-# apart (< 1 micro-USDC): distinct integers there give distinct floats, and since the
-# division is monotone no integer outside shares a float with one inside. So for a term
-# within ±_EXACT_CASH, equal floats ⇔ equal integers (from 2^33·10^6 + 1 on, neighbours
-# collide); larger terms never match a row (the exact check decides).
-_EXACT_CASH = 2**52
+# The screen keeps a row only when its cash term fits int64 (``PositionMatrix.cash_micro``
+# is not ``NO_CASH``) and its revalued equity and initial margin lie within ±_SCREEN_FIT
+# micro-USDC (4.6·10^12 USD): then no int64 figure of the row, nor surplus − slack, can
+# have wrapped. Other rows are left out and the exact check decides for them.
+_SCREEN_FIT = 2**62
 
 
 class AccountHealth(NamedTuple):
@@ -97,23 +96,23 @@ def _int_array(values: np.ndarray) -> array:
 
 class _Screen:
     """Remembered lower bounds of accounts' initial surplus (``Margin.remember``), in the
-    revaluation's row order: ``ids``, ``portfolio`` (1 for a portfolio row), ``surplus``
-    (lower bound, micro-USDC), ``cash`` (the cash term in USD, ``PositionMatrix.cash``;
-    it identifies the integer only within ±``_EXACT_CASH``, the range ``_screen_row`` uses),
-    the positions (``indptr``, ``indices``, ``lots``) — with ``key``
-    (``Margin._price_key``) and the marks and index prices they were valued at. Stored as
-    ``array`` copies of the numpy arrays: no Python object per account when remembering,
-    and O(1) element reads (no numpy scalar) in a pre-trade check."""
+    revaluation's row order: ``ids``, ``portfolio`` (1 for a portfolio row, 2 for a row left
+    out beyond ``_SCREEN_FIT``: ``row`` never finds it, the exact check decides),
+    ``surplus`` (lower bound, micro-USDC), ``cash`` (the exact cash term, micro-USDC,
+    ``PositionMatrix.cash_micro``), the positions (``indptr``, ``indices``,
+    ``lots``) — with ``key`` (``Margin._price_key``) and the marks and index prices they were
+    valued at. Stored as ``array`` copies of the numpy arrays: no Python object per account
+    when remembering, and O(1) element reads (no numpy scalar) in a pre-trade check."""
 
     __slots__ = ("key", "ids", "portfolio", "surplus", "cash", "indptr", "indices", "lots", "marks", "index")
 
-    def __init__(self, key: tuple, matrix, surplus: np.ndarray, marks: dict[int, int], index: dict[str, int]) -> None:
+    def __init__(self, key: tuple, matrix, surplus: np.ndarray, kept: np.ndarray, marks: dict[int, int],
+                 index: dict[str, int]) -> None:
         self.key = key
         self.ids = _int_array(matrix.accounts)
-        self.portfolio = matrix.portfolio.astype(np.uint8).tobytes()
+        self.portfolio = np.where(kept, matrix.portfolio, 2).astype(np.uint8).tobytes()
         self.surplus = _int_array(surplus)
-        self.cash = array("d")
-        self.cash.frombytes(np.ascontiguousarray(matrix.cash, dtype=np.float64).tobytes())
+        self.cash = _int_array(matrix.cash_micro)
         self.indptr = _int_array(matrix.sizes.indptr)
         self.indices = _int_array(matrix.sizes.indices)
         self.lots = _int_array(matrix.lots)
@@ -183,24 +182,27 @@ class Margin(StandardMargin):
         unchanged, and surplus_lb minus a bound on the order's effect (``_screen_accepts``
         for portfolio accounts, ``_standard_screen_accepts``) is still ≥ 0 — a sufficient
         condition for the exact rule, so decisions never differ from the exact check and
-        the state never depends on the screen. Returns the number of accounts kept (0, and
-        no screen, for a matrix without ``lots``).
+        the state never depends on the screen. Returns the number of accounts kept — all
+        but those beyond ``_SCREEN_FIT`` (the exact check decides for them) — 0, and no
+        screen, for a matrix without ``lots`` or ``cash_micro``.
         """
-        if matrix.lots is None:
+        if matrix.lots is None or matrix.cash_micro is None:
             self.screen = None
             return 0
         equity = revaluation.equity
         initial = revaluation.initial_margin
         per_position = np.where(matrix.portfolio, 0, 3 * np.diff(matrix.sizes.indptr))
         slack = 10 + per_position + (np.abs(equity) + np.abs(initial)) // 10**9
-        self.screen = _Screen(self._price_key(), matrix, equity - initial - slack, dict(self.marks), dict(self.index))
-        return int(matrix.accounts.size)
+        kept = ((matrix.cash_micro != NO_CASH) & (-_SCREEN_FIT < equity) & (equity < _SCREEN_FIT)
+                & (-_SCREEN_FIT < initial) & (initial < _SCREEN_FIT))
+        self.screen = _Screen(self._price_key(), matrix, equity - initial - slack, kept, dict(self.marks),
+                              dict(self.index))
+        return int(np.count_nonzero(kept))
 
     def _screen_row(self, account: Account, portfolio: bool) -> int:
         """The account's row in the remembered revaluation when its figures there are its
-        figures now — no open orders, the same positions and the same cash term (an integer
-        within ±``_EXACT_CASH``, where its float copy identifies it exactly) — else −1 (prices
-        are checked by the callers)."""
+        figures now — no open orders, the same positions and the same cash term (exact
+        integers) — else −1 (prices are checked by the callers)."""
         screen = self.screen
         if account.open:
             return -1
@@ -213,9 +215,8 @@ class Margin(StandardMargin):
         if held != screen.indices[start:end].tolist() \
                 or [positions[i].size for i in held] != screen.lots[start:end].tolist():
             return -1
-        term = self.cash_value(account.cash) + self.pending_funding(account)
-        if not -_EXACT_CASH <= term <= _EXACT_CASH or term / 1e6 != screen.cash[row]:
-            return -1  # beyond _EXACT_CASH two cash terms may share a float: never screened
+        if self.cash_value(account.cash) + self.pending_funding(account) != screen.cash[row]:
+            return -1
         return row
 
     def _standard_screen_accepts(self, account: Account, spec: InstrumentSpec, side: int, price: int,

@@ -37,6 +37,8 @@ from clearway.domain.accounts import MarginMode
 from clearway.domain.instruments import Kind, OptionType
 from clearway.domain.units import FUNDING_INDEX_SCALE, PPM
 
+# ``PositionMatrix.cash_micro`` of a cash term outside (−2^63, 2^63) micro-USDC.
+NO_CASH = -2**63
 _TOL_ABS = 1e-3
 _TOL_REL = 1e-12
 
@@ -69,16 +71,22 @@ class PositionMatrix:
     lots : int64 (nnz,) or None
         The same positions in lots, parallel to ``sizes.data`` (``from_state`` fills it;
         the pre-trade screen compares an account's positions with its row through it).
+    cash_micro : int64 (A,) or None
+        The same cash term as the exact integer, micro-USDC (``from_state`` fills it; the
+        pre-trade screen compares an account's cash term with its row through it). A term
+        outside (−2^63, 2^63) — beyond 9.2·10^12 USD — is stored as ``NO_CASH`` (−2^63,
+        which therefore never stands for an exact term): the screen leaves such rows out.
     """
 
-    __slots__ = ("accounts", "portfolio", "cash", "sizes", "lots")
+    __slots__ = ("accounts", "portfolio", "cash", "sizes", "lots", "cash_micro")
 
-    def __init__(self, accounts, portfolio, cash, sizes, lots=None) -> None:
+    def __init__(self, accounts, portfolio, cash, sizes, lots=None, cash_micro=None) -> None:
         self.accounts = accounts
         self.portfolio = portfolio
         self.cash = cash
         self.sizes = sizes
         self.lots = lots
+        self.cash_micro = cash_micro
 
     @classmethod
     def from_state(cls, state) -> "PositionMatrix":
@@ -116,9 +124,14 @@ class PositionMatrix:
         sizes = sp.csr_matrix((in_lots.data * inv[in_lots.indices], in_lots.indices, in_lots.indptr),
                               shape=(n, n_instruments))
         sizes.has_sorted_indices = True
+        try:
+            cash_micro = np.array(cash, dtype=np.int64)
+        except OverflowError:  # some term beyond int64: NO_CASH for those rows
+            cash_micro = np.array([value if NO_CASH < value < -NO_CASH else NO_CASH for value in cash],
+                                  dtype=np.int64)
         return cls(np.fromiter([account.account_id for account in accounts], np.int64, n),
                    np.fromiter([account.margin_mode is portfolio for account in accounts], bool, n),
-                   np.array(cash, dtype=np.float64) / 1e6, sizes, in_lots.data)
+                   np.array(cash, dtype=np.float64) / 1e6, sizes, in_lots.data, cash_micro)
 
 
 class Revaluation(NamedTuple):

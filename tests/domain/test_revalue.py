@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from margin import build  # bench/margin.py: the benchmark's state, here with 400 accounts
 
 from clearway.domain.accounts import OpenOrders, Position
-from clearway.domain.revalue import PositionMatrix, revalue_all
+from clearway.domain.revalue import NO_CASH, PositionMatrix, revalue_all
 
 
 def test_batched_revaluation_equals_per_account_health_to_a_few_micro_usdc():
@@ -231,14 +231,30 @@ def _cash_change_voids_entry(cash_term: int) -> tuple[bool, bool]:
 
 
 def test_a_cash_change_below_float_resolution_at_a_large_balance_voids_an_entry():
-    """Above 2^33 USD two cash terms 1 micro-USDC apart can be the same float in USD (the
-    remembered copy): the screen must not take the changed account for its remembered row."""
+    """Above 2^33 USD two cash terms 1 micro-USDC apart can be the same float in USD; the
+    screen compares the exact integers: the unchanged, well-funded account is screened, and
+    a 1 micro-USDC change voids its entry."""
     big = 9 * 10**15 + 2  # 9·10^9 USD
     assert (big - 1) / 1e6 == big / 1e6  # the float copy cannot tell them apart
-    assert _cash_change_voids_entry(big)[1] is False
+    assert _cash_change_voids_entry(big) == (True, False)
 
 
-def test_the_screen_tells_cash_terms_apart_up_to_its_exact_limit():
-    """Up to 2^52 micro-USDC (4.5·10^9 USD) the float copy identifies the cash term: the
-    screen still decides there, and a 1 micro-USDC change still voids the entry."""
-    assert _cash_change_voids_entry(2**52) == (True, False)
+def test_the_screen_tells_cash_terms_apart_up_to_its_limit_and_leaves_larger_ones_out():
+    """Up to ``_SCREEN_FIT`` (2^62 micro-USDC, 4.6·10^12 USD) the screen decides and a
+    1 micro-USDC change voids the entry; beyond it (equity past the bound, or a cash term
+    past int64, stored as ``NO_CASH``) the row is left out and the exact check decides."""
+    assert _cash_change_voids_entry(4 * 10**18) == (True, False)
+    assert _cash_change_voids_entry(2**62 + 10**15) == (False, False)
+    assert _cash_change_voids_entry(2**63 + 1) == (False, False)
+    state, _, std_ids, _ = _small_state()
+    account = state.accounts[std_ids[0]]
+    saved = account.cash
+    try:
+        account.cash = 2**63 + 1 - state.margin.pending_funding(account)
+        matrix = PositionMatrix.from_state(state)
+        row = matrix.accounts.tolist().index(account.account_id)
+        assert matrix.cash_micro[row] == NO_CASH
+        assert state.margin.remember(matrix, revalue_all(state, matrix)) == matrix.accounts.size - 1
+    finally:
+        account.cash = saved
+        state.margin.screen = None
