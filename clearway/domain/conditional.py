@@ -54,7 +54,7 @@ from clearway.domain.events import (
     BackstopTransfer, ConditionalAccepted, Deleveraged, Event, LiquidationStarted, OrderCancelled, OrderTriggered,
     Rejected, Trade, TriggerRejected,
 )
-from clearway.domain.handlers.common import reject
+from clearway.domain.handlers.common import increases, reject
 from clearway.domain.orders import OrderType, TimeInForce, TriggerSource
 
 if TYPE_CHECKING:
@@ -189,7 +189,7 @@ def place_conditional(state: ExchangeState, cmd: PlaceOrder, account, spec) -> l
     side = cmd.side
     if cmd.reduce_only:
         position = account.position_size(spec.instrument_id)
-        if position == 0 or (position > 0) == (side > 0):
+        if increases(position, side):
             return reject(ErrorCode.REDUCE_ONLY_WOULD_INCREASE, "reduce-only order would increase the position",
                           acct, coid)
     mine = state.account_conditionals.get(account.account_id)
@@ -343,8 +343,7 @@ def _position_rules(state: ExchangeState, touched: set[tuple[int, int]], liquida
         if mine:
             for order_id in sorted(mine):
                 cond = mine[order_id]
-                if (cond.reduce_only and cond.instrument == instrument
-                        and (position == 0 or (position > 0) == (cond.side > 0))):
+                if cond.reduce_only and cond.instrument == instrument and increases(position, cond.side):
                     cancel_conditional(state, cond, CancelReason.REDUCE_ONLY_NO_POSITION, events)
                     if not mine:
                         break
@@ -352,7 +351,7 @@ def _position_rules(state: ExchangeState, touched: set[tuple[int, int]], liquida
             for order_id in sorted(state.twaps):
                 twap = state.twaps[order_id]
                 if (twap.account == account_id and twap.instrument == instrument and twap.reduce_only
-                        and (position == 0 or (position > 0) == (twap.side > 0))):
+                        and increases(position, twap.side)):
                     end_twap(state, twap, CancelReason.REDUCE_ONLY_NO_POSITION, events)
 
 

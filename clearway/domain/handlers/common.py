@@ -1,5 +1,6 @@
 """Helpers shared by the command handlers: rejection, the checks every order starts with,
-cancelling a resting order, and the reduce-only rule after a position change."""
+the direction test of reduce-only orders, cancelling a resting order, and the reduce-only
+rule after a position change."""
 
 from __future__ import annotations
 
@@ -47,10 +48,17 @@ def order_basics(state: ExchangeState, cmd) -> tuple[Account, InstrumentSpec] | 
     return account, spec
 
 
+def increases(position: int, side: int) -> bool:
+    """True when an order on ``side`` (+1 buy, −1 sell) would open or grow ``position``
+    (lots): it is flat or already on the order's side — what a reduce-only order must not
+    do. Otherwise the order points against the position and shrinks (or flips) it."""
+    return position == 0 or (position > 0) == (side > 0)
+
+
 def only_reduces(account: Account, instrument: int, side: int, size: int) -> bool:
     """An order that can only shrink the position (opposite side, at most its size)."""
     position = account.position_size(instrument)
-    return position != 0 and (position > 0) != (side > 0) and size <= abs(position)
+    return not increases(position, side) and size <= abs(position)
 
 
 def cancel_resting(state: ExchangeState, order: Order, reason: CancelReason, events: list[Event],
@@ -80,7 +88,7 @@ def enforce_reduce_only(state: ExchangeState, account: Account, instrument: int,
         order = account.orders[order_id]
         if order.instrument != instrument or not order.reduce_only:
             continue
-        if position == 0 or (position > 0) == (order.side > 0):
+        if increases(position, order.side):
             cancel_resting(state, order, CancelReason.REDUCE_ONLY_NO_POSITION, events)
         elif order.remaining > abs(position):
             lots = order.remaining - abs(position)

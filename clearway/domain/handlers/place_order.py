@@ -28,7 +28,9 @@ from clearway.domain.commands import PlaceOrder
 from clearway.domain.errors import CancelReason, ErrorCode
 from clearway.domain.events import Event, IcebergRefilled, OrderAccepted, OrderCancelled
 from clearway.domain.fills import settle_fill
-from clearway.domain.handlers.common import cancel_resting, enforce_reduce_only, only_reduces, order_basics, reject
+from clearway.domain.handlers.common import (
+    cancel_resting, enforce_reduce_only, increases, only_reduces, order_basics, reject,
+)
 from clearway.domain.liquidation import check_after_fills
 from clearway.domain.orders import AdvancedOrder, Order, OrderType, TimeInForce
 from clearway.domain.units import PPM
@@ -97,7 +99,7 @@ def place_order(state: ExchangeState, cmd: PlaceOrder, order_id: int = 0) -> lis
         return reject(ErrorCode.POST_ONLY_WOULD_CROSS, "post-only order would cross the book", cmd.account, coid)
     if cmd.reduce_only:
         position = account.position_size(spec.instrument_id)
-        if position == 0 or (position > 0) == (side > 0):
+        if increases(position, side):
             return reject(ErrorCode.REDUCE_ONLY_WOULD_INCREASE, "reduce-only order would increase the position",
                           cmd.account, coid)
         if size > abs(position):

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 from clearway.domain.commands import PlaceTwap
 from clearway.domain.errors import ErrorCode
 from clearway.domain.events import Event, TwapAccepted
-from clearway.domain.handlers.common import only_reduces, order_basics, reject
+from clearway.domain.handlers.common import increases, only_reduces, order_basics, reject
 from clearway.domain.handlers.place_order import client_id_problem
 from clearway.domain.twap import (
     MAX_DURATION_MS, MAX_INTERVAL_MS, MAX_PRICE_TOLERANCE_PPM, MAX_TWAPS_PER_ACCOUNT, MIN_DURATION_MS,
@@ -58,7 +58,7 @@ def place_twap(state: ExchangeState, cmd: PlaceTwap) -> list[Event]:
         return reject(ErrorCode.TWAP_SIZE_TOO_SMALL, "size must be at least intervals x the minimum size", acct,
                       coid)
     position = account.position_size(spec.instrument_id)
-    if cmd.reduce_only and (position == 0 or (position > 0) == (side > 0)):
+    if cmd.reduce_only and increases(position, side):
         return reject(ErrorCode.REDUCE_ONLY_WOULD_INCREASE, "reduce-only order would increase the position", acct,
                       coid)
     if state.halted and spec.underlying in state.halted and not only_reduces(account, spec.instrument_id, side, size):
