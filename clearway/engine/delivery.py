@@ -7,6 +7,7 @@ commands with their events. All completion happens per batch, never per command:
 from __future__ import annotations
 
 import asyncio
+import collections
 import logging
 import queue
 import threading
@@ -90,16 +91,16 @@ class _Callback:
         return False
 
     def set_result(self, _value) -> None:
-        self.fn()
+        try:
+            self.fn()
+        except Exception:  # one waiter's failure must not leave the others of its batch waiting
+            log.exception("an acknowledgement callback failed")
 
 
 def _wake_futures(futures: list) -> None:
     for future in futures:
         if not future.done():
-            try:
-                future.set_result(None)
-            except Exception:  # one waiter's failure must not leave the others waiting
-                log.exception("an acknowledgement callback failed")
+            future.set_result(None)
 
 
 class Ticket:
@@ -301,7 +302,7 @@ class LoopSubscription:
         self._max_backlog = max_backlog
         self._chunk = chunk
         self._lock = threading.Lock()
-        self._pending: list[Any] = []  # batches, maybe END last
+        self._pending: collections.deque = collections.deque()  # batches, maybe END last
         self._scheduled = False
         self._current: Batch | None = None  # partly delivered batch
         self._pos = 0
@@ -348,7 +349,7 @@ class LoopSubscription:
                 if not self._pending:
                     self._scheduled = False
                     break
-                nxt = self._pending.pop(0)
+                nxt = self._pending.popleft()
             if nxt is END:
                 ended = True
                 break
