@@ -11,9 +11,9 @@ import time
 from stats import percentile  # bench/ is on sys.path
 
 
-def sync_latency(directory: str | None = None, seconds: float = 2.0, pause_s: float = 0.0) -> dict:
+def sync_latency(directory: str | None = None, seconds: float = 2.0) -> dict:
     """Overwrite one 8 KiB block of a preallocated 16 MiB file and fdatasync it, over and
-    over for ``seconds`` (sleeping ``pause_s`` between syncs), as the node's WAL commits do
+    over for ``seconds``, as the node's WAL commits do
     once the WAL is preallocated (journal.SqliteJournal.preallocate_wal).
 
     Returns ``{"syncs", "p50_ms", "p99_ms", "p999_ms", "max_ms", "over_5ms", "over_5ms_per_s"}``:
@@ -35,8 +35,6 @@ def sync_latency(directory: str | None = None, seconds: float = 2.0, pause_s: fl
             start = clock()
             os.fdatasync(fd)
             samples.append(clock() - start)
-            if pause_s:
-                time.sleep(pause_s)
     samples.sort()
     n = len(samples)
     over = sum(s > 0.005 for s in samples)

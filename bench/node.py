@@ -65,7 +65,7 @@ from clearway.engine.loadgen import bench_genesis, command_stream, take
 from clearway.engine.node import Node
 from clearway.engine.snapshots import SnapshotStore, anchor_of, build_snapshot
 from disk import sync_latency  # bench/ is on sys.path (clearway bench, or python bench/node.py)
-from stats import percentile
+from stats import median_run, percentile
 
 TARGET_CPS = 50_000
 WINDOW = 2_000
@@ -145,7 +145,7 @@ def _throughput(root: Path, pg_url: str | None, commands: list, runs: int) -> di
     cps = statistics.median(r["commands_per_second"] for r in saturation)
     rate = TARGET_CPS if cps >= 1.1 * TARGET_CPS else int(0.8 * cps)
     paced = [_one_run(root, pg_url, commands[:_paced_count(rate)], rate=rate) for _ in range(runs)]
-    median_paced = sorted(paced, key=lambda r: r["ack_p99_ms"])[len(paced) // 2]
+    median_paced = median_run(paced, "ack_p99_ms")
     curve = {}
     for low in LOW_RATES:
         r = _one_run(root, pg_url, commands[:_paced_count(low)], rate=low)
@@ -171,7 +171,7 @@ def _paced_normal(root: Path, commands: list, runs: int, rate: int) -> dict:
     what the fsync costs; informational, the headline figures are ``synchronous=full``."""
     paced = [_one_run(root, None, commands[:_paced_count(rate)], rate=rate, synchronous="normal")
              for _ in range(runs)]
-    median = sorted(paced, key=lambda r: r["ack_p99_ms"])[len(paced) // 2]
+    median = median_run(paced, "ack_p99_ms")
     return {"ack_load_cps": rate, "ack_p50_ms": median["ack_p50_ms"], "ack_p99_ms": median["ack_p99_ms"],
             "achieved_paced_cps": median["commands_per_second"],
             "guarantee": "process crash only (no fsync per commit)"}
@@ -204,7 +204,6 @@ def _one_run(root: Path, pg_url: str | None, commands: list, rate: int | None, s
     if rate is not None:  # the warm-up's commands are paced too, but not counted
         latencies = latencies[int(PACED_WARMUP_S * rate):]
     latencies.sort()
-    n = len(latencies)
     return {
         "commands_per_second": round(total / elapsed),
         "ack_p50_ms": round(percentile(latencies, 0.50, presorted=True) * 1e3, 3),
