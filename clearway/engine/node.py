@@ -18,7 +18,7 @@ Pipeline (three threads, every hand-off is per batch, not per command)::
   and one timestamp (the injected clock, never behind the previous one) into the node's
   own decoded copies, applies each command with ``apply`` and encodes it as a journal
   record. A submitter that finds nobody sequencing does this itself, on its own thread
-  (``inline_sequencing``; ``_dispatch``), and an event loop can hold its submissions
+  (``_dispatch``), and an event loop can hold its submissions
   and release them once per turn (``submit(hold=True)``, ``release``): either way only
   the holder of the sequencing lock touches the state. A command is applied before it is journaled, so one on which ``apply`` raises
   (a domain bug) never reaches the journal, where it would stop every recovery.
@@ -147,16 +147,6 @@ class Node:
         If set, ``sys.setswitchinterval`` while the node runs: the committer and waiting
         clients get the GIL back promptly while the sequencer applies (5 ms default of
         CPython would show in every acknowledgement).
-    inline_sequencing : bool
-        True (default): a submission that finds the node idle (no batch being sequenced)
-        is stamped, applied and handed to the committer on the submitter's own thread,
-        instead of waking the sequencer thread for it. The hand-off of a waiting thread
-        costs tens to hundreds of microseconds on a virtual machine (measured 130 µs
-        median on the 2-core bench VM, where a cross-CPU wake-up goes through the
-        hypervisor), more than applying one order; under load the sequencer thread is
-        busy, the try-lock fails and submissions queue for it as before. The state is
-        only ever touched by whoever holds the sequencing lock, so commands are still
-        applied one at a time and in sequence order.
     freeze_gc : bool
         ``gc.freeze()`` after recovery and after every periodic snapshot, so the cyclic
         collector's full passes skip the long-lived state (measured: they otherwise add
@@ -198,7 +188,6 @@ class Node:
         fork_snapshots: bool | None = None,
         inline_snapshot_ms: float = 5.0,
         switch_interval: float | None = 0.0005,
-        inline_sequencing: bool = True,
         freeze_gc: bool = True,
         gc_young_threshold: int | None = 10_000,
     ) -> None:
@@ -245,8 +234,6 @@ class Node:
         # Held by whoever sequences (the sequencer thread, or a submitter sequencing
         # inline): the only licence to take the open batch, run queries or touch the state.
         self._sequencing = threading.Lock()
-        self._journal_failed = False
-        self._inline = inline_sequencing
         self._doorbell: queue.SimpleQueue = queue.SimpleQueue()
         self._open = Batch()
         self._queries: list[tuple[Callable, concurrent.futures.Future]] = []
@@ -309,8 +296,9 @@ class Node:
         (so one commit) and are acknowledged at the same moment. Returns their Tickets
         (a sequence of Ticket, in order, that can also be waited on or awaited as a
         whole). Much cheaper per command than ``submit`` (one bulk type check, one lock,
-        one wake-up of the sequencer, no per-command object), e.g. for a network reader
-        that drained several requests at once.
+        one sequencing pass for the group: on the caller's thread if the node is idle,
+        else after one wake-up of the sequencer; no per-command object), e.g. for a
+        network reader that drained several requests at once.
 
         All or nothing: every command is checked first; if one is refused, CommandRejected
         (the codes of ``submit``, the message naming its index) is raised and none is
@@ -511,49 +499,51 @@ class Node:
 
     def _dispatch(self, group: bool) -> None:
         """Called by the submitter that opened a batch (its first command): sequence it
-        here if the node is idle (``inline_sequencing``), else wake the sequencer thread.
-        Whoever opens a batch does one of the two, so no batch is left waiting; later
-        submitters to the same batch rely on it.
+        here if the node is idle, else wake the sequencer thread. Whoever opens a batch
+        does one of the two, so no batch is left waiting; later submitters to the same
+        batch rely on it.
+
+        Sequencing inline saves the hand-off to a waiting thread, which costs tens to
+        hundreds of microseconds on a virtual machine (measured 130 µs median on the
+        2-core bench VM, where a cross-CPU wake-up goes through the hypervisor): more
+        than applying one order. Under load the sequencer thread holds ``_sequencing``,
+        the try-lock fails and submissions queue for it. The state is only ever touched
+        by the holder of ``_sequencing``, so commands are still applied one at a time
+        and in sequence order.
 
         A single command is sequenced inline only while no commit is in flight: then it
         is committed at once, and the hand-off saved is latency saved. While a commit
         runs, it would wait for that commit anyway, and a caller submitting a burst one
         command at a time (a network reader) would otherwise make a batch, a wake-up
         and a completion per command; the sequencer thread takes the burst as one batch
-        instead. A group (``submit_many``) is a batch already."""
-        if (self._inline and not self._queries and (group or self.queued_seq == self.durable_seq)
+        instead. A group (``submit_many``) is a batch already.
+
+        A snapshot that falls due is never built here (an event loop must not stall for
+        a build or a fork): the sequencer thread is woken to take it."""
+        if (not self._queries and (group or self.queued_seq == self.durable_seq)
                 and self._sequencing.acquire(False)):
             try:
                 self._sequence_open()
+                if self._snapshot_due():
+                    self._doorbell.put(None)
             finally:
                 self._sequencing.release()
         else:
             self._doorbell.put(None)
 
-    def _sequence_open(self) -> None:
-        """Sequence the open batch, if any, and hand it to the committer. The caller
-        holds ``_sequencing``."""
+    def _sequence_open(self) -> bool:
+        """Sequence the open batch, if any, and queue it for the committer; whether there
+        was one. The caller holds ``_sequencing``."""
         with self._lock:
             batch = self._open
             if not batch.commands:
-                return
+                return False
             self._open = Batch()
-        self._hand_over(batch)
-
-    def _hand_over(self, batch: Batch) -> None:
-        """Sequence ``batch`` and queue it for the committer (the caller holds
-        ``_sequencing``). A snapshot that falls due is taken by the sequencer thread,
-        never by a submitter sequencing inline (an event loop must not stall for a
-        build or a fork): the sequencer is woken for it."""
         self._sequence(batch)
         self._commit_queue.put(batch)
         if batch.ok:
             self.queued_seq = batch.first_seq + batch.ok - 1
-        if self._failure is None and self._snapshot_due():
-            if threading.current_thread() is self._threads[0]:
-                self._maybe_snapshot()
-            else:
-                self._doorbell.put(None)
+        return True
 
     def _unsubscribe(self, sub: Subscription) -> None:
         with self._lock:
@@ -569,17 +559,16 @@ class Node:
 
     # -- the sequencer thread ----------------------------------------------------------
     def _sequencer_main(self) -> None:
+        """Each pass: run the queries, sequence the open batch, then take a snapshot if
+        one has fallen due, after a batch sequenced here or inline (``_dispatch`` rings
+        for it); this is the only place snapshots are taken. Sleeps when a pass found
+        nothing to do, and ends once the node has stopped running and nothing is left."""
         lock, doorbell, sequencing = self._lock, self._doorbell, self._sequencing
         try:
             while True:
                 with sequencing:
                     with lock:
                         queries, self._queries = self._queries, []
-                        batch = self._open
-                        if batch.commands:
-                            self._open = Batch()
-                        else:
-                            batch = None
                         running = self._run_state == _RUNNING
                     for fn, future in queries:
                         if future.set_running_or_notify_cancel():
@@ -587,11 +576,10 @@ class Node:
                                 future.set_result(fn(self._state))
                             except BaseException as exc:
                                 future.set_exception(exc)
-                    if batch is not None:
-                        self._hand_over(batch)
-                    elif self._failure is None:
-                        self._maybe_snapshot()  # due after batches sequenced inline
-                    if batch is not None or queries:
+                    handed = self._sequence_open()
+                    if self._failure is None:
+                        self._maybe_snapshot()
+                    if handed or queries:
                         continue
                 if not running:
                     break
@@ -643,7 +631,8 @@ class Node:
             and self._state.last_seq - self._snapshot_started_seq >= self.snapshot_every
 
     def _maybe_snapshot(self) -> None:
-        """Snapshot now if one is due (sequencer thread, holding ``_sequencing``)."""
+        """Snapshot now if one is due (only the sequencer thread calls this, holding
+        ``_sequencing``: never a submitter's thread, which may be an event loop)."""
         if not self._snapshot_due():
             return
         state = self._state
@@ -677,8 +666,12 @@ class Node:
 
     # -- the committer thread ----------------------------------------------------------
     def _committer_main(self) -> None:
+        """Write every batch waiting in the queue (in sequence order) in one transaction,
+        then acknowledge them and publish them to subscribers. After a failed write the
+        node has failed: nothing more is written, and the batches still arriving are
+        completed with the failure so that no ticket waits forever."""
         commit_queue = self._commit_queue
-        stop = False
+        journal_failed = stop = False
         while not stop:
             item = commit_queue.get()
             if item is _STOP:
@@ -695,42 +688,36 @@ class Node:
                     break
                 batches.append(item)
                 count += len(item.records)
-            self._commit(batches, count)
-
-    def _commit(self, batches: list[Batch], count: int) -> None:
-        """Write ``batches`` (in sequence order, ``count`` records) in one transaction,
-        then acknowledge them and publish them to subscribers (committer thread)."""
-        if not self._journal_failed and count:
-            records = batches[0].records if len(batches) == 1 else [r for b in batches for r in b.records]
-            try:
-                self._journal.append(records)
-            except BaseException as exc:
-                self._journal_failed = True
-                log.error("journal write failed; the node stops:\n%s", traceback.format_exc())
-                self._fail(NodeFailed(f"journal write failed: {exc!r}"))
-            else:
-                self.durable_seq = records[-1][0]
-                self.commits += 1
-                self.committed_records += count
-                if count > self.largest_commit:
-                    self.largest_commit = count
-        journal_failed = self._journal_failed
-        size = 0
-        for batch in batches:
-            if journal_failed:
-                batch.ok = 0
-                batch.error = self._failure
-            size += batch.size
-            batch.complete()
-        with self._lock:
-            self._in_flight -= size
-        subs = self._subs
-        if subs and not journal_failed:
-            for sub in subs:
-                for batch in batches:
-                    if batch.ok and not sub._push(batch):
-                        self._unsubscribe(sub)
-                        break
+            if count and not journal_failed:
+                records = batches[0].records if len(batches) == 1 else [r for b in batches for r in b.records]
+                try:
+                    self._journal.append(records)
+                except BaseException as exc:
+                    journal_failed = True
+                    log.error("journal write failed; the node stops:\n%s", traceback.format_exc())
+                    self._fail(NodeFailed(f"journal write failed: {exc!r}"))
+                else:
+                    self.durable_seq = records[-1][0]
+                    self.commits += 1
+                    self.committed_records += count
+                    if count > self.largest_commit:
+                        self.largest_commit = count
+            size = 0
+            for batch in batches:
+                if journal_failed:
+                    batch.ok = 0
+                    batch.error = self._failure
+                size += batch.size
+                batch.complete()
+            with self._lock:
+                self._in_flight -= size
+            subs = self._subs
+            if subs and not journal_failed:
+                for sub in subs:
+                    for batch in batches:
+                        if batch.ok and not sub._push(batch):
+                            self._unsubscribe(sub)
+                            break
 
     # -- the snapshot thread -----------------------------------------------------------
     def _snapshot_main(self) -> None:
