@@ -46,6 +46,8 @@ _CHECKPOINT_EVERY_RECORDS = 20_000  # about 2 MB of records at the bench's ~80 b
 _CHECKPOINT_EVERY_COMMITS = 500  # each commit adds 1-3 WAL frames whatever its size
 _RESTART_FRAMES = 1_024  # WAL frames (4 KiB pages): restart the WAL past ~4 MiB
 _WAL_PREALLOCATE_MB = 16
+_BACKSTOP_PAGES = 16_384  # the writer's own automatic checkpoint, if ours falls behind
+_BUSY_TIMEOUT_MS = 60_000
 
 
 def wal_preallocate_mb() -> int:
@@ -53,8 +55,6 @@ def wal_preallocate_mb() -> int:
     preallocate_wal): 16 MiB, or ``CLEARWAY_WAL_PREALLOCATE_MB`` (0: not at all; the test
     suite sets it, opening hundreds of short-lived journals)."""
     return int(os.environ.get("CLEARWAY_WAL_PREALLOCATE_MB", _WAL_PREALLOCATE_MB))
-_BACKSTOP_PAGES = 16_384  # the writer's own automatic checkpoint, if ours falls behind
-_BUSY_TIMEOUT_MS = 60_000
 
 
 def _insert_sql(rows: int) -> str:
