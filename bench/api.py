@@ -21,12 +21,15 @@ frames. It stays out of the server's way on a two-core machine.
   ``server_p50_ms`` / ``server_p99_ms``: the server's own share (Deribit's ``usDiff``:
   request parsed → answer built, acknowledgement of the durable command included).
 - Idle polling (``clearway node --idle-poll``, clearway/engine/idlepoll.py: a SCHED_IDLE
-  spinner pinned to each CPU, so that no vCPU halts and no wake-up goes through the
-  hypervisor): each paced run of the default configuration (the headline figures,
-  ``all_runs``) is paired with one under idle polling, reported as ``with_idle_poll``
-  (the same statistics and its ``all_runs``), so both are measured in the same minutes.
-  CLEARWAY_BENCH_API_IDLE_POLL=0 skips them. The sustained and 10,000/s runs are the
-  default configuration.
+  spinner per CPU, so that vCPUs do not halt and wake-ups do not go through the
+  hypervisor): the server runs the node's default, adaptive idle polling (CPUs poll until
+  idle for 300 µs), as ``clearway node`` does. Each of the ``--runs`` rounds makes one
+  paced run in each mode — adaptive, always, off — in a rotating order, so all three are
+  measured in the same minutes; ``by_idle_poll`` has each mode's statistics (the run with
+  the median p99, and ``all_runs``); the headline figures are the default's (adaptive).
+  CLEARWAY_BENCH_API_IDLE_POLL=0 runs with ``off`` only; where the spinners cannot
+  start (no SCHED_IDLE, or a CPU quota) the default falls back to ``off`` as the node's
+  does, and ``idle_poll`` says which mode the headline is.
 - Sustained: the client keeps 1,000 orders in flight for 4 s on one connection;
   ``max_sustained_orders_per_s`` = answers per second (median of ``--runs``);
   ``server_cpu_us_per_order`` = CPU time of the server process (all threads: API loop,
@@ -53,13 +56,14 @@ import os
 import tempfile
 import time
 
-from clearway.engine.idlepoll import IdlePoller
+from clearway.engine.idlepoll import ADAPTIVE_WINDOW_S, IdlePoller, cpu_quota
 from disk import sync_latency  # bench/ is on sys.path (clearway bench, or python bench/api.py)
 from stats import median_run, percentile
 
 RATE = int(os.environ.get("CLEARWAY_BENCH_API_RATE", "2000"))
 SECONDS = float(os.environ.get("CLEARWAY_BENCH_API_SECONDS", "5"))
 IDLE_POLL = os.environ.get("CLEARWAY_BENCH_API_IDLE_POLL", "1") != "0" and hasattr(os, "SCHED_IDLE")
+MODES = ("adaptive", "always", "off")  # the first is the node's default (clearway node --idle-poll)
 SATURATION_SECONDS = 4.0
 WINDOW = 1_000
 HIGH_RATE = 10_000
@@ -90,7 +94,23 @@ def _serve(pipe, data_root: str | None = None) -> None:
         server = ApiServer(node, config, loop=loop).start()
         key = server.api.keys.create(owner, "bench")
         pipe.send((server.port, key.client_id, key.client_secret))
-        pipe.recv()  # stop
+        poller = None
+        while (mode := pipe.recv()) != "stop":  # an idle-polling mode (MODES)
+            if poller is not None:
+                poller.stop()
+                poller = None
+            if mode != "off":
+                quota = cpu_quota()
+                try:  # started here, in the server's process: the node wakes adaptive spinners itself
+                    if quota is not None:
+                        raise OSError(f"a CPU quota of {quota:g} CPUs")
+                    poller = IdlePoller(window_s=ADAPTIVE_WINDOW_S if mode == "adaptive" else None).start()
+                except OSError as exc:
+                    pipe.send(str(exc))
+                    continue
+            pipe.send("ok")
+        if poller is not None:
+            poller.stop()
         server.stop()
         node.close(snapshot=False)
 
@@ -308,20 +328,25 @@ def run(args) -> dict:
             raise RuntimeError("API server did not start")
         port, client_id, secret = parent.recv()
         _fine_timers()
+        modes, skipped = [], {}
+        for mode in MODES:  # which modes start here ("off" always does)
+            problem = _set_mode(parent, mode) if IDLE_POLL or mode == "off" else "CLEARWAY_BENCH_API_IDLE_POLL=0"
+            if problem is None:
+                modes.append(mode)
+            else:
+                skipped[mode] = problem
+        default = "adaptive" if "adaptive" in modes else "off"  # as clearway node falls back
+        _set_mode(parent, default)
         _paced(port, client_id, secret, RATE, 1.0)  # warm-up
-        paced, plain = [], []
-        idle_poll_error = None if IDLE_POLL else "CLEARWAY_BENCH_API_IDLE_POLL=0 or no SCHED_IDLE"
-        for r in range(runs):  # with and without idle polling in turn (either first): the same minutes
-            for idle in (False, True) if r % 2 == 0 else (True, False):
-                if not idle:
-                    plain.append(_paced(port, client_id, secret, RATE, SECONDS))
-                elif idle_poll_error is None:
-                    outcome = _paced_idle(port, client_id, secret)
-                    if isinstance(outcome, str):
-                        idle_poll_error = outcome
-                    else:
-                        paced.append(outcome)
-        chosen = median_run(plain, "p99_ms")
+        by_mode: dict[str, list[dict]] = {mode: [] for mode in modes}
+        for r in range(runs):  # every mode once per round, in a rotating order: the same minutes
+            for mode in modes[r % len(modes):] + modes[:r % len(modes)]:
+                problem = _set_mode(parent, mode)
+                if problem is not None:
+                    raise RuntimeError(f"idle polling {mode} stopped working: {problem}")
+                by_mode[mode].append(_paced(port, client_id, secret, RATE, SECONDS))
+        chosen = median_run(by_mode[default], "p99_ms")
+        _set_mode(parent, default)  # the sustained and 10,000/s runs: the default
         sustained, cpu = [], []
         for _ in range(runs):
             cpu_before = _cpu_seconds(server.pid)  # (the connection's handshake and auth included)
@@ -355,35 +380,35 @@ def run(args) -> dict:
         "cpus": os.cpu_count(),
         "loadavg": [round(x, 2) for x in os.getloadavg()],
     }
-    if idle_poll_error is not None:
-        result["with_idle_poll"] = {"skipped": idle_poll_error}
-    else:
-        other = median_run(paced, "p99_ms")
-        result["with_idle_poll"] = {key: other[key] for key in ("p50_ms", "p99_ms", "server_p50_ms", "server_p99_ms")}
-        result["with_idle_poll"]["all_runs"] = [{"p50_ms": r["p50_ms"], "p99_ms": r["p99_ms"]} for r in paced]
-    result["all_runs"] = [{"p50_ms": r["p50_ms"], "p99_ms": r["p99_ms"]} for r in plain]
+    result["idle_poll"] = default
+    result["by_idle_poll"] = {}
+    for mode, mode_runs in by_mode.items():
+        median = median_run(mode_runs, "p99_ms")
+        result["by_idle_poll"][mode] = {key: median[key] for key in ("p50_ms", "p99_ms", "server_p50_ms", "server_p99_ms")}
+        result["by_idle_poll"][mode]["all_runs"] = [{"p50_ms": r["p50_ms"], "p99_ms": r["p99_ms"]} for r in mode_runs]
+    for mode, why in skipped.items():
+        result["by_idle_poll"][mode] = {"skipped": why}
+    result["all_runs"] = result["by_idle_poll"][default]["all_runs"]
     return result
 
 
-def _paced_idle(port, client_id, secret) -> dict | str:
-    """A paced run under idle polling, or why idle polling could not start here."""
-    try:
-        poller = IdlePoller().start()
-    except OSError as exc:  # e.g. no permission to use SCHED_IDLE: the runs without it stand alone
-        return str(exc)
-    try:
-        return _paced(port, client_id, secret, RATE, SECONDS)
-    finally:
-        poller.stop()
+def _set_mode(pipe, mode: str) -> str | None:
+    """Switch the server's idle polling to ``mode``; None, or why it cannot start."""
+    pipe.send(mode)
+    answer = pipe.recv()
+    return None if answer == "ok" else answer
 
 
 def print_report(result: dict) -> None:
     print(f"API place-and-acknowledge over WebSocket at {result['rate_per_s']:,} orders/s: "
           f"p50 {result['p50_ms']} ms, p99 {result['p99_ms']} ms")
-    if "p50_ms" in result.get("with_idle_poll", {}):
-        other = result["with_idle_poll"]
-        print(f"  with idle polling (clearway node --idle-poll; alternating runs): p50 {other['p50_ms']} ms, "
-              f"p99 {other['p99_ms']} ms")
+    print(f"  idle polling {result['idle_poll']} (clearway node's default); each mode, alternating runs:")
+    for mode, figures in result["by_idle_poll"].items():
+        if "skipped" in figures:
+            print(f"    {mode}: skipped ({figures['skipped']})")
+        else:
+            print(f"    {mode}: p50 {figures['p50_ms']} ms, p99 {figures['p99_ms']} ms "
+                  f"(runs: {', '.join(str(r['p50_ms']) + '/' + str(r['p99_ms']) for r in figures['all_runs'])})")
     print(f"  at 10,000 orders/s: p50 {result['p50_ms_at_10k']} ms, p99 {result['p99_ms_at_10k']} ms")
     print(f"  sustained (1,000 in flight): {result['max_sustained_orders_per_s']:,} orders/s, "
           f"server CPU {result['server_cpu_us_per_order']} µs/order")

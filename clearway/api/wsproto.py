@@ -23,6 +23,8 @@ from __future__ import annotations
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 from websockets.exceptions import InvalidState
 
+from clearway.engine.idlepoll import wake_parked
+
 try:
     from uvicorn.protocols.utils import ClientDisconnected
 except ImportError:  # pragma: no cover
@@ -51,6 +53,7 @@ class CoalescingWebSocketProtocol(WebSocketsSansIOProtocol):
     (the application releases the commands they submitted: service.Api.release_held)."""
 
     def data_received(self, data: bytes) -> None:
+        wake_parked()  # adaptive idle polling (engine/idlepoll.py): the CPUs poll through this request's round trip
         super().data_received(data)
         done = self.messages_done
         if done is not None:

@@ -28,6 +28,7 @@ import msgspec
 
 from clearway.domain.commands import Command
 from clearway.domain.genesis import GenesisConfig
+from clearway.engine.idlepoll import ADAPTIVE_WINDOW_S, IDLE_POLL_MODES, IdlePoller, cpu_quota
 
 _END = object()
 
@@ -51,23 +52,45 @@ def add_node_parser(subparsers) -> argparse.ArgumentParser:
     node.add_argument("--max-command-bytes", type=int, default=16_384)
     node.add_argument("--recover-only", action="store_true", help="recover, print the report and exit")
     node.add_argument("--no-final-snapshot", action="store_true", help="skip the snapshot at shutdown")
-    node.add_argument("--idle-poll", action="store_true",
-                      help="keep every CPU polling instead of halting while idle (a SCHED_IDLE spinner per "
-                           "CPU): lower latency on virtual machines, at the cost of the CPUs' idle time; "
-                           "not under a container CPU quota, which the spinners would use up "
-                           "(engine/idlepoll.py)")
+    node.add_argument("--idle-poll", choices=IDLE_POLL_MODES, nargs="?", const="always", default=None,
+                      help="keep the CPUs polling instead of halting while they wait (a SCHED_IDLE spinner "
+                           "per CPU, engine/idlepoll.py): lower latency on virtual machines. adaptive "
+                           "(default): each CPU polls until it has been idle for --idle-poll-window-us, "
+                           "so only around traffic; always (also the bare flag): polls all the idle "
+                           "time; off. The default steps aside under a container CPU quota, which the "
+                           "spinners would use up")
+    node.add_argument("--idle-poll-window-us", type=float, default=ADAPTIVE_WINDOW_S * 1e6, metavar="US",
+                      help="adaptive idle polling: idle time after which a CPU halts (default 300)")
     node.set_defaults(func=run_node)
     return node
 
 
 def idle_polling(args: argparse.Namespace) -> contextlib.AbstractContextManager:
-    """``--idle-poll``: an IdlePoller (engine/idlepoll.py) to run the node under, else a
-    no-op context."""
-    if not getattr(args, "idle_poll", False):
+    """``--idle-poll``: an IdlePoller (engine/idlepoll.py) to run the node under, or a
+    no-op context for ``off``. The default (adaptive) is skipped, with a line on standard
+    error, where it cannot help or would hurt: under a cgroup CPU quota, or where the
+    spinners cannot start (no SCHED_IDLE); an explicit mode raises there instead
+    (OSError from ``start``). Raises SystemExit for a window ≤ 0."""
+    asked = getattr(args, "idle_poll", None)
+    mode = asked or "adaptive"
+    if mode == "off":
         return contextlib.nullcontext()
-    from clearway.engine.idlepoll import IdlePoller
-
-    return IdlePoller()
+    window_us = getattr(args, "idle_poll_window_us", ADAPTIVE_WINDOW_S * 1e6)
+    if not window_us > 0:
+        raise SystemExit(f"clearway node: --idle-poll-window-us must be positive, not {window_us}")
+    poller = IdlePoller(window_s=window_us / 1e6 if mode == "adaptive" else None)
+    if asked is not None:
+        return poller  # asked for: a failure to start is an error
+    quota = cpu_quota()
+    if quota is not None:
+        sys.stderr.write(f"clearway node: no idle polling under a CPU quota of {quota:g} CPUs "
+                         "(--idle-poll always overrides)\n")
+        return contextlib.nullcontext()
+    try:
+        return poller.start()
+    except OSError as exc:
+        sys.stderr.write(f"clearway node: no idle polling: {exc}\n")
+        return contextlib.nullcontext()
 
 
 def run_node(args: argparse.Namespace) -> int:

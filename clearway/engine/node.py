@@ -74,6 +74,7 @@ from clearway.domain.genesis import GenesisConfig
 from clearway.domain.state import ExchangeState, apply, state_hash
 from clearway.engine.delivery import END, Batch, LoopSubscription, Subscription, Ticket, Tickets
 from clearway.engine.errors import CommandRejected, EngineErrorCode, JournalLocked, NodeFailed
+from clearway.engine.idlepoll import wake_parked
 from clearway.engine.journal import Journal, open_journal
 from clearway.engine.recovery import recover, resolve_genesis
 from clearway.engine.snapshots import SnapshotStore, anchor_of, build_snapshot
@@ -519,7 +520,11 @@ class Node:
         instead. A group (``submit_many``) is a batch already.
 
         A snapshot that falls due is never built here (an event loop must not stall for
-        a build or a fork): the sequencer thread is woken to take it."""
+        a build or a fork): the sequencer thread is woken to take it.
+
+        First, parked spinners of adaptive idle polling are woken (idlepoll.wake_parked),
+        so that the CPUs poll through this batch's hand-offs and fsync."""
+        wake_parked()
         if (not self._queries and (group or self.queued_seq == self.durable_seq)
                 and self._sequencing.acquire(False)):
             try:
