@@ -56,7 +56,7 @@ import os
 import tempfile
 import time
 
-from clearway.engine.idlepoll import ADAPTIVE_WINDOW_S, IdlePoller, cpu_quota
+from clearway.engine.idlepoll import IdlePoller, start_default
 from disk import sync_latency  # bench/ is on sys.path (clearway bench, or python bench/api.py)
 from stats import median_run, percentile
 
@@ -99,12 +99,14 @@ def _serve(pipe, data_root: str | None = None) -> None:
             if poller is not None:
                 poller.stop()
                 poller = None
-            if mode != "off":
-                quota = cpu_quota()
-                try:  # started here, in the server's process: the node wakes adaptive spinners itself
-                    if quota is not None:
-                        raise OSError(f"a CPU quota of {quota:g} CPUs")
-                    poller = IdlePoller(window_s=ADAPTIVE_WINDOW_S if mode == "adaptive" else None).start()
+            if mode == "adaptive":  # started here, in the server's process: the node wakes the spinners
+                poller, why_not = start_default()
+                if poller is None:
+                    pipe.send(why_not)
+                    continue
+            elif mode == "always":
+                try:
+                    poller = IdlePoller().start()
                 except OSError as exc:
                     pipe.send(str(exc))
                     continue

@@ -34,6 +34,10 @@
    snapshot and with a snapshot 50,000 commands before the end (half the default
    snapshot interval). The journal was just written, so it sits in the page cache.
 
+Parts 1 run under the node's default idle polling (adaptive: engine/idlepoll.py, as
+``clearway node`` does; ``idle_poll`` says whether it ran, CLEARWAY_BENCH_NODE_IDLE_POLL=0
+turns it off); the crash test's ``clearway node`` children start their own.
+
 Measured first, ``disk_sync`` (bench/disk.py): fdatasync latency of the journal's disk with
 its tail. A sync that stalls for 10–20 ms (seen a few times a minute on the bench VM)
 delays every acknowledgement waiting for it, whatever the node does.
@@ -60,6 +64,7 @@ import msgspec
 from clearway.domain.commands import encode_command
 from clearway.domain.state import ExchangeState, apply
 from clearway.engine.crashtest import crash_test
+from clearway.engine.idlepoll import start_default
 from clearway.engine.journal import SqliteJournal, record_checksum, SQLITE_FILE
 from clearway.engine.loadgen import bench_genesis, command_stream, take
 from clearway.engine.node import Node
@@ -68,6 +73,7 @@ from disk import sync_latency  # bench/ is on sys.path (clearway bench, or pytho
 from stats import median_run, percentile
 
 TARGET_CPS = 50_000
+IDLE_POLL = os.environ.get("CLEARWAY_BENCH_NODE_IDLE_POLL", "1") != "0"
 WINDOW = 2_000
 PACED_SECONDS = 4  # length of a paced (latency) run
 PACED_WARMUP_S = 0.5  # paced at the same rate first, not counted: the start-up transient
@@ -92,12 +98,18 @@ def run(args) -> dict:
     try:
         result["disk_sync"] = sync_latency(str(root))
         commands = take(command_stream(seed), max(n, _paced_count(TARGET_CPS)))
-        result["sqlite"] = _throughput(root, None, commands, runs)
-        result["sqlite_synchronous_normal"] = _paced_normal(root, commands, runs, result["sqlite"]["ack_load_cps"])
-        if pg_url:
-            result["postgresql"] = _throughput(root, pg_url, commands, runs)
-        else:
-            result["postgresql"] = {"skipped": "no URL: set CLEARWAY_BENCH_PG_URL (bash .ci/postgres.sh prints one)"}
+        poller, why_not = start_default() if IDLE_POLL else (None, "CLEARWAY_BENCH_NODE_IDLE_POLL=0")
+        result["idle_poll"] = "adaptive" if poller is not None else f"off ({why_not})"
+        try:
+            result["sqlite"] = _throughput(root, None, commands, runs)
+            result["sqlite_synchronous_normal"] = _paced_normal(root, commands, runs, result["sqlite"]["ack_load_cps"])
+            if pg_url:
+                result["postgresql"] = _throughput(root, pg_url, commands, runs)
+            else:
+                result["postgresql"] = {"skipped": "no URL: set CLEARWAY_BENCH_PG_URL (bash .ci/postgres.sh prints one)"}
+        finally:
+            if poller is not None:
+                poller.stop()
         crash = crash_test(root / "crash", kills, seed=seed)
         result.update({
             "crash_cycles": crash["crash_cycles"],

@@ -28,7 +28,7 @@ import msgspec
 
 from clearway.domain.commands import Command
 from clearway.domain.genesis import GenesisConfig
-from clearway.engine.idlepoll import ADAPTIVE_WINDOW_S, IDLE_POLL_MODES, IdlePoller, cpu_quota
+from clearway.engine.idlepoll import ADAPTIVE_WINDOW_S, IDLE_POLL_MODES, IdlePoller, start_default
 
 _END = object()
 
@@ -78,19 +78,14 @@ def idle_polling(args: argparse.Namespace) -> contextlib.AbstractContextManager:
     window_us = getattr(args, "idle_poll_window_us", ADAPTIVE_WINDOW_S * 1e6)
     if not window_us > 0:
         raise SystemExit(f"clearway node: --idle-poll-window-us must be positive, not {window_us}")
-    poller = IdlePoller(window_s=window_us / 1e6 if mode == "adaptive" else None)
+    window_s = window_us / 1e6 if mode == "adaptive" else None
     if asked is not None:
-        return poller  # asked for: a failure to start is an error
-    quota = cpu_quota()
-    if quota is not None:
-        sys.stderr.write(f"clearway node: no idle polling under a CPU quota of {quota:g} CPUs "
-                         "(--idle-poll always overrides)\n")
+        return IdlePoller(window_s=window_s)  # asked for: a failure to start is an error
+    poller, why_not = start_default(window_s)
+    if poller is None:
+        sys.stderr.write(f"clearway node: no idle polling: {why_not} (--idle-poll always overrides)\n")
         return contextlib.nullcontext()
-    try:
-        return poller.start()
-    except OSError as exc:
-        sys.stderr.write(f"clearway node: no idle polling: {exc}\n")
-        return contextlib.nullcontext()
+    return poller
 
 
 def run_node(args: argparse.Namespace) -> int:

@@ -97,6 +97,19 @@ def cpu_quota(cgroup_root: str = "/sys/fs/cgroup", membership: str = "/proc/self
     return None
 
 
+def start_default(window_s: float = ADAPTIVE_WINDOW_S) -> tuple["IdlePoller | None", str | None]:
+    """The node's default idle polling (adaptive, ``window_s``), started: (poller, None);
+    or (None, why not) under a CPU quota (``cpu_quota``) or where the spinners cannot
+    start. Used by ``clearway node`` and the node and API benchmarks."""
+    quota = cpu_quota()
+    if quota is not None:
+        return None, f"a CPU quota of {quota:g} CPUs"
+    try:
+        return IdlePoller(window_s=window_s).start(), None
+    except OSError as exc:
+        return None, str(exc)
+
+
 def wake_parked() -> None:
     """Unpark the parked spinners of every adaptive IdlePoller started in this process; a
     few hundred nanoseconds when there are none or none is parked. Call it when work

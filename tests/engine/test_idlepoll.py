@@ -96,7 +96,7 @@ def test_the_cli_default_is_adaptive_off_starts_nothing_and_the_bare_flag_means_
 
 
 def test_the_default_steps_aside_under_a_cpu_quota_but_an_explicit_mode_does_not(monkeypatch, capsys):
-    monkeypatch.setattr(engine_cli, "cpu_quota", lambda: 1.5)
+    monkeypatch.setattr(idlepoll, "cpu_quota", lambda: 1.5)
     with idle_polling(argparse.Namespace(idle_poll=None, idle_poll_window_us=300.0)) as nothing:
         assert nothing is None
     assert "CPU quota of 1.5 CPUs" in capsys.readouterr().err
