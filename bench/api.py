@@ -28,8 +28,9 @@ frames. It stays out of the server's way on a two-core machine.
   measured in the same minutes; ``by_idle_poll`` has each mode's statistics (the run with
   the median p99, and ``all_runs``); the headline figures are the default's (adaptive).
   CLEARWAY_BENCH_API_IDLE_POLL=0 runs with ``off`` only; where the spinners cannot
-  start (no SCHED_IDLE, or a CPU quota) the default falls back to ``off`` as the node's
-  does, and ``idle_poll`` says which mode the headline is.
+  start (no SCHED_IDLE) or would use up a CPU quota, those modes are skipped (with the
+  reason) and the headline is ``off``, as ``clearway node`` falls back; ``idle_poll``
+  says which mode the headline is.
 - Sustained: the client keeps 1,000 orders in flight for 4 s on one connection;
   ``max_sustained_orders_per_s`` = answers per second (median of ``--runs``);
   ``server_cpu_us_per_order`` = CPU time of the server process (all threads: API loop,
@@ -56,13 +57,13 @@ import os
 import tempfile
 import time
 
-from clearway.engine.idlepoll import IdlePoller, start_default
+from clearway.engine.idlepoll import IdlePoller, cpu_quota, start_default
 from disk import sync_latency  # bench/ is on sys.path (clearway bench, or python bench/api.py)
 from stats import median_run, percentile
 
 RATE = int(os.environ.get("CLEARWAY_BENCH_API_RATE", "2000"))
 SECONDS = float(os.environ.get("CLEARWAY_BENCH_API_SECONDS", "5"))
-IDLE_POLL = os.environ.get("CLEARWAY_BENCH_API_IDLE_POLL", "1") != "0" and hasattr(os, "SCHED_IDLE")
+IDLE_POLL = os.environ.get("CLEARWAY_BENCH_API_IDLE_POLL", "1") != "0"
 MODES = ("adaptive", "always", "off")  # the first is the node's default (clearway node --idle-poll)
 SATURATION_SECONDS = 4.0
 WINDOW = 1_000
@@ -104,8 +105,11 @@ def _serve(pipe, data_root: str | None = None) -> None:
                 if poller is None:
                     pipe.send(why_not)
                     continue
-            elif mode == "always":
+            elif mode == "always":  # not under a quota either: it would be used up
+                quota = cpu_quota()
                 try:
+                    if quota is not None and quota < len(os.sched_getaffinity(0)):
+                        raise OSError(f"a CPU quota of {quota:g} CPUs")
                     poller = IdlePoller().start()
                 except OSError as exc:
                     pipe.send(str(exc))
@@ -338,17 +342,15 @@ def run(args) -> dict:
             else:
                 skipped[mode] = problem
         default = "adaptive" if "adaptive" in modes else "off"  # as clearway node falls back
-        _set_mode(parent, default)
+        _switch(parent, default)
         _paced(port, client_id, secret, RATE, 1.0)  # warm-up
         by_mode: dict[str, list[dict]] = {mode: [] for mode in modes}
         for r in range(runs):  # every mode once per round, in a rotating order: the same minutes
             for mode in modes[r % len(modes):] + modes[:r % len(modes)]:
-                problem = _set_mode(parent, mode)
-                if problem is not None:
-                    raise RuntimeError(f"idle polling {mode} stopped working: {problem}")
+                _switch(parent, mode)
                 by_mode[mode].append(_paced(port, client_id, secret, RATE, SECONDS))
         chosen = median_run(by_mode[default], "p99_ms")
-        _set_mode(parent, default)  # the sustained and 10,000/s runs: the default
+        _switch(parent, default)  # the sustained and 10,000/s runs: the default
         sustained, cpu = [], []
         for _ in range(runs):
             cpu_before = _cpu_seconds(server.pid)  # (the connection's handshake and auth included)
@@ -399,6 +401,13 @@ def _set_mode(pipe, mode: str) -> str | None:
     pipe.send(mode)
     answer = pipe.recv()
     return None if answer == "ok" else answer
+
+
+def _switch(pipe, mode: str) -> None:
+    """Switch to a mode that started before; raises RuntimeError if it no longer does."""
+    problem = _set_mode(pipe, mode)
+    if problem is not None:
+        raise RuntimeError(f"idle polling {mode} stopped working: {problem}")
 
 
 def print_report(result: dict) -> None:

@@ -34,7 +34,7 @@
    snapshot and with a snapshot 50,000 commands before the end (half the default
    snapshot interval). The journal was just written, so it sits in the page cache.
 
-Parts 1 run under the node's default idle polling (adaptive: engine/idlepoll.py, as
+Part 1 runs under the node's default idle polling (adaptive: engine/idlepoll.py, as
 ``clearway node`` does; ``idle_poll`` says whether it ran, CLEARWAY_BENCH_NODE_IDLE_POLL=0
 turns it off); the crash test's ``clearway node`` children start their own.
 
@@ -129,6 +129,7 @@ def print_report(result: dict) -> None:
     disk = result["disk_sync"]
     out(f"journal disk: fdatasync p50 {disk['p50_ms']} ms, p99 {disk['p99_ms']} ms, max {disk['max_ms']} ms, "
         f"{disk['over_5ms_per_s']} syncs/s over 5 ms (each stalls every acknowledgement waiting for it)\n")
+    out(f"idle polling: {result['idle_poll']}\n")
     for name in ("sqlite", "postgresql"):
         r = result[name]
         if "skipped" in r:

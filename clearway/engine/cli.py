@@ -66,24 +66,30 @@ def add_node_parser(subparsers) -> argparse.ArgumentParser:
 
 
 def idle_polling(args: argparse.Namespace) -> contextlib.AbstractContextManager:
-    """``--idle-poll``: an IdlePoller (engine/idlepoll.py) to run the node under, or a
-    no-op context for ``off``. The default (adaptive) is skipped, with a line on standard
-    error, where it cannot help or would hurt: under a cgroup CPU quota, or where the
-    spinners cannot start (no SCHED_IDLE); an explicit mode raises there instead
-    (OSError from ``start``). Raises SystemExit for a window ≤ 0."""
+    """``--idle-poll``: a started IdlePoller (engine/idlepoll.py) to run the node under, or
+    a no-op context for ``off``. The default (adaptive) steps aside, with a line on
+    standard error, where it would hurt or cannot run (``start_default``: under a CPU
+    quota smaller than the CPUs, or where the spinners cannot start); an explicit mode
+    is started whatever the quota, and one that cannot start ends the command
+    (SystemExit with the reason), as does an adaptive window ≤ 0."""
     asked = getattr(args, "idle_poll", None)
     mode = asked or "adaptive"
     if mode == "off":
         return contextlib.nullcontext()
-    window_us = getattr(args, "idle_poll_window_us", ADAPTIVE_WINDOW_S * 1e6)
-    if not window_us > 0:
-        raise SystemExit(f"clearway node: --idle-poll-window-us must be positive, not {window_us}")
-    window_s = window_us / 1e6 if mode == "adaptive" else None
+    window_s = None
+    if mode == "adaptive":
+        window_us = getattr(args, "idle_poll_window_us", ADAPTIVE_WINDOW_S * 1e6)
+        if not window_us > 0:
+            raise SystemExit(f"clearway node: --idle-poll-window-us must be positive, not {window_us}")
+        window_s = window_us / 1e6
     if asked is not None:
-        return IdlePoller(window_s=window_s)  # asked for: a failure to start is an error
+        try:
+            return IdlePoller(window_s=window_s).start()
+        except OSError as exc:
+            raise SystemExit(f"clearway node: --idle-poll {mode}: {exc}") from exc
     poller, why_not = start_default(window_s)
     if poller is None:
-        sys.stderr.write(f"clearway node: no idle polling: {why_not} (--idle-poll always overrides)\n")
+        sys.stderr.write(f"clearway node: no idle polling: {why_not} (--idle-poll adaptive or always to insist)\n")
         return contextlib.nullcontext()
     return poller
 

@@ -29,8 +29,8 @@ Two modes (``window_s``):
   form of guest halt polling. A spinner spins only until its CPU has been idle for
   ``window_s`` (it notices the CPU was busy as a gap in its own clock readings), then
   parks on a pipe and lets the CPU halt. ``wake()`` (or the module's ``wake_parked()``,
-  which the node calls on every submission and the WebSocket server on every read)
-  unparks the parked spinners of every CPU: one write per parked spinner, nothing when
+  which the node calls whenever a submission opens a batch and the WebSocket server on
+  every read) unparks the parked spinners of every CPU: one write per parked spinner, nothing when
   none is parked (a flag per spinner in shared memory, read for ~50 ns). So the CPUs
   poll through the wake-ups inside one order's round trip (hand-offs between threads,
   the fsync's completion, the answer to the client) and halt again once the traffic
@@ -40,9 +40,15 @@ Two modes (``window_s``):
   README "Trading API"): median p50 0.85 ms in both modes against 1.08 ms without
   polling, but p99 above 5 ms in 5 of 8 runs always polling, 0 of 8 adaptive.
 
+The spinners cover the CPUs this process may run on (``os.sched_getaffinity``): on a large
+machine, pin the node (``taskset``) so that a wake-up writes to a few spinners, not to
+one per CPU of the machine. A spinner that dies is not restarted (``running`` is true
+while any lives).
+
 The children die with the thread that started them (``PR_SET_PDEATHSIG``: start them from
-the main thread, or one that lives as long as they should), even if the process is killed
-with SIGKILL; ``stop()`` ends them earlier.
+the main thread, or one that lives as long as they should; from a worker thread that
+ends, polling silently stops), even if the process is killed with SIGKILL; ``stop()`` ends
+them earlier.
 """
 
 from __future__ import annotations
@@ -53,56 +59,88 @@ import select
 import signal
 import subprocess
 import sys
+import threading
 
 _PR_SET_PDEATHSIG = 1
 _START_TIMEOUT_S = 30.0
 _BUSY_GAP_S = 5e-6  # a gap this long between two clock readings: the CPU ran something else
 ADAPTIVE_WINDOW_S = 300e-6
 """Adaptive idle polling's default window: a spinner parks once its CPU has been idle this
-long. Longer than the waits inside one order's round trip on the bench VM (the fsync,
-0.2–0.4 ms) and shorter than the 0.5 ms between orders at 2,000/s; measured against 150
-and 600 µs (README, "Trading API")."""
+long. About the longest wait inside one order's round trip on the bench VM (the fsync,
+0.2–0.4 ms), shorter than the 0.5 ms between orders at 2,000/s, and well under the
+kernel's tick (whose interrupt counts as busy); measured against 150 and 600 µs (README,
+"Trading API")."""
 IDLE_POLL_MODES = ("adaptive", "always", "off")
 """``clearway node --idle-poll`` values (engine/cli.py)."""
 _ACTIVE: list["IdlePoller"] = []  # started adaptive pollers of this process (wake_parked)
 
 
-def cpu_quota(cgroup_root: str = "/sys/fs/cgroup", membership: str = "/proc/self/cgroup") -> float | None:
-    """CPUs' worth of time this process's cgroup may use (``cpu.max`` quota / period,
-    cgroup v2; ``cpu.cfs_quota_us`` / ``cpu.cfs_period_us``, v1), or None when there is
-    no limit or it cannot be read. ``membership``: the process's cgroup list."""
+def cpu_quota(membership: str = "/proc/self/cgroup", mountinfo: str = "/proc/self/mountinfo") -> float | None:
+    """The tightest CPU limit on this process's cgroup and its ancestors, in CPUs (quota /
+    period: ``cpu.max``, cgroup v2; ``cpu.cfs_quota_us`` / ``cpu.cfs_period_us``, v1), or
+    None when there is none or it cannot be read.
+
+    The process's cgroup path (``membership``) is mapped to a directory through the
+    cgroup mount's root (``mountinfo``), so that a container without a cgroup namespace,
+    whose mount shows only its own subtree, is read right; limits are inherited, so every
+    level up to the mount is read and the smallest counts."""
     try:
         with open(membership) as f:
-            lines = f.read().splitlines()
+            groups = [line.split(":", 2) for line in f.read().splitlines() if line.count(":") >= 2]
+        with open(mountinfo) as f:
+            mounts = f.read().splitlines()
     except OSError:
         return None
-    for line in lines:
-        _, controllers, path = line.split(":", 2)
-        try:
-            if controllers == "":  # v2: a single hierarchy
-                with open(f"{cgroup_root}{path.rstrip('/')}/cpu.max") as f:
-                    quota, period = f.read().split()
-                if quota != "max":
-                    return int(quota) / int(period)
-            elif "cpu" in controllers.split(","):
-                base = f"{cgroup_root}/{controllers}{path.rstrip('/')}"
-                with open(f"{base}/cpu.cfs_quota_us") as f:
-                    quota_us = int(f.read())
-                with open(f"{base}/cpu.cfs_period_us") as f:
-                    period_us = int(f.read())
-                if quota_us > 0:
-                    return quota_us / period_us
-        except (OSError, ValueError):
+    limits = []
+    for _, controllers, path in groups:
+        v2 = controllers == ""
+        if not v2 and "cpu" not in controllers.split(","):
             continue
-    return None
+        for mount in mounts:
+            fields = mount.split()
+            if "-" not in fields:
+                continue
+            dash = fields.index("-")
+            fstype, options = fields[dash + 1], fields[dash + 3].split(",") if len(fields) > dash + 3 else []
+            if (fstype != "cgroup2") if v2 else (fstype != "cgroup" or "cpu" not in options):
+                continue
+            root, point = fields[3].rstrip("/"), fields[4]
+            if root and not (path == root or path.startswith(root + "/")):
+                continue
+            level = point + path[len(root):].rstrip("/")
+            while True:
+                limit = _cpu_limit(level, v2)
+                if limit is not None:
+                    limits.append(limit)
+                if len(level) <= len(point):
+                    break
+                level = os.path.dirname(level)
+    return min(limits) if limits else None
+
+
+def _cpu_limit(directory: str, v2: bool) -> float | None:
+    """The CPU limit set in one cgroup directory (None: none, or unreadable)."""
+    try:
+        if v2:
+            with open(os.path.join(directory, "cpu.max")) as f:
+                quota, period = f.read().split()
+            return None if quota == "max" else int(quota) / int(period)
+        with open(os.path.join(directory, "cpu.cfs_quota_us")) as f:
+            quota_us = int(f.read())
+        with open(os.path.join(directory, "cpu.cfs_period_us")) as f:
+            period_us = int(f.read())
+        return quota_us / period_us if quota_us > 0 else None
+    except (OSError, ValueError):
+        return None
 
 
 def start_default(window_s: float = ADAPTIVE_WINDOW_S) -> tuple["IdlePoller | None", str | None]:
     """The node's default idle polling (adaptive, ``window_s``), started: (poller, None);
-    or (None, why not) under a CPU quota (``cpu_quota``) or where the spinners cannot
-    start. Used by ``clearway node`` and the node and API benchmarks."""
+    or (None, why not) under a CPU quota smaller than the CPUs this process may use
+    (``cpu_quota``) or where the spinners cannot start. Used by ``clearway node`` and the
+    node and API benchmarks."""
     quota = cpu_quota()
-    if quota is not None:
+    if quota is not None and quota < len(os.sched_getaffinity(0)):
         return None, f"a CPU quota of {quota:g} CPUs"
     try:
         return IdlePoller(window_s=window_s).start(), None
@@ -113,7 +151,9 @@ def start_default(window_s: float = ADAPTIVE_WINDOW_S) -> tuple["IdlePoller | No
 def wake_parked() -> None:
     """Unpark the parked spinners of every adaptive IdlePoller started in this process; a
     few hundred nanoseconds when there are none or none is parked. Call it when work
-    arrives (the node does on every submission)."""
+    arrives: the node does whenever a submission opens a batch (``Node._dispatch``: the
+    first command of each batch, a group, a release of held commands), the WebSocket
+    server on every read."""
     for poller in _ACTIVE:
         poller.wake()
 
@@ -134,6 +174,7 @@ class IdlePoller:
         self._children: list[subprocess.Popen] = []
         self._flags: mmap.mmap | None = None  # adaptive: byte i = 1 while spinner i is parked
         self._wake_fds: list[int] = []  # adaptive: write end of spinner i's pipe
+        self._waking = threading.Lock()  # one waker at a time; stop() takes it before closing the pipes
         self.wakes = 0  # writes that unparked a spinner
 
     @property
@@ -186,18 +227,24 @@ class IdlePoller:
 
     def wake(self) -> None:
         """Unpark this poller's parked spinners (adaptive mode; a no-op otherwise). Safe
-        from any thread, also while ``stop`` runs."""
-        flags = self._flags
-        if flags is None:
+        from any thread: a call that finds another waking returns at once (that one
+        covers it), and ``stop`` closes the pipes only under the same lock."""
+        if self._flags is None or not self._waking.acquire(blocking=False):
             return
         try:
+            flags = self._flags
+            if flags is None:  # stopped meanwhile
+                return
             for index, fd in enumerate(self._wake_fds):
                 if flags[index]:
                     flags[index] = 0
-                    os.write(fd, b"w")
-                    self.wakes += 1
-        except (OSError, ValueError):  # stop() closed the pipes or the flags meanwhile, or a spinner is gone
-            pass
+                    try:
+                        os.write(fd, b"w")
+                        self.wakes += 1
+                    except OSError:  # that spinner is gone (EPIPE), or its pipe is full (awake)
+                        pass
+        finally:
+            self._waking.release()
 
     def stop(self) -> None:
         if self in _ACTIVE:
@@ -210,12 +257,13 @@ class IdlePoller:
             if child.stderr is not None:
                 child.stderr.close()
         self._children = []
-        for fd in self._wake_fds:
-            os.close(fd)
-        self._wake_fds = []
-        if self._flags is not None:
-            self._flags.close()
-            self._flags = None
+        with self._waking:
+            for fd in self._wake_fds:
+                os.close(fd)
+            self._wake_fds = []
+            if self._flags is not None:
+                self._flags.close()
+                self._flags = None
 
     def __enter__(self) -> "IdlePoller":
         return self.start()
@@ -232,19 +280,19 @@ if os.getppid() != parent:
     sys.exit(0)
 ctypes.CDLL(None).prctl(15, b"clearway-idle", 0, 0, 0)
 os.sched_setaffinity(0, {cpu})
+adaptive = len(sys.argv) > 3
+if adaptive:
+    import mmap
+    window, index, parked = float(sys.argv[3]), int(sys.argv[5]), int(sys.argv[6])
+    flags = mmap.mmap(int(sys.argv[4]), 0)
+    os.close(int(sys.argv[4]))
+    clock, read, gap = time.perf_counter, os.read, %r
 os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
-if len(sys.argv) == 3:
-    sys.stderr.write("ready\\n")
-    sys.stderr.flush()
-    while True:
-        pass
-import mmap
-window, index, parked = float(sys.argv[3]), int(sys.argv[5]), int(sys.argv[6])
-flags = mmap.mmap(int(sys.argv[4]), 0)
-os.close(int(sys.argv[4]))
-clock, read, gap = time.perf_counter, os.read, %r
 sys.stderr.write("ready\\n")
 sys.stderr.flush()
+if not adaptive:
+    while True:
+        pass
 last = idle_since = clock()
 while True:
     now = clock()
@@ -258,8 +306,9 @@ while True:
 """ % (_PR_SET_PDEATHSIG, _BUSY_GAP_S)
 """The child (stdlib only, started with ``-I -S``: no site packages, a few MB): die with
 the parent (argv[1]) — checked after arming the signal, in case the parent is already
-gone — name itself ``clearway-idle`` (PR_SET_NAME), pin to the CPU argv[2], drop to
-SCHED_IDLE, say ``ready`` on stderr, spin. Adaptive (argv[3:] = window in seconds, the
+gone — name itself ``clearway-idle`` (PR_SET_NAME), pin to the CPU argv[2], finish its
+set-up, drop to SCHED_IDLE (last: at idle priority on a busy CPU the set-up could take
+long), say ``ready`` on stderr, spin. Adaptive (argv[3:] = window in seconds, the
 shared flags' fd, this spinner's index in them, the read end of its pipe): spin until
 the CPU has been idle for the window (no gap longer than the busy gap between two clock
 readings), then set its flag and block on the pipe until ``IdlePoller.wake`` writes."""

@@ -71,7 +71,8 @@ def _until(condition, seconds: float = 20.0) -> bool:
     return False
 
 
-def test_the_cli_default_is_adaptive_off_starts_nothing_and_the_bare_flag_means_always():
+def test_the_cli_default_is_adaptive_off_starts_nothing_and_the_bare_flag_means_always(monkeypatch):
+    monkeypatch.setattr(idlepoll, "cpu_quota", lambda: None)  # (a CI container may have one)
     parser = argparse.ArgumentParser()
     engine_cli.add_node_parser(parser.add_subparsers())
     base = ["node", "--data-dir", "x"]
@@ -91,34 +92,71 @@ def test_the_cli_default_is_adaptive_off_starts_nothing_and_the_bare_flag_means_
     assert _wait_gone(adaptive + always)
     with pytest.raises(SystemExit):
         idle_polling(parser.parse_args(base + ["--idle-poll-window-us", "0"]))
+    with idle_polling(parser.parse_args(base + ["--idle-poll", "always", "--idle-poll-window-us", "0"])) as poller:
+        assert poller.window_s is None  # (the window is adaptive polling's only)
     with pytest.raises(ValueError):
         IdlePoller(window_s=0)
 
 
-def test_the_default_steps_aside_under_a_cpu_quota_but_an_explicit_mode_does_not(monkeypatch, capsys):
-    monkeypatch.setattr(idlepoll, "cpu_quota", lambda: 1.5)
+def test_spinners_that_cannot_start_end_an_explicit_mode_but_only_skip_the_default(monkeypatch, capsys):
+    def refuse(self):
+        raise OSError("no SCHED_IDLE here")
+
+    monkeypatch.setattr(idlepoll, "cpu_quota", lambda: None)
+    monkeypatch.setattr(IdlePoller, "start", refuse)
+    with pytest.raises(SystemExit, match="--idle-poll always: no SCHED_IDLE here"):
+        idle_polling(argparse.Namespace(idle_poll="always", idle_poll_window_us=300.0))
     with idle_polling(argparse.Namespace(idle_poll=None, idle_poll_window_us=300.0)) as nothing:
         assert nothing is None
-    assert "CPU quota of 1.5 CPUs" in capsys.readouterr().err
+    assert "no idle polling: no SCHED_IDLE here" in capsys.readouterr().err
+
+
+def test_the_default_steps_aside_under_a_cpu_quota_but_an_explicit_mode_does_not(monkeypatch, capsys):
+    cpus = len(os.sched_getaffinity(0))
+    monkeypatch.setattr(idlepoll, "cpu_quota", lambda: cpus - 0.5)
+    with idle_polling(argparse.Namespace(idle_poll=None, idle_poll_window_us=300.0)) as nothing:
+        assert nothing is None
+    assert f"CPU quota of {cpus - 0.5:g} CPUs" in capsys.readouterr().err
     with idle_polling(argparse.Namespace(idle_poll="adaptive", idle_poll_window_us=300.0)) as poller:
+        assert poller.running
+    monkeypatch.setattr(idlepoll, "cpu_quota", lambda: float(cpus))  # as much as it can use: no harm
+    with idle_polling(argparse.Namespace(idle_poll=None, idle_poll_window_us=300.0)) as poller:
         assert poller.running
 
 
-def test_cpu_quota_reads_cgroup_v2_and_v1_limits(tmp_path):
-    (tmp_path / "v2" / "box").mkdir(parents=True)
-    (tmp_path / "v2" / "self").write_text("0::/box\n")
-    (tmp_path / "v2" / "box" / "cpu.max").write_text("150000 100000\n")
-    assert cpu_quota(str(tmp_path / "v2"), str(tmp_path / "v2" / "self")) == 1.5
-    (tmp_path / "v2" / "box" / "cpu.max").write_text("max 100000\n")
-    assert cpu_quota(str(tmp_path / "v2"), str(tmp_path / "v2" / "self")) is None
-    (tmp_path / "v1" / "cpu,cpuacct" / "box").mkdir(parents=True)
-    (tmp_path / "v1" / "self").write_text("4:memory:/box\n2:cpu,cpuacct:/box\n0::/\n")
-    (tmp_path / "v1" / "cpu,cpuacct" / "box" / "cpu.cfs_quota_us").write_text("50000\n")
-    (tmp_path / "v1" / "cpu,cpuacct" / "box" / "cpu.cfs_period_us").write_text("100000\n")
-    assert cpu_quota(str(tmp_path / "v1"), str(tmp_path / "v1" / "self")) == 0.5
-    (tmp_path / "v1" / "cpu,cpuacct" / "box" / "cpu.cfs_quota_us").write_text("-1\n")
-    assert cpu_quota(str(tmp_path / "v1"), str(tmp_path / "v1" / "self")) is None
-    assert cpu_quota(str(tmp_path / "none"), str(tmp_path / "missing")) is None
+def _cgroups(tmp_path, membership: str, mounts: list[tuple[str, str, str, str]], files: dict[str, str]):
+    """Fake /proc/self/cgroup, /proc/self/mountinfo (root, mount point under tmp_path,
+    fstype, super options) and cgroup files (path under tmp_path → content)."""
+    tmp_path.mkdir()
+    (tmp_path / "cgroup").write_text(membership)
+    (tmp_path / "mountinfo").write_text("".join(
+        f"{30 + i} 25 0:{26 + i} {root} {tmp_path / point} rw,nosuid shared:9 - {fstype} cgroup {options}\n"
+        for i, (root, point, fstype, options) in enumerate(mounts)) + "22 1 8:1 / / rw - ext4 /dev/vda rw\n")
+    for path, content in files.items():
+        (tmp_path / path).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / path).write_text(content)
+    return cpu_quota(str(tmp_path / "cgroup"), str(tmp_path / "mountinfo"))
+
+
+def test_cpu_quota_reads_the_tightest_limit_up_the_cgroup_tree(tmp_path):
+    v2 = [("/", "v2", "cgroup2", "rw,nsdelegate")]
+    # cgroup v2, a limit on the parent (a slice) and none on the process's own group
+    assert _cgroups(tmp_path / "a", "0::/box/sub\n", v2,
+                    {"v2/box/cpu.max": "150000 100000\n", "v2/box/sub/cpu.max": "max 100000\n"}) == 1.5
+    assert _cgroups(tmp_path / "b", "0::/box/sub\n", v2,
+                    {"v2/box/cpu.max": "150000 100000\n", "v2/box/sub/cpu.max": "50000 100000\n"}) == 0.5
+    assert _cgroups(tmp_path / "c", "0::/box\n", v2, {"v2/box/cpu.max": "max 100000\n"}) is None
+    # no cgroup namespace (docker --cgroupns=host): the mount shows only the container's subtree
+    assert _cgroups(tmp_path / "d", "0::/docker/abc\n", [("/docker/abc", "v2", "cgroup2", "rw")],
+                    {"v2/cpu.max": "200000 100000\n"}) == 2.0
+    # cgroup v1, cpu and cpuacct mounted together; another hierarchy's lines are ignored
+    v1 = [("/", "cpu,cpuacct", "cgroup", "rw,cpu,cpuacct"), ("/", "memory", "cgroup", "rw,memory")]
+    limit = {"cpu,cpuacct/box/cpu.cfs_quota_us": "50000\n", "cpu,cpuacct/box/cpu.cfs_period_us": "100000\n",
+             "memory/box/cpu.cfs_quota_us": "1000\n", "memory/box/cpu.cfs_period_us": "100000\n"}
+    assert _cgroups(tmp_path / "e", "4:memory:/box\n2:cpu,cpuacct:/box\n0::/\n", v1, limit) == 0.5
+    unlimited = dict(limit, **{"cpu,cpuacct/box/cpu.cfs_quota_us": "-1\n"})
+    assert _cgroups(tmp_path / "f", "2:cpu,cpuacct:/box\n", v1, unlimited) is None
+    assert cpu_quota(str(tmp_path / "missing"), str(tmp_path / "missing")) is None
 
 
 def test_adaptive_spinners_park_on_an_idle_cpu_and_spin_again_when_woken():
@@ -143,8 +181,20 @@ def test_adaptive_spinners_park_on_an_idle_cpu_and_spin_again_when_woken():
     poller.wake()
 
 
+def test_stop_closes_the_pipes_and_the_shared_flags():
+    def open_fds() -> int:
+        return len(os.listdir("/proc/self/fd"))
+
+    before = open_fds()
+    poller = IdlePoller(window_s=0.0005).start()
+    assert open_fds() == before + 2 * len(poller.cpus) + 1  # per spinner: its wake pipe, its stderr; the flags (mmap)
+    poller.stop()
+    assert open_fds() == before
+    poller.wake()  # stopped: a no-op
+
+
 def test_a_submission_to_the_node_wakes_parked_spinners(tmp_path):
-    poller = IdlePoller(window_s=0.001).start()
+    poller = IdlePoller(window_s=0.0005).start()
     node = Node(tmp_path / "node", bench_genesis(), snapshot_every=0)
     try:
         flags = poller._flags
@@ -170,3 +220,15 @@ def test_spinners_die_with_a_parent_killed_by_sigkill():
     finally:
         if parent.poll() is None:
             parent.kill()
+
+
+def test_the_websocket_server_wakes_spinners_on_every_read(monkeypatch):
+    import clearway.api.wsproto as wsproto
+
+    calls = []
+    monkeypatch.setattr(wsproto, "wake_parked", lambda: calls.append(1))
+    protocol = wsproto.CoalescingWebSocketProtocol.__new__(wsproto.CoalescingWebSocketProtocol)
+    monkeypatch.setattr(wsproto.WebSocketsSansIOProtocol, "data_received", lambda self, data: None)
+    protocol.data_received(b"x")
+    protocol.data_received(b"y")
+    assert calls == [1, 1]
