@@ -261,19 +261,27 @@ def _drive(node: Node, commands: list, rate: int | None):
     put = pending.put
     sleep = time.sleep
     t0 = clock()
+    tick = t0  # paced: the client wakes at t0, t0 + TICK_S, t0 + 2·TICK_S, … (a tick it missed is skipped)
     i = 0
     while i < n:
         now = clock()
         due = n if rate is None else min(n, int((now - t0) * rate) + 1)
         stop = min(due, collected[0] + WINDOW)
-        if stop <= i:
+        if stop > i:
+            tickets = submit_many(commands[i:stop])
+            put((i, stop, now, tickets))
+            i = stop
+            if rate is None:
+                continue
+        elif rate is None:
             sleep(TICK_S)
             continue
-        tickets = submit_many(commands[i:stop])
-        put((i, stop, now, tickets))
-        i = stop
-        if rate is not None:
-            sleep(TICK_S)
+        tick += TICK_S
+        delay = tick - clock()
+        if delay > 0:
+            sleep(delay)
+        else:
+            tick -= delay  # behind (the submission sequenced a long batch): wake at once, keep the period
     put(None)
     collector.join()
     latencies = []
