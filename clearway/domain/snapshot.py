@@ -35,16 +35,18 @@ class SnapshotError(ValueError):
     """The bytes are not a snapshot this version can read."""
 
 
-def encode_snapshot(state) -> bytes:
-    """Serialise ``state`` (an ExchangeState). Pure function of the state."""
+def encode_snapshot(state, book_rows: dict | None = None) -> bytes:
+    """Serialise ``state`` (an ExchangeState). Pure function of the state. ``book_rows``:
+    the state's ``book_rows()`` if the caller has it already (the same bytes: MessagePack
+    writes a tuple and a list alike)."""
     accounts = []
     for account_id in sorted(state.accounts):
         a = state.accounts[account_id]
         accounts.append([a.account_id, a.owner, a.cash, int(a.margin_mode),
                          [[i, *a.positions[i].canonical()] for i in sorted(a.positions)]])
-    books = []
-    for instrument_id in sorted(state.books):
-        books.append([instrument_id, [list(o.canonical()) for o in state.books[instrument_id].iter_orders()]])
+    if book_rows is None:
+        book_rows = state.book_rows()
+    books = [[instrument_id, book_rows[instrument_id]] for instrument_id in sorted(state.books)]
     body = [
         SNAPSHOT_VERSION, state.genesis.encode(), state.last_seq, state.last_ts,
         [state.instruments[i] for i in sorted(state.instruments)],

@@ -239,8 +239,16 @@ class ExchangeState:
             raise SequenceError(f"timestamp {command.ts} before {self.last_ts}")
 
     # -- canonical form --------------------------------------------------------------
-    def canonical(self) -> list:
-        """The whole state as nested lists in a fixed order (sorted by id everywhere)."""
+    def book_rows(self) -> dict[int, list[tuple]]:
+        """Every book's resting orders as ``Order.canonical`` rows in priority order, by
+        instrument id: the part of ``canonical`` and of snapshot.encode_snapshot that
+        grows with the book. ``build_snapshot`` computes it once for both."""
+        return {instrument_id: [o.canonical() for o in book.iter_orders()]
+                for instrument_id, book in self.books.items()}
+
+    def canonical(self, book_rows: dict[int, list[tuple]] | None = None) -> list:
+        """The whole state as nested lists in a fixed order (sorted by id everywhere).
+        ``book_rows``: ``self.book_rows()`` if the caller has it already."""
         accounts = []
         for account_id in sorted(self.accounts):
             a = self.accounts[account_id]
@@ -249,9 +257,9 @@ class ExchangeState:
                 [[i, *a.positions[i].canonical()] for i in sorted(a.positions)],
                 sorted(a.orders),
             ])
-        books = []
-        for instrument_id in sorted(self.books):
-            books.append([instrument_id, [o.canonical() for o in self.books[instrument_id].iter_orders()]])
+        if book_rows is None:
+            book_rows = self.book_rows()
+        books = [[instrument_id, book_rows[instrument_id]] for instrument_id in sorted(self.books)]
         return [
             self.genesis.config_hash(), self.last_seq, self.last_ts,
             [msgspec.msgpack.encode(self.instruments[i]) for i in sorted(self.instruments)],
@@ -268,12 +276,13 @@ class ExchangeState:
         ]
 
 
-def state_hash(state: ExchangeState) -> str:
+def state_hash(state: ExchangeState, book_rows: dict[int, list[tuple]] | None = None) -> str:
     """Hex SHA-256 of the canonical MessagePack encoding of the whole state.
 
     Same genesis and same commands ⇒ same hash on any machine (no dict-order or float
-    dependence: every map is sorted, every number is an integer)."""
-    return hashlib.sha256(msgspec.msgpack.encode(state.canonical())).hexdigest()
+    dependence: every map is sorted, every number is an integer). ``book_rows``: the
+    state's ``book_rows()`` if the caller has it already."""
+    return hashlib.sha256(msgspec.msgpack.encode(state.canonical(book_rows))).hexdigest()
 
 
 def apply(state: ExchangeState, command: Command) -> list[Event]:
