@@ -30,8 +30,8 @@ Two modes (``window_s``):
   ``window_s`` (it notices the CPU was busy as a gap in its own clock readings), then
   parks on a pipe and lets the CPU halt. ``wake()`` (or the module's ``wake_parked()``,
   which the node calls whenever a submission opens a batch and the WebSocket server on
-  every read) unparks the parked spinners of every CPU: one write per parked spinner, nothing when
-  none is parked (a flag per spinner in shared memory, read for ~50 ns). So the CPUs
+  every read) unparks the parked spinners of every CPU: one write per parked spinner,
+  nothing when none is parked (a flag per spinner in shared memory, ~50 ns to read). So the CPUs
   poll through the wake-ups inside one order's round trip (hand-offs between threads,
   the fsync's completion, the answer to the client) and halt again once the traffic
   stops. A wake that races with a spinner going to park can be missed: the spinner
