@@ -48,6 +48,7 @@ _RESTART_FRAMES = 1_024  # WAL frames (4 KiB pages): restart the WAL past ~4 MiB
 _WAL_PREALLOCATE_MB = 16
 _BACKSTOP_PAGES = 16_384  # the writer's own automatic checkpoint, if ours falls behind
 _BUSY_TIMEOUT_MS = 60_000
+_RESTART_BUSY_TIMEOUT_MS = 0  # the checkpointer never waits: a RESTART that finds a reader in its way gives up
 
 
 def wal_preallocate_mb() -> int:
@@ -177,6 +178,9 @@ class SqliteJournal:
                 """
             )
             self._cursor = self._db.cursor()
+            # Held by ``append`` around its write and by the checkpointer around a RESTART,
+            # so that the writer waits on it for exactly as long as the RESTART runs (below).
+            self._write_lock = threading.Lock()
             self._checkpointer: _Checkpointer | None = None
             self._since_checkpoint = 0
             self._commits_since_checkpoint = 0
@@ -209,23 +213,25 @@ class SqliteJournal:
             rows = 1 << (n - 1).bit_length()
             if rows > n:
                 params.extend(_NULLS[:3 * (rows - n)])
-            self._cursor.execute(_insert_sql(rows), params)
+            with self._write_lock:
+                self._cursor.execute(_insert_sql(rows), params)
             self._written(n)
             return
         db = self._db
-        db.execute("BEGIN")
-        try:
-            step = 3 * _MAX_STATEMENT_ROWS
-            for start in range(0, len(params), step):
-                chunk = params[start:start + step]
-                rows = 1 << (len(chunk) // 3 - 1).bit_length()
-                chunk.extend(_NULLS[:3 * rows - len(chunk)])
-                self._cursor.execute(_insert_sql(rows), chunk)
-            db.execute("COMMIT")
-        except BaseException:
-            if db.in_transaction:
-                db.execute("ROLLBACK")
-            raise
+        with self._write_lock:
+            db.execute("BEGIN")
+            try:
+                step = 3 * _MAX_STATEMENT_ROWS
+                for start in range(0, len(params), step):
+                    chunk = params[start:start + step]
+                    rows = 1 << (len(chunk) // 3 - 1).bit_length()
+                    chunk.extend(_NULLS[:3 * rows - len(chunk)])
+                    self._cursor.execute(_insert_sql(rows), chunk)
+                db.execute("COMMIT")
+            except BaseException:
+                if db.in_transaction:
+                    db.execute("ROLLBACK")
+                raise
         self._written(n)
 
     def preallocate_wal(self, megabytes: int | None = None) -> bool:
@@ -275,7 +281,7 @@ class SqliteJournal:
             self._since_checkpoint = 0
             self._commits_since_checkpoint = 0
             if self._checkpointer is None:
-                self._checkpointer = _Checkpointer(self.path)
+                self._checkpointer = _Checkpointer(self.path, self._write_lock)
             self._checkpointer.wake.set()
 
     def read_after(self, seq: int, limit: int) -> list[Record]:
@@ -322,13 +328,28 @@ class _Checkpointer:
     follows up with ``wal_checkpoint(RESTART)``, which briefly holds the writer (it copies
     what the passive run left, a few frames) so that the next commit reuses the file.
 
+    The RESTART runs under the journal's write lock, which ``append`` holds around its
+    write, so the writer waits on that lock for exactly as long as the RESTART takes.
+    Without it the writer ran into SQLite's lock and its busy handler, which sleeps 1, 2,
+    5, 10, … ms between retries: a 3-ms RESTART could hold a commit for 8 ms. Measured on
+    the bench VM at 50,000 commands/s (throwaway scripts, alternating paced runs): in 6
+    pairs toggling the lock in one process, the slowest commit of a run was 4.1–7.6 ms
+    (median 6.1) with it against 5.4–15.2 ms (median 7.8) without, and the p99 of the
+    acknowledgements 8.1 against 11.1 ms (median; lower in 4 of 6 pairs); in 6 pairs
+    against the code before, in separate processes, the p99s were a wash (median 5.2
+    against 5.3 ms, lower in 4 of 6). The RESTART does not wait under the lock
+    (``_RESTART_BUSY_TIMEOUT_MS`` = 0): if another connection still reads an old snapshot
+    it gives up at once, and the next wake tries again; the writer is never held for
+    longer than the RESTART's own copy and sync.
+
     Its connection uses ``synchronous=FULL`` too: the WAL is fsynced before the copy and
     the database file after it, so a checkpoint never makes a durable record less so.
     A failed checkpoint loses nothing (the records stay in the WAL); it is logged and the
     writer's own automatic checkpoint remains as the backstop."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, write_lock: threading.Lock) -> None:
         self.path = path
+        self.write_lock = write_lock
         self.wake = threading.Event()
         self._stopping = False
         self._thread = threading.Thread(target=self._main, name="clearway-checkpoint", daemon=True)
@@ -338,7 +359,7 @@ class _Checkpointer:
         try:
             db = sqlite3.connect(str(self.path), isolation_level=None)
             db.execute("PRAGMA synchronous=FULL")
-            db.execute(f"PRAGMA busy_timeout={_BUSY_TIMEOUT_MS}")
+            db.execute(f"PRAGMA busy_timeout={_RESTART_BUSY_TIMEOUT_MS}")  # (PASSIVE never waits)
         except sqlite3.Error:
             log.warning("journal checkpointer cannot open %s:\n%s", self.path, traceback.format_exc())
             return
@@ -351,7 +372,8 @@ class _Checkpointer:
                 try:
                     _, frames, _ = db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
                     if frames >= _RESTART_FRAMES:
-                        db.execute("PRAGMA wal_checkpoint(RESTART)").fetchone()
+                        with self.write_lock:  # the writer waits here, not in SQLite's busy handler
+                            db.execute("PRAGMA wal_checkpoint(RESTART)").fetchone()
                 except sqlite3.Error:
                     log.warning("journal checkpoint failed:\n%s", traceback.format_exc())
         finally:
