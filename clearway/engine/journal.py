@@ -13,8 +13,8 @@ directory, WAL mode with ``synchronous=FULL`` by default so every commit is fsyn
 never replayed).
 
 Threading: a journal object is used by one thread at a time (recovery, then the node's
-committer thread, then close); it does no locking of its own (the SQLite journal's
-background checkpointer has its own connection).
+committer thread, then close). The SQLite journal's background checkpointer has its own
+connection and shares one lock with ``append``: the write lock it holds around a RESTART.
 """
 
 from __future__ import annotations
@@ -167,7 +167,7 @@ class SqliteJournal:
                 raise JournalError(f"{self.path}: cannot switch to WAL mode (got {mode})")
             self._db.execute(f"PRAGMA synchronous={synchronous.upper()}")
             self._db.execute(f"PRAGMA wal_autocheckpoint={_BACKSTOP_PAGES}")
-            self._db.execute(f"PRAGMA busy_timeout={_BUSY_TIMEOUT_MS}")  # our checkpointer's RESTART
+            self._db.execute(f"PRAGMA busy_timeout={_BUSY_TIMEOUT_MS}")  # other connections (readers, tools)
             self._db.executescript(
                 """
                 CREATE TABLE IF NOT EXISTS journal (
@@ -329,9 +329,11 @@ class _Checkpointer:
     what the passive run left, a few frames) so that the next commit reuses the file.
 
     The RESTART runs under the journal's write lock, which ``append`` holds around its
-    write, so the writer waits on that lock for exactly as long as the RESTART takes.
-    Without it the writer ran into SQLite's lock and its busy handler, which sleeps 1, 2,
-    5, 10, … ms between retries: a 3-ms RESTART could hold a commit for 8 ms. Measured on
+    write, so the writer waits on that lock while the RESTART runs and is woken when it
+    ends (plus the time either thread needs to get the GIL back, up to the switch
+    interval while the sequencer is busy). Without it the writer ran into SQLite's lock
+    and its busy handler, which sleeps 1, 2, 5, 10, … ms between retries: a 3-ms RESTART
+    could hold a commit for 8 ms. Measured on
     the bench VM at 50,000 commands/s (throwaway scripts, alternating paced runs): in 6
     pairs toggling the lock in one process, the slowest commit of a run was 4.1–7.6 ms
     (median 6.1) with it against 5.4–15.2 ms (median 7.8) without, and the p99 of the

@@ -51,7 +51,7 @@ def build_snapshot(state: ExchangeState, anchor: bytes) -> bytes:
     """The file bytes of a snapshot of ``state`` (whose last command has ``anchor``).
 
     Costs an ``encode_snapshot`` and a ``state_hash`` of the whole state, which share one
-    pass over the books (``ExchangeState.book_rows``): ~1.2 ms for the bench's ~1,400
+    pass over the books (``ExchangeState.book_rows``): ~1 ms of CPU for the bench's ~1,400
     resting orders on the bench VM, tens of ms for tens of thousands of orders; the node
     builds it on the sequencer's thread while that is cheap, else in a forked child."""
     rows = state.book_rows()
