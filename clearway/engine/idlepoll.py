@@ -31,7 +31,8 @@ Two modes (``window_s``):
   parks on a pipe and lets the CPU halt. ``wake()`` (or the module's ``wake_parked()``,
   which the node calls whenever a submission opens a batch and the WebSocket server on
   every read) unparks the parked spinners of every CPU: one write per parked spinner,
-  nothing when none is parked (a flag per spinner in shared memory, ~50 ns to read). So the CPUs
+  and only a search of the flag bytes (one per spinner, in shared memory) when none is
+  parked. So the CPUs
   poll through the wake-ups inside one order's round trip (hand-offs between threads,
   the fsync's completion, the answer to the client) and halt again once the traffic
   stops. A wake that races with a spinner going to park can be missed: the spinner
@@ -134,9 +135,9 @@ def _cpu_limit(directory: str, v2: bool) -> float | None:
         return None
 
 
-def start_default(window_s: float = ADAPTIVE_WINDOW_S) -> tuple["IdlePoller | None", str | None]:
-    """The node's default idle polling (adaptive, ``window_s``), started: (poller, None);
-    or (None, why not) under a CPU quota smaller than the CPUs this process may use
+def start_default(window_s: float | None = ADAPTIVE_WINDOW_S) -> tuple["IdlePoller | None", str | None]:
+    """The node's default idle polling (adaptive, ``window_s``; None polls always), started:
+    (poller, None); or (None, why not) under a CPU quota smaller than the CPUs this process may use
     (``cpu_quota``) or where the spinners cannot start. Used by ``clearway node`` and the
     node and API benchmarks."""
     quota = cpu_quota()
@@ -149,8 +150,9 @@ def start_default(window_s: float = ADAPTIVE_WINDOW_S) -> tuple["IdlePoller | No
 
 
 def wake_parked() -> None:
-    """Unpark the parked spinners of every adaptive IdlePoller started in this process; a
-    few hundred nanoseconds when there are none or none is parked. Call it when work
+    """Unpark the parked spinners of every adaptive IdlePoller started in this process
+    (measured on the 2-CPU bench VM with timeit: 0.06 µs with no poller, 0.22 µs with
+    none parked; a write per parked spinner beyond that). Call it when work
     arrives: the node does whenever a submission opens a batch (``Node._dispatch``: the
     first command of each batch, a group, a release of held commands), the WebSocket
     server on every read."""
@@ -229,7 +231,13 @@ class IdlePoller:
         """Unpark this poller's parked spinners (adaptive mode; a no-op otherwise). Safe
         from any thread: a call that finds another waking returns at once (that one
         covers it), and ``stop`` closes the pipes only under the same lock."""
-        if self._flags is None or not self._waking.acquire(blocking=False):
+        flags = self._flags
+        try:
+            if flags is None or flags.find(b"\x01") < 0:  # nobody parked: the common case, no lock
+                return
+        except ValueError:  # stop() closed the flags meanwhile
+            return
+        if not self._waking.acquire(blocking=False):
             return
         try:
             flags = self._flags
