@@ -57,7 +57,7 @@ import os
 import tempfile
 import time
 
-from clearway.engine.idlepoll import IdlePoller, cpu_quota, start_default
+from clearway.engine.idlepoll import start_default
 from disk import sync_latency  # bench/ is on sys.path (clearway bench, or python bench/api.py)
 from stats import median_run, percentile
 
@@ -105,14 +105,10 @@ def _serve(pipe, data_root: str | None = None) -> None:
                 if poller is None:
                     pipe.send(why_not)
                     continue
-            elif mode == "always":  # not under a quota either: it would be used up
-                quota = cpu_quota()
-                try:
-                    if quota is not None and quota < len(os.sched_getaffinity(0)):
-                        raise OSError(f"a CPU quota of {quota:g} CPUs")
-                    poller = IdlePoller().start()
-                except OSError as exc:
-                    pipe.send(str(exc))
+            elif mode == "always":  # the default's rule too: not under a quota, which it would use up
+                poller, why_not = start_default(window_s=None)
+                if poller is None:
+                    pipe.send(why_not)
                     continue
             pipe.send("ok")
         if poller is not None:

@@ -21,8 +21,8 @@
      node: its first ~30 ms alone were most of the slowest 1 % of a 4 s run); measured
      from each command's scheduled submission time to the moment the client sees its
      acknowledgement (so the client's tick, queueing in the node and client stalls count
-     too); the run with the median p99 (every run's p50/p99: ``paced_runs``). ``ack_by_load_cps`` adds single paced runs at 5,000 and
-     20,000 commands/s.
+     too); the run with the median p99 (every run's p50/p99: ``paced_runs``).
+     ``ack_by_load_cps`` adds single paced runs at 5,000 and 20,000 commands/s.
    - The journal is SQLite in WAL mode with ``synchronous=full`` (every commit fsynced:
      an acknowledgement survives power loss). ``sqlite_synchronous_normal`` repeats the
      paced runs with ``synchronous=normal`` (no fsync per commit; survives a crash of the

@@ -179,7 +179,7 @@ class SqliteJournal:
             )
             self._cursor = self._db.cursor()
             # Held by ``append`` around its write and by the checkpointer around a RESTART,
-            # so that the writer waits on it for exactly as long as the RESTART runs (below).
+            # so that the writer waits on it while the RESTART runs (_Checkpointer).
             self._write_lock = threading.Lock()
             self._checkpointer: _Checkpointer | None = None
             self._since_checkpoint = 0
@@ -333,8 +333,8 @@ class _Checkpointer:
     ends (plus the time either thread needs to get the GIL back, up to the switch
     interval while the sequencer is busy). Without it the writer ran into SQLite's lock
     and its busy handler, which sleeps 1, 2, 5, 10, … ms between retries: a 3-ms RESTART
-    could hold a commit for 8 ms. Measured on
-    the bench VM at 50,000 commands/s (throwaway scripts, alternating paced runs): in 6
+    could hold a commit for 8 ms. Measured on the bench VM at 50,000 commands/s
+    (throwaway scripts, alternating paced runs): in 6
     pairs toggling the lock in one process, the slowest commit of a run was 4.1–7.6 ms
     (median 6.1) with it against 5.4–15.2 ms (median 7.8) without, and the p99 of the
     acknowledgements 8.1 against 11.1 ms (median; lower in 4 of 6 pairs); in 6 pairs

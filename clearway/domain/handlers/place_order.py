@@ -161,7 +161,6 @@ def execute(state: ExchangeState, spec, account, side: int, price: int, size: in
     instrument = spec.instrument_id
     accounts = state.accounts
 
-
     def on_fill(maker: Order, lots: int) -> None:
         events.append(settle_fill(state, spec, maker, account, side, lots, order_id, fee_ppm, events))
         maker_account = accounts[maker.account]
