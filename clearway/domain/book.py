@@ -157,12 +157,15 @@ class OrderBook:
     def restore_shown(self, order: Order, shown: int) -> None:
         """Set a just re-added iceberg's displayed slice to ``shown`` (snapshot restore: a
         partly filled slice is smaller than a fresh one)."""
-        order.level.total += shown - order.shown
+        level = order.level
+        assert level is not None, "a resting order"
+        level.total += shown - order.shown
         order.shown = shown
 
     def remove(self, order: Order) -> None:
         """Unlink a resting order (cancel or full fill); drops its level if emptied."""
         level = order.level
+        assert level is not None, "a resting order"
         prev, nxt = order.prev, order.next
         if prev is None:
             level.head = nxt
@@ -186,15 +189,17 @@ class OrderBook:
     def reduce(self, order: Order, lots: int) -> None:
         """Decrease a resting order's remaining size in place (keeps its priority). An
         iceberg loses hidden size first, then displayed size."""
+        level = order.level
+        assert level is not None, "a resting order"
         if order.display:
             hidden = order.remaining - order.shown
             order.remaining -= lots
             if lots > hidden:
                 order.shown -= lots - hidden
-                order.level.total -= lots - hidden
+                level.total -= lots - hidden
             return
         order.remaining -= lots
-        order.level.total -= lots
+        level.total -= lots
 
     def _to_back(self, order: Order, level: Level) -> None:
         """Move ``order`` (in ``level``) to the back of the level's queue."""
@@ -205,8 +210,10 @@ class OrderBook:
             level.head = nxt
         else:
             prev.next = nxt
+        assert nxt is not None, "not the tail"
         nxt.prev = prev
         tail = level.tail
+        assert tail is not None, "a non-empty level"
         tail.next = order
         order.prev = tail
         order.next = None

@@ -29,6 +29,8 @@ The class is the interface the risk engine extends (portfolio margin, account he
 
 from __future__ import annotations
 
+from mypy_extensions import mypyc_attr
+
 from clearway.domain.accounts import Account, MarginMode, OpenOrders
 from clearway.domain.errors import ErrorCode
 from clearway.domain.instruments import InstrumentSpec, Kind, OptionType
@@ -65,6 +67,7 @@ def _perp_charge(size: int, mark: int, scale: int, imf: int, denom: int, bid_siz
             worst = charge
     return worst
 
+@mypyc_attr(allow_interpreted_subclasses=True)  # health.Margin, not compiled, extends it
 class StandardMargin:
     """Standard-margin calculator over the exchange's prices.
 
@@ -514,6 +517,7 @@ class StandardMargin:
         if not self.priced(account, instrument):
             return ErrorCode.MARK_PRICE_UNAVAILABLE
         delta = self.order_delta(spec, side, price, lots, replaces)
+        unit: tuple[str, int] | int  # an option expiry or a perpetual instrument
         if spec.kind == _OPTION:
             unit = (spec.underlying, spec.expiry_ms)
             after_here = self.expiry_charge(account, spec.underlying, spec.expiry_ms, (instrument, *delta))

@@ -8,6 +8,10 @@ fill and priority-keeping amend are O(1) without scanning a queue.
 from __future__ import annotations
 
 from enum import IntEnum
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from clearway.domain.book import Level
 
 BUY = 1
 SELL = -1
@@ -70,12 +74,8 @@ class Order:
     __slots__ = (
         "order_id", "account", "instrument", "side", "price", "size", "remaining",
         "tif", "post_only", "reduce_only", "client_order_id", "prev", "next", "level",
+        "display", "shown", "expire_at",
     )
-    # a plain order: class attributes, so that creating one costs nothing more than before
-    # issue 9; ``AdvancedOrder`` holds them per instance
-    display = 0
-    shown = 0
-    expire_at = 0
 
     def __init__(
         self,
@@ -103,7 +103,10 @@ class Order:
         self.client_order_id = client_order_id
         self.prev: Order | None = None
         self.next: Order | None = None
-        self.level = None
+        self.level: Level | None = None
+        self.display = 0
+        self.shown = 0
+        self.expire_at = 0
 
     @property
     def filled(self) -> int:
@@ -130,13 +133,18 @@ class Order:
 
 
 class AdvancedOrder(Order):
-    """An iceberg and/or good-til-time order: ``display``, ``shown`` and ``expire_at`` are
-    its own (``Order`` documents them; a plain ``Order`` reads them as 0)."""
+    """An iceberg and/or good-til-time order, built with its ``display`` and ``expire_at``
+    (every ``Order`` has the three fields, 0 for a plain one: a compiled native class
+    (setup.py) cannot add them in a subclass)."""
 
-    __slots__ = ("display", "shown", "expire_at")
+    __slots__ = ()
 
-    def __init__(self, *args, display: int = 0, expire_at: int = 0) -> None:
-        super().__init__(*args)
+    def __init__(
+        self, order_id: int, account: int, instrument: int, side: int, price: int, size: int,
+        tif: int, post_only: bool, reduce_only: bool, client_order_id: str,
+        *, display: int = 0, expire_at: int = 0,
+    ) -> None:
+        super().__init__(order_id, account, instrument, side, price, size, tif, post_only,
+                         reduce_only, client_order_id)
         self.display = display
-        self.shown = 0
         self.expire_at = expire_at

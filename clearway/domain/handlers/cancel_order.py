@@ -7,7 +7,7 @@ parents (``TwapEnded``; twap.py).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from clearway.domain.commands import CancelAll, CancelOrder, CancelOrders
 from clearway.domain.conditional import cancel_conditional
@@ -23,9 +23,9 @@ MAX_BATCH_CANCEL = 100
 """Most order ids one ``CancelOrders`` may name."""
 
 
-def _find(state: ExchangeState, order_id: int):
+def _find(state: ExchangeState, order_id: int) -> Any:
     """The open order, waiting conditional or TWAP parent with ``order_id``, or None."""
-    order = state.orders.get(order_id)
+    order: Any = state.orders.get(order_id)
     if order is None:
         order = state.conditionals.get(order_id)
         if order is None:
@@ -49,6 +49,7 @@ def cancel_order(state: ExchangeState, cmd: CancelOrder) -> list[Event]:
     account = state.accounts.get(cmd.account)
     if account is None:
         return reject(ErrorCode.UNKNOWN_ACCOUNT, "unknown account", cmd.account, cmd.client_order_id)
+    order: Any  # an Order, a conditional or a TWAP parent (_find)
     if cmd.order_id:
         order = state.orders.get(cmd.order_id)
         if order is not None and order.account == account.account_id:  # the common case: a resting order

@@ -54,13 +54,14 @@ def place_order(state: ExchangeState, cmd: PlaceOrder, order_id: int = 0) -> lis
     ``order_id`` ≠ 0: a fired conditional order entering the book under its own id
     (conditional.fire); 0 allocates the next order id."""
     checked = order_basics(state, cmd)
-    if type(checked) is list:
+    if isinstance(checked, list):
         return checked
     account, spec = checked
     coid = cmd.client_order_id
     side = cmd.side
-    size = cmd.size
+    size: int = cmd.size
     tif = cmd.tif
+    price: int
     if tif != _GTC and tif != _IOC and tif != _FOK:
         return reject(ErrorCode.INVALID_TIME_IN_FORCE, "unknown time in force", cmd.account, coid)
     if cmd.order_type == _LIMIT:
@@ -86,7 +87,7 @@ def place_order(state: ExchangeState, cmd: PlaceOrder, order_id: int = 0) -> lis
         problem = client_id_problem(state, account, coid)
         if problem is not None:
             return reject(problem[0], problem[1], cmd.account, coid)
-    display = cmd.display_size
+    display: int = cmd.display_size
     expire_at = cmd.expire_at
     if display or expire_at or cmd.trigger_price or cmd.trigger:
         problem = resting_options(cmd, spec, tif)
@@ -131,6 +132,7 @@ def place_order(state: ExchangeState, cmd: PlaceOrder, order_id: int = 0) -> lis
     remaining = size - filled
     if remaining:
         if tif == _GTC:
+            order: Order
             if display or expire_at:
                 order = AdvancedOrder(order_id, account.account_id, spec.instrument_id, side, price, size, tif,
                                       cmd.post_only, cmd.reduce_only, coid, display=display, expire_at=expire_at)

@@ -1,0 +1,40 @@
+"""The domain modules compiled to C with mypyc, and whether this process runs them so.
+
+The hot path of ``apply`` — order entry, the book and matching, the pre-trade margin
+check, fills — is compiled by mypyc (mypy's compiler, https://mypyc.readthedocs.io) when
+the package is installed (``make`` / ``pip install -e .``, see setup.py). It is the same
+source: mypy type-checks it and mypyc turns its classes into native classes (fixed
+attribute slots, no per-instance dict) and its calls between compiled modules into direct
+C calls. Integers stay arbitrary-precision Python ints, so every result is identical to
+the interpreted source; ``tests/domain/test_native.py`` checks the two against each other
+on a long command stream (state hash and every event).
+
+An installation without a C compiler, or with ``CLEARWAY_PURE_PYTHON=1`` set when
+installing, runs the source as it is. Editing a compiled module needs a rebuild
+(``make`` does it when a listed source changes; tests/conftest.py refuses to run against
+a stale build).
+"""
+
+from __future__ import annotations
+
+import importlib.machinery
+
+COMPILED_MODULES: tuple[str, ...] = (
+    "clearway.domain.orders",
+    "clearway.domain.book",
+    "clearway.domain.accounts",
+    "clearway.domain.fills",
+    "clearway.domain.margin",
+    "clearway.domain.handlers.common",
+    "clearway.domain.handlers.place_order",
+    "clearway.domain.handlers.cancel_order",
+)
+"""Dotted names, in the order mypyc is given them (setup.py reads this file)."""
+
+GROUP_NAME = "clearway.domain.native"
+"""mypyc's group: the compiled modules share one library, ``clearway/domain/native__mypyc``."""
+
+
+def is_compiled(module) -> bool:
+    """Whether ``module`` (an imported module object) was loaded from a C extension."""
+    return (getattr(module, "__file__", None) or "").endswith(tuple(importlib.machinery.EXTENSION_SUFFIXES))
