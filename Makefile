@@ -18,7 +18,7 @@ demo: $(STAMP)
 	$(BIN)/clearway demo
 
 # The second pytest: the domain tests again on the Python source of the compiled modules
-# (what an install with CLEARWAY_PURE_PYTHON=1, or without a C compiler, runs).
+# (what an install without a C compiler runs; clearway/__init__.py).
 test: $(STAMP)
 	$(BIN)/lint-imports
 	$(BIN)/python -m pytest -n 2
@@ -28,4 +28,5 @@ bench: $(STAMP)
 	$(BIN)/clearway bench matching --json
 
 clean:
-	rm -rf $(VENV) .pytest_cache .hypothesis
+	rm -rf $(VENV) .pytest_cache .hypothesis build
+	find clearway -name "*.so" -delete

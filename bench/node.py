@@ -36,6 +36,8 @@
 Part 1 runs under the node's default idle polling (adaptive: engine/idlepoll.py, as
 ``clearway node`` does; ``idle_poll`` says whether it ran, CLEARWAY_BENCH_NODE_IDLE_POLL=0
 turns it off); the crash test's ``clearway node`` children start their own.
+``compiled_domain``: whether the domain's hot path ran compiled (clearway/domain/native.py;
+false for an install with CLEARWAY_PURE_PYTHON=1 or without a C compiler).
 
 Measured first, ``disk_sync`` (bench/disk.py): fdatasync latency of the journal's disk with
 its tail. A sync that stalls for 10–20 ms (seen a few times a minute on the bench VM)
@@ -62,6 +64,7 @@ from pathlib import Path
 import msgspec
 
 from clearway.domain.commands import encode_command
+from clearway.domain.native import compiled_status
 from clearway.domain.state import ExchangeState, apply
 from clearway.engine.crashtest import crash_test
 from clearway.engine.idlepoll import start_default
@@ -94,7 +97,8 @@ def run(args) -> dict:
     recovery_n = int(os.environ.get("CLEARWAY_BENCH_RECOVERY_COMMANDS", "1000000"))
     root = Path(tempfile.mkdtemp(prefix="clearway-bench-node-"))
     result: dict = {"machine": {"cores": os.cpu_count(), "load_average_1m": round(os.getloadavg()[0], 2)},
-                    "commands_per_run": n, "runs": runs}
+                    "commands_per_run": n, "runs": runs,
+                    "compiled_domain": all(compiled_status().values())}
     try:
         result["disk_sync"] = sync_latency(str(root))
         commands = take(command_stream(seed), max(n, _paced_count(TARGET_CPS)))
@@ -129,7 +133,7 @@ def print_report(result: dict) -> None:
     disk = result["disk_sync"]
     out(f"journal disk: fdatasync p50 {disk['p50_ms']} ms, p99 {disk['p99_ms']} ms, max {disk['max_ms']} ms, "
         f"{disk['over_5ms_per_s']} syncs/s over 5 ms (each stalls every acknowledgement waiting for it)\n")
-    out(f"idle polling: {result['idle_poll']}\n")
+    out(f"idle polling: {result['idle_poll']}; domain hot path compiled (mypyc): {result['compiled_domain']}\n")
     for name in ("sqlite", "postgresql"):
         r = result[name]
         if "skipped" in r:

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import importlib.abc
-import importlib.util
 import os
-import sys
 from pathlib import Path
 
 import pytest
@@ -13,31 +10,13 @@ import pytest
 _ROOT = Path(__file__).resolve().parent.parent
 
 
-def _native_modules() -> tuple[str, ...]:
+def _check_native_build() -> None:
+    """Refuse to test a compiled domain module older than its source (an edit not yet
+    rebuilt: the extension, not the edited source, would be imported). Under
+    CLEARWAY_PURE_PYTHON=1 the package imports the sources instead (clearway/__init__.py)."""
     namespace: dict = {}
     exec((_ROOT / "clearway" / "domain" / "native.py").read_text(), namespace)
-    return namespace["COMPILED_MODULES"]
-
-
-class _SourceOnly(importlib.abc.MetaPathFinder):
-    """Loads the compiled domain modules from their Python source (CLEARWAY_PURE_PYTHON=1):
-    the suite then tests the interpreted domain, which an install without a C compiler
-    runs."""
-
-    def __init__(self, names: tuple[str, ...]) -> None:
-        self.names = frozenset(names)
-
-    def find_spec(self, fullname, path, target=None):
-        if fullname not in self.names:
-            return None
-        source = _ROOT.joinpath(*fullname.split(".")).with_suffix(".py")
-        return importlib.util.spec_from_file_location(fullname, source)
-
-
-def _check_native_build(names: tuple[str, ...]) -> None:
-    """Refuse to test a compiled module older than its source (an edit not yet rebuilt:
-    the extension, not the edited source, would be imported)."""
-    for name in names:
+    for name in namespace["COMPILED_MODULES"]:
         source = _ROOT.joinpath(*name.split(".")).with_suffix(".py")
         for built in source.parent.glob(source.stem + ".*.so"):
             if built.stat().st_mtime < source.stat().st_mtime:
@@ -46,10 +25,8 @@ def _check_native_build(names: tuple[str, ...]) -> None:
                     "(make, or pip install -e .) or run with CLEARWAY_PURE_PYTHON=1")
 
 
-if os.environ.get("CLEARWAY_PURE_PYTHON") == "1":
-    sys.meta_path.insert(0, _SourceOnly(_native_modules()))
-else:
-    _check_native_build(_native_modules())
+if os.environ.get("CLEARWAY_PURE_PYTHON") != "1":
+    _check_native_build()
 
 # Node journals in tests skip the WAL preallocation (16 MiB written per node opened);
 # tests/engine/test_batching.py checks it explicitly.

@@ -10,9 +10,10 @@ the interpreted source; ``tests/domain/test_native.py`` checks the two against e
 on a long command stream (state hash and every event).
 
 An installation without a C compiler, or with ``CLEARWAY_PURE_PYTHON=1`` set when
-installing, runs the source as it is. Editing a compiled module needs a rebuild
-(``make`` does it when a listed source changes; tests/conftest.py refuses to run against
-a stale build).
+installing, runs the source as it is; so does any process started with
+``CLEARWAY_PURE_PYTHON=1`` (clearway/__init__.py), whatever is installed. Editing a
+compiled module needs a rebuild (``make`` does it when a listed source changes;
+tests/conftest.py refuses to run against a stale build).
 """
 
 from __future__ import annotations
@@ -33,6 +34,13 @@ COMPILED_MODULES: tuple[str, ...] = (
 
 GROUP_NAME = "clearway.domain.native"
 """mypyc's group: the compiled modules share one library, ``clearway/domain/native__mypyc``."""
+
+
+def compiled_status() -> dict[str, bool]:
+    """Whether each of COMPILED_MODULES runs compiled in this process (imports them)."""
+    import importlib
+
+    return {name: is_compiled(importlib.import_module(name)) for name in COMPILED_MODULES}
 
 
 def is_compiled(module) -> bool:

@@ -35,8 +35,8 @@ def test_compiled_and_source_give_the_same_events_and_state_hash():
 
     n = 40_000
     compiled = native_stream.run(n)
-    script = ("import sys, json; sys.path[:0] = [sys.argv[1], sys.argv[1] + '/domain']; "
-              "import conftest, native_stream, clearway.domain.book as book; "
+    script = ("import sys, json; sys.path[:0] = [sys.argv[1] + '/domain']; "
+              "import native_stream, clearway.domain.book as book; "
               "assert book.__file__.endswith('.py'), book.__file__; "
               "print(json.dumps(native_stream.run(int(sys.argv[2]))))")
     env = {**os.environ, "CLEARWAY_PURE_PYTHON": "1"}
