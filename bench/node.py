@@ -21,7 +21,9 @@
      node: its first ~30 ms alone were most of the slowest 1 % of a 4 s run); measured
      from each command's scheduled submission time to the moment the client sees its
      acknowledgement (so the client's tick, queueing in the node and client stalls count
-     too); the run with the median p99 (every run's p50/p99: ``paced_runs``).
+     too); the run with the median p99 (every run's p50/p99: ``paced_runs``, each with
+     ``cpu_probe_ms`` before and after it: ``cpu_probe_ms()``, the machine's speed at the
+     time; the saturation runs' in ``saturation_cpu_probe_ms``).
      ``ack_by_load_cps`` adds single paced runs at 5,000 and 20,000 commands/s.
    - The journal is SQLite in WAL mode with ``synchronous=full`` (every commit fsynced:
      an acknowledgement survives power loss). ``sqlite_synchronous_normal`` repeats the
@@ -173,7 +175,9 @@ def _throughput(root: Path, pg_url: str | None, commands: list, runs: int) -> di
         "ack_p99_ms": median_paced["ack_p99_ms"],
         "ack_max_ms": median_paced["ack_max_ms"],
         "ack_load_cps": rate,
-        "paced_runs": [{"ack_p50_ms": r["ack_p50_ms"], "ack_p99_ms": r["ack_p99_ms"]} for r in paced],
+        "paced_runs": [{"ack_p50_ms": r["ack_p50_ms"], "ack_p99_ms": r["ack_p99_ms"],
+                        "cpu_probe_ms": r["cpu_probe_ms"]} for r in paced],
+        "saturation_cpu_probe_ms": [r["cpu_probe_ms"] for r in saturation],
         "achieved_paced_cps": median_paced["commands_per_second"],
         "ack_by_load_cps": curve,
         "saturation_ack_p99_ms": statistics.median(r["ack_p99_ms"] for r in saturation),
@@ -212,10 +216,12 @@ def _one_run(root: Path, pg_url: str | None, commands: list, rate: int | None, s
         for ticket in [node.submit(c) for c in commands[:WARMUP]]:
             ticket.result(timeout=60)
         commits_before = node.commits
+        probe_before = cpu_probe_ms()
         cpu_before = time.process_time()
         started, latencies, elapsed = _drive(node, timed, rate)
         cpu = time.process_time() - cpu_before
         commits = node.commits - commits_before
+        probe_after = cpu_probe_ms()
     finally:
         node.close(snapshot=False)
         shutil.rmtree(data_dir, ignore_errors=True)
@@ -232,7 +238,24 @@ def _one_run(root: Path, pg_url: str | None, commands: list, rate: int | None, s
         "ack_max_ms": round(latencies[-1] * 1e3, 3),
         "commands_per_commit": round(total / max(1, commits), 1),
         "cpu_us_per_command": round(cpu / total * 1e6, 1),
+        "cpu_probe_ms": [probe_before, probe_after],
     }
+
+
+def cpu_probe_ms() -> float:
+    """How fast this machine runs Python right now: the median wall time (ms) of 5 runs of
+    a fixed loop of 50,000 integer additions, about 1.5 ms on the bench VM at its fastest
+    and twice that in its slow phases (which last minutes). Taken before and after each
+    run so that a run's figures can be read against the machine's speed at the time."""
+    clock = time.perf_counter
+    times = []
+    for _ in range(5):
+        start = clock()
+        total = 0
+        for i in range(50_000):
+            total += i
+        times.append(clock() - start)
+    return round(statistics.median(times) * 1e3, 3)
 
 
 def _drive(node: Node, commands: list, rate: int | None):

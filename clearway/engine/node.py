@@ -36,9 +36,12 @@ Pipeline (three threads, every hand-off is per batch, not per command)::
 The GIL is the budget: everything above except SQLite's own work and the fsync runs on
 one core, so the hot path avoids per-command locks, events, futures and Python calls
 where a bulk operation does. Measured per command at saturation on the 2-core bench
-machine (thread CPU times, bench/node.py): ``apply`` about 6.3 µs; the sequencer's
-stamping, encoding and checksumming about 2.5 µs more; ``submit_many`` about 1 µs; the
-committer about 2.2 µs, mostly SQLite's work and the fsync, outside the GIL.
+machine (bench/node.py, whose speed varies by up to 2x from one minute to the next): the
+whole process 9.4–12 µs of CPU with the domain's hot path compiled
+(clearway/domain/native.py); 3.8–4.7 µs of it with ``apply`` replaced by a stub, i.e.
+validation, stamping, encoding, checksumming, the committer (mostly SQLite's work and the
+fsync, outside the GIL) and the benchmark's client; ``apply`` of the benchmark's mix alone,
+outside the node, 3.8–5 µs.
 
 Tickets (the acknowledgements) and subscriptions live in delivery.py; the journal back
 ends in journal.py and pgjournal.py; snapshots and recovery in snapshots.py and
