@@ -3,15 +3,16 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-# The modules mypyc compiles (clearway/domain/native.py): an edit to one rebuilds them.
-NATIVE_SRC := setup.py clearway/domain/native.py $(shell sed -n 's/^    "\(clearway\.[a-z_.]*\)",$$/\1/p' clearway/domain/native.py | tr . / | sed 's/$$/.py/')
+# The compiled domain (setup.py, clearway/domain/native.py) relies on the types of every
+# domain module, so an edit to any of them rebuilds it (with the rest of the install).
+NATIVE_SRC := setup.py $(shell find clearway/domain -name '*.py')
 
 .PHONY: demo test lint bench clean
 
 $(STAMP): pyproject.toml $(NATIVE_SRC)
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev,bench]'
+	CLEARWAY_PURE_PYTHON=0 $(BIN)/pip install --quiet -e '.[dev,bench]'
 	touch $(STAMP)
 
 demo: $(STAMP)
@@ -21,7 +22,7 @@ demo: $(STAMP)
 # (what an install without a C compiler runs; clearway/__init__.py).
 test: $(STAMP)
 	$(BIN)/lint-imports
-	$(BIN)/python -m pytest -n 2
+	CLEARWAY_PURE_PYTHON=0 $(BIN)/python -m pytest -n 2
 	CLEARWAY_PURE_PYTHON=1 $(BIN)/python -m pytest -n 2 tests/domain
 
 bench: $(STAMP)

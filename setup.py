@@ -2,24 +2,56 @@
 them into C extensions that sit beside their sources (an editable install builds them in
 place). Everything else about the package is in pyproject.toml.
 
-CLEARWAY_PURE_PYTHON=1 skips the build, and a failed one (no C compiler) is skipped with a
-warning: the package then runs the Python source alone."""
+Extensions left in the tree from an earlier build, of modules no longer listed (or of all
+of them, when nothing is built), are deleted first: an extension is imported ahead of its
+``.py``. CLEARWAY_PURE_PYTHON=1 builds nothing; a build that fails (no C compiler, no
+Python headers) is reported on standard error and installs the Python source alone, all
+or nothing (tests/domain/test_native.py then fails where the compiled build was expected)."""
 
+import glob
 import os
 import runpy
+import sys
 
 from setuptools import setup
+from setuptools.command.build_ext import build_ext
 
+native = runpy.run_path(os.path.join("clearway", "domain", "native.py"))
+keep: set[str] = set()
 ext_modules = []
 if os.environ.get("CLEARWAY_PURE_PYTHON") != "1":
     from mypyc.build import mypycify
 
-    native = runpy.run_path(os.path.join("clearway", "domain", "native.py"))
     paths = [name.replace(".", os.sep) + ".py" for name in native["COMPILED_MODULES"]]
     ext_modules = mypycify(paths, opt_level="3", group_name=native["GROUP_NAME"])
-    for extension in ext_modules:
-        # no C compiler: install the source alone (tests/domain/test_native.py fails loudly
-        # where the compiled build was expected)
-        extension.optional = True
+    keep = {native["GROUP_NAME"] + "__mypyc", *native["COMPILED_MODULES"]}
 
-setup(ext_modules=ext_modules)
+
+def _extensions_in_tree() -> list[str]:
+    return glob.glob(os.path.join("clearway", "**", "*.so"), recursive=True)
+
+
+def _module_of(path: str) -> str:
+    return os.path.splitext(os.path.splitext(path)[0])[0].replace(os.sep, ".")
+
+
+for stale in _extensions_in_tree():
+    if _module_of(stale) not in keep:
+        os.remove(stale)
+
+
+class AllOrNothing(build_ext):
+    """Build every extension or none: a partial build (the shared group library failed but
+    a module's small shim did not) would leave modules that cannot be imported."""
+
+    def run(self) -> None:
+        try:
+            super().run()
+        except Exception as exc:  # a compiler error, a missing compiler or header
+            for built in _extensions_in_tree():
+                os.remove(built)
+            sys.stderr.write(f"\n*** clearway: the compiled domain was not built ({exc}); "
+                             "the Python source will run instead (slower).\n\n")
+
+
+setup(ext_modules=ext_modules, cmdclass={"build_ext": AllOrNothing})

@@ -39,7 +39,8 @@ Part 1 runs under the node's default idle polling (adaptive: engine/idlepoll.py,
 ``clearway node`` does; ``idle_poll`` says whether it ran, CLEARWAY_BENCH_NODE_IDLE_POLL=0
 turns it off); the crash test's ``clearway node`` children start their own.
 ``compiled_domain``: whether the domain's hot path ran compiled (clearway/domain/native.py;
-false for an install with CLEARWAY_PURE_PYTHON=1 or without a C compiler).
+false for an install with CLEARWAY_PURE_PYTHON=1 or without a C compiler, and for a run
+with CLEARWAY_PURE_PYTHON=1 in its environment).
 
 Measured first, ``disk_sync`` (bench/disk.py): fdatasync latency of the journal's disk with
 its tail. A sync that stalls for 10–20 ms (seen a few times a minute on the bench VM)

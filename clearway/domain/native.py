@@ -11,9 +11,10 @@ on a long command stream (state hash and every event).
 
 An installation without a C compiler, or with ``CLEARWAY_PURE_PYTHON=1`` set when
 installing, runs the source as it is; so does any process started with
-``CLEARWAY_PURE_PYTHON=1`` (clearway/__init__.py), whatever is installed. Editing a
-compiled module needs a rebuild (``make`` does it when a listed source changes;
-tests/conftest.py refuses to run against a stale build).
+``CLEARWAY_PURE_PYTHON=1`` (clearway/__init__.py), whatever is installed. The compiled
+code relies on the types of every domain module (the commands, the state), so editing any
+of them needs a rebuild: ``make`` does it, and tests/conftest.py refuses to run against an
+extension older than a domain source.
 """
 
 from __future__ import annotations

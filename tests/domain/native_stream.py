@@ -1,9 +1,14 @@
 """A deterministic command stream for comparing the compiled domain with its source
-(test_native.py): the loadgen mix, with small deposits for half the accounts (so the
-margin check and liquidations bind) and every order feature of the compiled handlers
-mixed in (icebergs, good-til-time, post-only, fill-or-kill, market, reduce-only), applied
-with fixed seq/ts. ``run`` returns a digest of every event and the final state hash; run
-as a script it prints them as JSON (the source-only side runs it in a subprocess)."""
+(test_native.py): the loadgen mix on one perpetual (limit and IOC orders, cancels by
+client order id, mark prices), with small deposits for half the accounts (so the
+pre-trade margin check rejects) and sharper mark moves, and mixed in: icebergs,
+good-til-time, post-only, fill-or-kill, market and reduce-only orders, stop orders on the
+mark (held by conditional.py, entered through the compiled handler when they fire),
+amends, batch cancels and cancel-alls; applied with fixed seq/ts. Not covered here (the
+domain suite's second pass, on the source, covers them): options and portfolio margin,
+oracle-driven liquidations, funding. ``run`` returns a digest of every event and the
+final state hash; run as a script it prints them as JSON (the source-only side runs it in
+a subprocess)."""
 
 from __future__ import annotations
 
@@ -13,8 +18,8 @@ import sys
 
 import msgspec
 
-from clearway.domain.commands import Deposit, PlaceOrder, SetMarkPrices
-from clearway.domain.orders import OrderType, TimeInForce
+from clearway.domain.commands import AmendOrder, CancelAll, CancelOrders, Deposit, PlaceOrder, SetMarkPrices
+from clearway.domain.orders import OrderType, TimeInForce, TriggerSource
 from clearway.domain.state import ExchangeState, apply, state_hash
 from clearway.engine.loadgen import bench_genesis, command_stream
 
@@ -25,16 +30,27 @@ def commands(n: int, seed: int = 7) -> list:
     replace = msgspec.structs.replace
     out = []
     stream = command_stream(seed)
+    mid = 60_000_000_000
     for i in range(n):
         c = next(stream)
         ts = T0 + i * 20
         if type(c) is Deposit and c.deposit_id % 2:
             c = replace(c, amount=2_000_000 + 500_000 * (c.deposit_id % 7))  # $2.0–5.0
-        elif type(c) is SetMarkPrices and i % 3 == 0:
-            # a sharper move now and then: liquidations of the small accounts
-            mid = c.index["BTC"] * (100 + (i // 3) % 9 - 4) // 100
-            mid -= mid % 100_000
-            c = SetMarkPrices(0, 0, {"BTC": mid}, {0: mid})
+        elif type(c) is SetMarkPrices:
+            mid = c.index["BTC"]
+            if i % 3 == 0:  # a sharper move now and then: stop orders fire
+                mid = mid * (100 + (i // 3) % 9 - 4) // 100
+                mid -= mid % 100_000
+                c = SetMarkPrices(0, 0, {"BTC": mid}, {0: mid})
+        elif i > 200 and i % 37 == 0:  # amend an order placed a little earlier (or a closed one)
+            c = AmendOrder(0, 0, 2 + i % 100, i // 3, 1 + i % 5, mid + (1 if i % 2 else -1) * 100_000 * (1 + i % 9))
+        elif i > 200 and i % 53 == 0:
+            c = CancelOrders(0, 0, 2 + i % 100, tuple(range(i // 3 - 4, i // 3)))
+        elif i > 200 and i % 211 == 0:
+            c = CancelAll(0, 0, 2 + i % 100)
+        elif type(c) is PlaceOrder and i % 31 == 0:  # a stop on the mark, 1-8 ticks away
+            c = replace(c, order_type=OrderType.STOP_MARKET, price=0, tif=TimeInForce.IOC,
+                        trigger_price=mid + c.side * 100_000 * (1 + i % 8), trigger=TriggerSource.MARK)
         elif type(c) is PlaceOrder:
             if i % 11 == 0 and c.size > 2:
                 c = replace(c, display_size=c.size // 3)
