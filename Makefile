@@ -3,7 +3,7 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-# The compiled domain (setup.py, clearway/domain/native.py) relies on the types of every
+# The compiled domain (setup.py, clearway/native.py) relies on the types of every
 # domain module, so an edit to any of them rebuilds it (with the rest of the install).
 NATIVE_SRC := setup.py $(shell find clearway/domain -name '*.py')
 

@@ -1,5 +1,5 @@
-"""Build of the compiled domain modules (clearway/domain/native.py lists them): mypyc turns
-them into C extensions that sit beside their sources (an editable install builds them in
+"""Build of the compiled domain modules (clearway/native.py lists them): mypyc turns them
+into C extensions that sit beside their sources (an editable install builds them in
 place). Everything else about the package is in pyproject.toml.
 
 Extensions left in the tree from an earlier build, of modules no longer listed (or of all
@@ -8,7 +8,6 @@ of them, when nothing is built), are deleted first: an extension is imported ahe
 Python headers) is reported on standard error and installs the Python source alone, all
 or nothing (tests/domain/test_native.py then fails where the compiled build was expected)."""
 
-import glob
 import os
 import runpy
 import sys
@@ -16,28 +15,19 @@ import sys
 from setuptools import setup
 from setuptools.command.build_ext import build_ext
 
-native = runpy.run_path(os.path.join("clearway", "domain", "native.py"))
-keep: set[str] = set()
+native = runpy.run_path(os.path.join("clearway", "native.py"))  # standard library only
+keep: frozenset = frozenset()
 ext_modules = []
 if os.environ.get("CLEARWAY_PURE_PYTHON") != "1":
     from mypyc.build import mypycify
 
     paths = [name.replace(".", os.sep) + ".py" for name in native["COMPILED_MODULES"]]
     ext_modules = mypycify(paths, opt_level="3", group_name=native["GROUP_NAME"])
-    keep = {native["GROUP_NAME"] + "__mypyc", *native["COMPILED_MODULES"]}
+    keep = native["EXPECTED_EXTENSIONS"]
 
-
-def _extensions_in_tree() -> list[str]:
-    return glob.glob(os.path.join("clearway", "**", "*.so"), recursive=True)
-
-
-def _module_of(path: str) -> str:
-    return os.path.splitext(os.path.splitext(path)[0])[0].replace(os.sep, ".")
-
-
-for stale in _extensions_in_tree():
-    if _module_of(stale) not in keep:
-        os.remove(stale)
+for module, path in native["extensions_in_package"]().items():
+    if module not in keep:
+        os.remove(path)
 
 
 class AllOrNothing(build_ext):
@@ -48,8 +38,8 @@ class AllOrNothing(build_ext):
         try:
             super().run()
         except Exception as exc:  # a compiler error, a missing compiler or header
-            for built in _extensions_in_tree():
-                os.remove(built)
+            for path in native["extensions_in_package"]().values():
+                os.remove(path)
             sys.stderr.write(f"\n*** clearway: the compiled domain was not built ({exc}); "
                              "the Python source will run instead (slower).\n\n")
 

@@ -38,7 +38,7 @@
 Part 1 runs under the node's default idle polling (adaptive: engine/idlepoll.py, as
 ``clearway node`` does; ``idle_poll`` says whether it ran, CLEARWAY_BENCH_NODE_IDLE_POLL=0
 turns it off); the crash test's ``clearway node`` children start their own.
-``compiled_domain``: whether the domain's hot path ran compiled (clearway/domain/native.py;
+``compiled_domain``: whether the domain's hot path ran compiled (clearway/native.py;
 false for an install with CLEARWAY_PURE_PYTHON=1 or without a C compiler, and for a run
 with CLEARWAY_PURE_PYTHON=1 in its environment).
 
@@ -67,7 +67,7 @@ from pathlib import Path
 import msgspec
 
 from clearway.domain.commands import encode_command
-from clearway.domain.native import compiled_status
+from clearway.native import compiled_status
 from clearway.domain.state import ExchangeState, apply
 from clearway.engine.crashtest import crash_test
 from clearway.engine.idlepoll import start_default
@@ -210,7 +210,7 @@ def _one_run(root: Path, pg_url: str | None, commands: list, rate: int | None, s
     schema = "bench_" + uuid.uuid4().hex[:12]
     # Sliced before the node opens, whose gc.freeze() then takes the list out of the
     # collector's young generation: a 200,000-element list made during the run was
-    # scanned by the first young collection, a 4-6 ms stall of the node (gc.callbacks).
+    # scanned by the first young collection, a 6-11 ms stall of the node (gc.callbacks).
     timed = commands[WARMUP:]
     node = Node(data_dir, bench_genesis(), journal=pg_url, pg_schema=schema, sqlite_synchronous=synchronous)
     try:

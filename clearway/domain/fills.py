@@ -85,8 +85,8 @@ def settle_fill(state, spec, maker, taker: Account, taker_side: int, lots: int, 
     trade_id = state.next_trade_id
     state.next_trade_id = trade_id + 1
     state.last_trade[instrument] = price  # every trade is made here: LAST triggers read it
-    return Trade(trade_id, instrument, price, lots, taker_side, maker.order_id, taker_order_id,  # type: ignore[arg-type]  # NewType fields, int values
-                 maker.account, taker.account_id, maker_fee, taker_fee)  # type: ignore[arg-type]  # NewType fields, int values
+    return Trade(trade_id, instrument, price, lots, taker_side, maker.order_id, taker_order_id,  # type: ignore[arg-type]
+                 maker.account, taker.account_id, maker_fee, taker_fee)  # type: ignore[arg-type]
 
 
 def _settle_funding(state, account: Account, instrument: int, index: int, events) -> None:

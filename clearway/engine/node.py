@@ -38,7 +38,7 @@ one core, so the hot path avoids per-command locks, events, futures and Python c
 where a bulk operation does. Measured per command at saturation on the 2-core bench
 machine (bench/node.py, whose speed varies by up to 2x from one minute to the next): the
 whole process 9.4–12 µs of CPU with the domain's hot path compiled
-(clearway/domain/native.py); 3.8–4.7 µs of it with ``apply`` replaced by a stub, i.e.
+(clearway/native.py); 3.8–4.7 µs of it with ``apply`` replaced by a stub, i.e.
 validation, stamping, encoding, checksumming, the committer (mostly SQLite's work and the
 fsync, outside the GIL) and the benchmark's client; ``apply`` of the benchmark's mix alone,
 outside the node, 3.8–5 µs.

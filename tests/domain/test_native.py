@@ -1,4 +1,4 @@
-"""The compiled domain (clearway/domain/native.py, setup.py) against its Python source."""
+"""The compiled domain (clearway/native.py, setup.py) against its Python source."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from clearway.domain import native
+from clearway import native
 
 PURE = os.environ.get("CLEARWAY_PURE_PYTHON") == "1"
 TESTS = Path(__file__).resolve().parent.parent

@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 
 def reject(code: ErrorCode, message: str, account: int = -1, client_order_id: str = "") -> list[Event]:
     """The single event of a rejected command."""
-    return [Rejected(code, message, account, client_order_id)]  # type: ignore[arg-type]  # NewType fields, int values
+    return [Rejected(code, message, account, client_order_id)]  # type: ignore[arg-type]
 
 
 def order_basics(state: ExchangeState, cmd) -> tuple[Account, InstrumentSpec] | list[Event]:
@@ -70,7 +70,7 @@ def cancel_resting(state: ExchangeState, order: Order, reason: CancelReason, eve
     spec = state.instruments[order.instrument]
     state.accounts[order.account].remove_order(order, 10**spec.size_decimals)
     del state.orders[order.order_id]
-    events.append(OrderCancelled(order.order_id, order.account, order.instrument, order.remaining, int(reason)))  # type: ignore[arg-type]  # NewType fields, int values
+    events.append(OrderCancelled(order.order_id, order.account, order.instrument, order.remaining, int(reason)))  # type: ignore[arg-type]
 
 
 def enforce_reduce_only(state: ExchangeState, account: Account, instrument: int, events: list[Event]) -> None:
@@ -95,5 +95,5 @@ def enforce_reduce_only(state: ExchangeState, account: Account, instrument: int,
             book.reduce(order, lots)
             account.reduce_order(order, lots, scale)
             order.size -= lots
-            events.append(OrderAmended(order.order_id, order.account, instrument, order.price,  # type: ignore[arg-type]  # NewType fields, int values
-                                       order.size, order.remaining, True))  # type: ignore[arg-type]  # NewType fields, int values
+            events.append(OrderAmended(order.order_id, order.account, instrument, order.price,  # type: ignore[arg-type]
+                                       order.size, order.remaining, True))  # type: ignore[arg-type]

@@ -124,8 +124,8 @@ def place_order(state: ExchangeState, cmd: PlaceOrder, order_id: int = 0) -> lis
     if not order_id:
         order_id = state.next_order_id
         state.next_order_id = order_id + 1
-    events: list[Event] = [OrderAccepted(order_id, account.account_id, spec.instrument_id, side, price, size, tif,  # type: ignore[arg-type]  # NewType fields, int values
-                                         cmd.post_only, cmd.reduce_only, coid, display, expire_at)]  # type: ignore[arg-type]  # NewType fields, int values
+    events: list[Event] = [OrderAccepted(order_id, account.account_id, spec.instrument_id, side, price, size, tif,  # type: ignore[arg-type]
+                                         cmd.post_only, cmd.reduce_only, coid, display, expire_at)]  # type: ignore[arg-type]
     filled = 0
     if book.crosses(side, price):
         filled = execute(state, spec, account, side, price, size, order_id, events)
@@ -146,7 +146,7 @@ def place_order(state: ExchangeState, cmd: PlaceOrder, order_id: int = 0) -> lis
             account.add_order(order, 10**spec.size_decimals)
             state.orders[order_id] = order
         else:
-            events.append(OrderCancelled(order_id, account.account_id, spec.instrument_id, remaining,  # type: ignore[arg-type]  # NewType fields, int values
+            events.append(OrderCancelled(order_id, account.account_id, spec.instrument_id, remaining,  # type: ignore[arg-type]
                                          _IOC_REMAINDER))
     if filled and state.oracle_last and spec.underlying in state.oracle_last:
         check_after_fills(state, cmd.ts, events)
@@ -179,8 +179,8 @@ def execute(state: ExchangeState, spec, account, side: int, price: int, size: in
         return book.match(side, price, size, account.account_id, on_fill, on_self_trade)
 
     def on_refill(maker: Order) -> None:
-        events.append(IcebergRefilled(maker.order_id, maker.account, instrument, maker.side, maker.price,  # type: ignore[arg-type]  # NewType fields, int values
-                                      maker.shown, maker.remaining))  # type: ignore[arg-type]  # NewType fields, int values
+        events.append(IcebergRefilled(maker.order_id, maker.account, instrument, maker.side, maker.price,  # type: ignore[arg-type]
+                                      maker.shown, maker.remaining))  # type: ignore[arg-type]
 
     return book.match(side, price, size, account.account_id, on_fill, on_self_trade, on_refill)
 
