@@ -1,7 +1,9 @@
 """PostgreSQL journal back end (``--journal postgresql://…``), with psycopg 3.
 
-Same records and tables as the SQLite journal (journal.py), inside one schema (default
-``clearway``; tests use one schema each). Appends go through ``COPY … FROM STDIN`` inside
+Same records as the SQLite journal (journal.py), one row per record in ``journal`` (the
+SQLite journal frames a group's records in one row instead), with the same
+``journal_meta`` and ``journal_quarantine``, inside one schema (default ``clearway``; tests
+use one schema each). Appends go through ``COPY … FROM STDIN`` inside
 one transaction per batch, so a group of commands costs one round trip and one WAL flush;
 the session forces ``synchronous_commit = on`` so a returned commit is on disk even if the
 server default says otherwise. A session advisory lock keyed by the schema makes the node

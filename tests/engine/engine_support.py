@@ -12,7 +12,7 @@ from pathlib import Path
 import msgspec
 
 from clearway.domain.state import ExchangeState, apply, state_hash
-from clearway.engine.journal import SQLITE_FILE
+from clearway.engine.journal import SQLITE_FILE, pack_records, unpack_records
 from clearway.engine.node import Node
 
 PG_URL = os.environ.get("CLEARWAY_TEST_PG_URL")
@@ -74,7 +74,43 @@ class Backend:
             return cur.fetchall() if cur.description else []
 
     def count(self) -> int:
+        """Records stored (SQLite: the numbers its group rows claim)."""
+        if self.kind == "sqlite":
+            return self.execute("SELECT coalesce(sum(last_seq - first_seq + 1), 0) FROM journal_group")[0][0]
         return self.execute("SELECT count(*) FROM journal")[0][0]
+
+    def command(self, seq: int) -> bytes:
+        """The stored bytes of record ``seq``."""
+        journal = self.journal()
+        try:
+            return bytes(journal.read(seq)[1])
+        finally:
+            journal.close()
+
+    def damage(self, seq: int, kind: str, command: bytes | None = None) -> None:
+        """Damage record ``seq`` in place: ``kind`` "command" (store ``command`` instead
+        of its bytes, checksum kept), "checksum" (checksum + 1) or "missing" (remove the
+        record; on SQLite its frame leaves its group row, which still claims the number)."""
+        if self.kind != "sqlite":
+            if kind == "command":
+                self.execute("UPDATE journal SET command = ? WHERE seq = ?", (command, seq))
+            elif kind == "checksum":
+                self.execute("UPDATE journal SET checksum = checksum + 1 WHERE seq = ?", (seq,))
+            else:
+                self.execute("DELETE FROM journal WHERE seq = ?", (seq,))
+            return
+        ((first, last, packed),) = self.execute(
+            "SELECT first_seq, last_seq, records FROM journal_group WHERE first_seq <= ? AND last_seq >= ?", (seq, seq))
+        records = unpack_records(first, last, packed)
+        i = seq - first
+        s, data, checksum = records[i]
+        if kind == "command":
+            records[i] = (s, command, checksum)
+        elif kind == "checksum":
+            records[i] = (s, data, (checksum + 1) & 0xFFFFFFFF)
+        else:
+            del records[i]
+        self.execute("UPDATE journal_group SET records = ? WHERE first_seq = ?", (pack_records(records), first))
 
 
 class GatedJournal:

@@ -97,7 +97,7 @@ def test_tickets_of_a_group_can_be_awaited_together(backend, genesis, commands):
 
 
 @pytest.mark.parametrize("sizes", [[1, 2, 3, 5, 8, 13, 64, 255], [8_192, 8_193, 20_001]],
-                         ids=["small groups", "groups past one statement"])
+                         ids=["small groups", "groups past one row"])
 def test_every_group_size_is_stored_whole_and_in_order(backend, sizes):
     journal = backend.journal()
     try:
@@ -234,7 +234,7 @@ def test_a_reader_holding_an_old_snapshot_does_not_stall_the_writer(tmp_path, mo
     journal.append([(1, payload, record_checksum(1, payload))])
     reader = sqlite3.connect(str(path), isolation_level=None)
     reader.execute("BEGIN")
-    assert reader.execute("SELECT count(*) FROM journal").fetchone()[0] == 1  # holds this snapshot
+    assert reader.execute("SELECT count(*) FROM journal_group").fetchone()[0] == 1  # holds this snapshot
     slow = 0
     try:
         for seq in range(2, 302):
@@ -243,7 +243,7 @@ def test_a_reader_holding_an_old_snapshot_does_not_stall_the_writer(tmp_path, mo
             slow += time.perf_counter() - started > 0.015
         wait_until(lambda: "clearway-checkpoint" in lock.takers)  # a RESTART was tried under the lock
         assert journal.last_seq() == 301
-        assert reader.execute("SELECT count(*) FROM journal").fetchone()[0] == 1  # still its snapshot
+        assert reader.execute("SELECT count(*) FROM journal_group").fetchone()[0] == 1  # still its snapshot
         assert slow <= 15
     finally:
         reader.execute("COMMIT")

@@ -130,30 +130,27 @@ def test_a_snapshot_past_the_end_of_the_journal_is_ignored(backend, tmp_path, ge
         assert node.state_hash() == reference_hash(genesis, commands)
 
 
-DAMAGE = {
-    "flipped byte": "UPDATE journal SET command = ? WHERE seq = ?",
-    "torn record": "UPDATE journal SET command = ? WHERE seq = ?",
-    "wrong checksum": "UPDATE journal SET checksum = checksum + 1 WHERE seq = ?",
-    "missing record": "DELETE FROM journal WHERE seq = ?",
-}
+DAMAGE = ("flipped byte", "torn record", "wrong checksum", "missing record")
 
 
-@pytest.mark.parametrize("damage", list(DAMAGE))
+@pytest.mark.parametrize("damage", DAMAGE)
 def test_a_damaged_record_cuts_the_journal_at_the_last_whole_record(backend, genesis, commands, damage):
     node = backend.node(genesis)
     run(node, commands)
     node.close(snapshot=False)
-    (command,) = backend.execute("SELECT command FROM journal WHERE seq = 250")[0]
-    command = bytes(command)
+    command = backend.command(250)
     if damage == "flipped byte":
-        backend.execute(DAMAGE[damage], (_flip_byte(command, len(command) - 1), 250))
+        backend.damage(250, "command", _flip_byte(command, len(command) - 1))
     elif damage == "torn record":
-        backend.execute(DAMAGE[damage], (command[: len(command) // 2], 250))
+        backend.damage(250, "command", command[: len(command) // 2])
     else:
-        backend.execute(DAMAGE[damage], (250,))
+        backend.damage(250, "checksum" if damage == "wrong checksum" else "missing")
     with backend.node(genesis) as node:
         report = node.recovery
-        cut = 150 if damage == "missing record" else 151
+        # A missing PostgreSQL row leaves 150 records after the hole; SQLite's group row
+        # still claims number 250, its later frames each move up one number (failing
+        # their seeded checksums) and its last number comes out empty: 151 quarantined.
+        cut = 150 if damage == "missing record" and backend.kind == "postgresql" else 151
         assert (report.last_seq, report.cut_from, report.cut_records) == (249, 250, cut)
         assert node.state_hash() == reference_hash(genesis, commands[:249])
         run(node, commands[249:])  # the node goes on from the cut with new records
