@@ -48,7 +48,7 @@ after a stall) is written as several rows of one transaction."""
 _FRAME = struct.Struct("<II")  # a record's frame header: command length, checksum
 _INSERT_SQL: dict[int, str] = {}
 _CHECKPOINT_EVERY_RECORDS = 20_000  # about 2 MB of records at the bench's ~80 bytes each
-_CHECKPOINT_EVERY_COMMITS = 500  # each commit adds 1-3 WAL frames whatever its size
+_CHECKPOINT_EVERY_COMMITS = 500  # a small commit still adds ~4 WAL frames (its row, a parent page, page 1, the freelist)
 _RESTART_FRAMES = 1_024  # WAL frames (4 KiB pages): restart the WAL past ~4 MiB
 _WAL_PREALLOCATE_MB = 16
 _BACKSTOP_PAGES = 16_384  # the writer's own automatic checkpoint, if ours falls behind
