@@ -333,16 +333,32 @@ def split_fill(state: ExchangeState, account: Account, spec, side: int, lots: in
     return _Split(lots, quote, dnnv, dmmr, bankruptcy, fee, payout)
 
 
+def fund_position_cost(state: ExchangeState, spec, side: int, lots: int, mark: int) -> int:
+    """What receiving the other side of a liquidation of ``lots`` (the account's ``side``)
+    costs the insurance fund's equity at ``mark``: the value of its position in the
+    instrument before minus after (``position_value``, micro-USDC: a short option it takes
+    costs its mark value; a long option costs 0 in standard mode, where it counts 0)."""
+    fund = state.accounts[INSURANCE_FUND]
+    held = fund.position_size(spec.instrument_id)
+    return (position_value(state, fund, spec, held, mark)
+            - position_value(state, fund, spec, held - side * lots, mark))
+
+
 def affordable(state: ExchangeState, account: Account, spec, side: int, lots: int, price: int, size_now: int,
                mark: int, pmmr: int, size0: int, tnc: int, tmmr: int, available: int,
                fund_is_counterparty: bool = False) -> _Split | None:
     """The fill of ``lots`` (or of the most lots below it, in size increments) that the
-    insurance fund can afford: its net outflow payout − fee (+ the quote when the fund is
-    also the counterparty, as in a backstop transfer) ≤ ``available``; None when not even
-    one increment is affordable."""
+    insurance fund can afford: the fall of its equity, payout − fee (+, when the fund is
+    also the counterparty as in a backstop transfer, the quote it pays and
+    ``fund_position_cost`` of the position it receives), ≤ ``available``; None when not
+    even one increment is affordable. (Without the position's cost a fund with no money
+    could take a short option for less than its mark value and be left with negative
+    equity, exchange-rules.md step 6.)"""
 
     def outflow(split: _Split) -> int:
-        return split.payout - split.fee + (split.quote if fund_is_counterparty else 0)
+        if not fund_is_counterparty:
+            return split.payout - split.fee
+        return split.payout - split.fee + split.quote + fund_position_cost(state, spec, side, split.lots, mark)
 
     split = split_fill(state, account, spec, side, lots, price, size_now, mark, pmmr, size0, tnc, tmmr)
     if outflow(split) <= available:
@@ -482,7 +498,10 @@ def _backstop(state: ExchangeState, account: Account, instrument: int, health: A
     available = fund_available(state)
     split = affordable(state, account, spec, side, abs(size), price, size, mark, pmmr, abs(size), tnc, tmmr,
                        available, fund_is_counterparty=True)
-    if split is None or not _settle_last(account, split, size, available - split.quote):
+    if split is None:
+        return
+    cost = fund_position_cost(state, spec, side, split.lots, mark)
+    if not _settle_last(account, split, size, available - split.quote - cost):
         return
     lots = split.lots
     account.cash += split.quote

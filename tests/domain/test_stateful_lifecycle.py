@@ -34,7 +34,7 @@ from clearway.domain.events import (
     Rejected, Trade,
 )
 from clearway.domain.funding import RATE_SCALE
-from clearway.domain.genesis import FEE_ACCOUNT
+from clearway.domain.genesis import FEE_ACCOUNT, INSURANCE_FUND
 from clearway.domain.instruments import Kind, OptionType
 from clearway.domain.liquidation import eligible
 from clearway.domain.accounts import Account
@@ -346,9 +346,12 @@ def test_a_hedged_call_spread_in_the_money_is_not_liquidated():
     """Account 5 is long 22,000 calls (written by 4) and sells as many 24,000 calls; after
     +25 % its standard-mode equity is −222 USDC (the short leg at its mark, the long at 0)
     with no maintenance requirement (the expiry's maximum loss is 0): not liquidatable, and
-    solvent once the long leg counts."""
+    solvent once the long leg counts. The writer 4 stays solvent (5,000 USDC: its calls go
+    to the insurance fund, which stays solvent too). With 2,098 USDC, as first found, 4 is
+    bankrupt and is deleveraged against 5's long calls, which breaks the spread (the empty
+    fund used to take 4's calls into negative equity instead)."""
     m = LifecycleMachine()
-    m.setup(amounts=[2_000, 2_000, 2_098, 2_000], fund=0, leverage=1.0, written=6_223, portfolio=False)
+    m.setup(amounts=[2_000, 2_000, 5_000, 2_000], fund=0, leverage=1.0, written=6_223, portfolio=False)
     m.trade_between(5, 2, instrument=3, side=-1, leverage=7.0, offset=0)
     m.big_move(0.25)
     _check(m)
@@ -358,6 +361,7 @@ def test_a_hedged_call_spread_in_the_money_is_not_liquidated():
     assert health.maintenance_margin == 0 and health.equity < 0
     assert health.equity + long_option_value(state, account) > 0
     assert not any(isinstance(e, LiquidationStarted) and e.account == 5 for e in m.last_events)
+    assert state.margin.health(state.accounts[INSURANCE_FUND]).equity >= 0
     m.teardown()
 
 
