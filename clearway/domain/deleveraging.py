@@ -9,12 +9,18 @@ that the insurance fund cannot cover ("If the account's equity is negative and t
 cannot cover it"): the book could not absorb its positions within the fillable price and
 the fund is too small to pay the deficit.
 
+Net value (:func:`net_value`): the account's equity counting, in standard mode, its long
+options at their marks — what it would hold with every position closed at its mark. An
+account is *bankrupt* when its net value is negative. (Standard-mode equity counts long
+options at 0, so an account can be liquidatable with negative equity and still be
+solvent: ADL then closes its long options at their mark, below.)
+
 How, one position at a time (short options, then long options, then perpetuals, each by
 instrument id) while the account's equity is negative:
 
-- TNC is the account's equity, counting in standard mode its long options at their mark
-  (they are closed here too, so their value belongs to the account); if TNC ≥ 0 only long
-  options remain to restore it, and they are closed at their mark value.
+- TNC is the account's net value (its long options are closed here too, so their value
+  belongs to the account); if TNC ≥ 0 only long options remain to restore it, and they are
+  closed at their mark value.
 - quote (cash the bankrupt account receives, negative = pays) for the whole position:
   ``bankruptcy_quote(ΔNNV, TNC, −PMMR, TMMR)`` (ΔNNV = −value at the mark); for the last
   position of the account: −cash, which leaves it at exactly zero cash and equity (the
@@ -57,7 +63,36 @@ from clearway.domain.instruments import Kind
 from clearway.domain.liquidation_rules import adl_score, bankruptcy_quote
 
 if TYPE_CHECKING:
+    from clearway.domain.health import AccountHealth
     from clearway.domain.state import ExchangeState
+
+
+def long_option_value(state: ExchangeState, account: Account) -> int:
+    """Σ size · mark of a standard-mode account's long options (micro-USDC, each position
+    rounded down), which its equity counts at 0 (exchange-rules.md "Standard margin"); 0 in
+    portfolio mode, whose equity already counts them."""
+    if account.margin_mode is MarginMode.PORTFOLIO:
+        return 0
+    instruments = state.instruments
+    marks = state.marks
+    total = 0
+    for instrument, position in account.positions.items():
+        spec = instruments[instrument]
+        if spec.kind == Kind.OPTION and position.size > 0:
+            total += position.size * marks[instrument] // spec.size_scale
+    return total
+
+
+def net_value(state: ExchangeState, account: Account, health: AccountHealth | None = None) -> int | None:
+    """The account's net value: its equity (``health``, computed when not given) plus
+    :func:`long_option_value` — micro-USDC, rounded down as the two are. None when the
+    account cannot be priced. The account is bankrupt when it is negative (module
+    docstring)."""
+    if health is None:
+        health = state.margin.health(account)
+    if health is None:
+        return None
+    return health.equity + long_option_value(state, account)
 
 
 def deleverage(state: ExchangeState, account: Account, events: list[Event], touched: set[int]) -> None:
@@ -67,18 +102,11 @@ def deleverage(state: ExchangeState, account: Account, events: list[Event], touc
 
     margin = state.margin
     instruments = state.instruments
-    portfolio = account.margin_mode is MarginMode.PORTFOLIO
     while account.positions:
         health = margin.health(account)
         if health is None or health.equity >= 0:
             return
-        longs_value = 0
-        if not portfolio:
-            for instrument, position in account.positions.items():
-                spec = instruments[instrument]
-                if spec.kind == Kind.OPTION and position.size > 0:
-                    longs_value += position.size * state.marks[instrument] // spec.size_scale
-        tnc = health.equity + longs_value
+        tnc = health.equity + long_option_value(state, account)
         ordered = _ordered(state, account)
         if tnc >= 0:  # long options carry the account: close them at their mark value
             ordered = [i for i in ordered if instruments[i].kind == Kind.OPTION and account.positions[i].size > 0]

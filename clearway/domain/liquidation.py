@@ -9,6 +9,13 @@ mark, a funding index or cash (:func:`screen`: all accounts at once with
 ``revalue.revalue_all``, then each candidate confirmed exactly), and after every command
 whose fills touched an oracle-governed market (:func:`check_after_fills`: the accounts of
 its trades). Accounts touched by liquidation fills or deleveraging are checked in turn.
+Order (:func:`run`): the liquidatable accounts of a detection most underwater first —
+ascending net value / maintenance margin (deleveraging.net_value: equity with long options
+at their marks), ties by account id — as dYdX v4 sorts its liquidations ("the most
+underwater accounts should be liquidated first", ``x/clob/keeper/liquidations.go``,
+``SortLiquidationOrders``); then the accounts their liquidations touched, first in first
+out. So a bankrupt account is deleveraged against solvent counterparties before a less
+underwater account is deleveraged against it.
 Only accounts whose every position is in an oracle-governed, non-halted underlying
 (clock.is_live) are liquidated: no liquidation on a stale price, and never on the operator
 feed's prices. The fee account (0) and the insurance fund (1) are never liquidated.
@@ -58,6 +65,7 @@ two accounts.
 from __future__ import annotations
 
 from collections import deque
+from fractions import Fraction
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -139,10 +147,12 @@ def screen(state: ExchangeState, ts: int, events: list[Event]) -> None:
 
 
 def run(state: ExchangeState, account_ids: list[int], ts: int, events: list[Event]) -> None:
-    """Liquidate each of ``account_ids`` that is liquidatable, then the accounts their
-    liquidations touched, in a deterministic order (FIFO, each at most MAX_PASSES times)."""
-    queue = deque(account_ids)
-    queued = set(account_ids)
+    """Liquidate each of ``account_ids`` that is liquidatable, most underwater first
+    (:func:`most_underwater_first`), then the accounts their liquidations touched, in a
+    deterministic order (FIFO, each at most MAX_PASSES times)."""
+    first = most_underwater_first(state, account_ids)
+    queue = deque(first)
+    queued = set(first)
     passes: dict[int, int] = {}
     while queue:
         account_id = queue.popleft()
@@ -152,6 +162,33 @@ def run(state: ExchangeState, account_ids: list[int], ts: int, events: list[Even
             if other not in queued and passes.get(other, 0) < MAX_PASSES:
                 queue.append(other)
                 queued.add(other)
+
+
+def most_underwater_first(state: ExchangeState, account_ids: list[int]) -> list[int]:
+    """The liquidatable accounts among ``account_ids`` in liquidation order: ascending
+    net value / maintenance margin (exact: ``Fraction``; net value = equity with long
+    options at their marks, deleveraging.net_value, so a bankrupt account — negative net
+    value — comes before any solvent one), ties by account id (module docstring, "Order";
+    dYdX v4 ``SortLiquidationOrders``). The others are left out: ``liquidate_account``
+    would do nothing for them, and a liquidation changes no account it does not report as
+    touched (which ``run`` then queues). One ``health`` per account, as ``liquidate_account``
+    would compute."""
+    from clearway.domain.deleveraging import net_value
+
+    margin = state.margin
+    accounts = state.accounts
+    keyed: list[tuple[Fraction, int]] = []
+    for account_id in account_ids:
+        account = accounts.get(account_id)
+        if account_id < 2 or account is None or not account.positions or not eligible(state, account):
+            continue
+        health = margin.health(account)
+        if not liquidatable(health):
+            continue
+        value = net_value(state, account, health)
+        keyed.append((Fraction(value, health.maintenance_margin), account_id))
+    keyed.sort()
+    return [account_id for _, account_id in keyed]
 
 
 def liquidatable(health: AccountHealth | None) -> bool:

@@ -21,7 +21,6 @@ screen off (``Margin.remember`` keeps nothing); the snapshot round-trips.
 
 from __future__ import annotations
 
-import pytest
 from hypothesis import currently_in_test_context, event, settings, strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
@@ -365,21 +364,29 @@ def test_a_hedged_call_spread_in_the_money_is_not_liquidated():
     m.teardown()
 
 
-@pytest.mark.xfail(strict=True, reason="known, not fixed (found by this machine in session 6): ADL of a "
-                   "standard-mode account's long options can leave a bankrupt counterparty in debt with no "
-                   "position, which nothing then liquidates or covers")
 def test_adl_of_long_options_does_not_leave_the_counterparty_in_debt():
     """Account 3 is short the perpetual and long 22,000 calls written by account 4 (5x its
     cash). After +25 % in one oracle step, 3's standard-mode equity (its long calls at 0) is
-    −31 USDC and it is liquidated; with no book and an empty fund, ADL closes its calls at
-    their mark (5,500 USDC) against 4, the only short. But 4 was bankrupt itself (its calls
-    cost 2,500 USDC against 2,032 of cash): it ends with no position and −467.6 USDC of
-    cash, which no liquidation, fund or ADL covers."""
+    −31 USDC but its net value (the calls at their mark, 2,499.75 USDC) is +2,468.6: it is
+    liquidatable, not bankrupt. 4 is bankrupt: its calls cost 2,499.75 USDC against 2,032.13
+    of cash. ADL used to close 3's calls at their mark against 4, the only short, and leave 4
+    with no position and −467.6 USDC of cash, which nothing covered. Now the most underwater
+    account is liquidated first and a bankrupt account is never deleveraged against: the
+    empty fund cannot take 4's calls (they are worth more than 4 can pay), so 4 is
+    deleveraged against 3 at its bankruptcy price — 3 is paid 2,032.13 USDC for its calls
+    and absorbs 4's deficit out of its profit on them — 4 ends at exactly zero, and 3 is no
+    longer liquidatable."""
     m = LifecycleMachine()
     m.setup(amounts=[2_000, 2_000, 2_000, 2_000], fund=0, leverage=4.0, written=0, portfolio=False)
     m.trade_between(2, 3, instrument=0, side=1, leverage=1.0, offset=0)
     m.trade_between(4, 3, instrument=2, side=-1, leverage=5.0, offset=0)
     m.big_move(0.25)
     adl = [e for e in m.last_events if isinstance(e, Deleveraged)]
-    assert [(e.instrument, e.account, e.counterparty) for e in adl] == [(2, 3, 4)]
+    assert [(e.instrument, e.account, e.counterparty, e.quote) for e in adl] == [(2, 4, 3, -2_032_133_150)]
+    assert [e.account for e in m.last_events if isinstance(e, LiquidationStarted)] == [4]
+    assert not any(isinstance(e, BackstopTransfer) for e in m.last_events)
+    state = m.ex.state
+    assert state.accounts[4].cash == 0 and not state.accounts[4].positions
+    assert state.margin.health(state.accounts[3]).equity == 2_000_990_280
     _check(m)
+    m.teardown()
