@@ -8,14 +8,15 @@ Detection (when): after every accepted ``OracleUpdate`` and every clock tick tha
 mark, a funding index or cash (:func:`screen`: all accounts at once with
 ``revalue.revalue_all``, then each candidate confirmed exactly), and after every command
 whose fills touched an oracle-governed market (:func:`check_after_fills`: the accounts of
-its trades). Accounts touched by liquidation fills or deleveraging are checked in turn.
+its trades). Accounts touched by liquidation fills or deleveraging are checked in turn,
+and so are counterparties deleveraging skipped (deleveraging.py, "Counterparties").
 Order (:func:`run`): the liquidatable accounts of a detection most underwater first —
 ascending net value / maintenance margin (deleveraging.net_value: equity with long options
 at their marks), ties by account id — as dYdX v4 sorts its liquidations ("the most
 underwater accounts should be liquidated first", ``x/clob/keeper/liquidations.go``,
 ``SortLiquidationOrders``); then the accounts their liquidations touched, first in first
 out. So a bankrupt account is deleveraged against solvent counterparties before a less
-underwater account is deleveraged against it.
+underwater account is deleveraged against it (deleveraging.py, "Counterparties").
 Only accounts whose every position is in an oracle-governed, non-halted underlying
 (clock.is_live) are liquidated: no liquidation on a stale price, and never on the operator
 feed's prices. The fee account (0) and the insurance fund (1) are never liquidated.
@@ -52,10 +53,14 @@ Per account (``liquidate_account``), with liquidatable ⟺ MM > 0 and equity < M
 4. If equity is still negative, the insurance fund pays the deficit into the account
    (``InsuranceCovered``) when it can afford all of it — the account, at zero equity, goes
    on being liquidated by later steps (e.g. after the per-second cap) — and otherwise the
-   account is deleveraged (deleveraging.py: "the fund cannot cover it"). A debt left with
-   no position is paid by the fund as far as it can.
+   account is deleveraged (deleveraging.py: "the fund cannot cover it"), only against
+   counterparties that stay solvent or carry the loss on (deleveraging.py,
+   "Counterparties"); a position none can take stays with the account
+   (``DeleveragingBlocked``). A debt left with no position (an option-only remainder,
+   deleveraging.py) is paid by the fund as far as it can.
 5. ``LiquidationEnded`` (still liquidatable when the book lacked liquidity within the
-   limits or the cap was reached: the next detection continues).
+   limits, the cap was reached or deleveraging was blocked: the next detection
+   continues).
 
 Conservation: every cash movement here has its counterpart (maker, fund, fee account), so
 Σ cash is unchanged; positions move only in fills, transfers and deleveraging, each between
@@ -148,8 +153,10 @@ def screen(state: ExchangeState, ts: int, events: list[Event]) -> None:
 
 def run(state: ExchangeState, account_ids: list[int], ts: int, events: list[Event]) -> None:
     """Liquidate each of ``account_ids`` that is liquidatable, most underwater first
-    (:func:`most_underwater_first`), then the accounts their liquidations touched, in a
-    deterministic order (FIFO, each at most MAX_PASSES times)."""
+    (:func:`most_underwater_first`), then, in a deterministic order (FIFO, by account id
+    within one liquidation), the accounts their liquidations touched — each at most
+    MAX_PASSES times — and the counterparties deleveraging skipped that have not been
+    liquidated in this run yet (a skip changes nothing: once is enough)."""
     first = most_underwater_first(state, account_ids)
     queue = deque(first)
     queued = set(first)
@@ -158,8 +165,10 @@ def run(state: ExchangeState, account_ids: list[int], ts: int, events: list[Even
         account_id = queue.popleft()
         queued.discard(account_id)
         passes[account_id] = passes.get(account_id, 0) + 1
-        for other in sorted(liquidate_account(state, account_id, ts, events)):
-            if other not in queued and passes.get(other, 0) < MAX_PASSES:
+        touched, skipped = liquidate_account(state, account_id, ts, events)
+        for other in sorted(touched | skipped):
+            done = passes.get(other, 0)
+            if other not in queued and (done < MAX_PASSES if other in touched else done == 0):
                 queue.append(other)
                 queued.add(other)
 
@@ -207,20 +216,23 @@ def eligible(state: ExchangeState, account: Account) -> bool:
 
 
 # -- one account -------------------------------------------------------------------------
-def liquidate_account(state: ExchangeState, account_id: int, ts: int, events: list[Event]) -> set[int]:
+def liquidate_account(state: ExchangeState, account_id: int, ts: int,
+                      events: list[Event]) -> tuple[set[int], set[int]]:
     """Liquidate ``account_id`` if it is liquidatable (module docstring). Returns the other
-    accounts whose positions changed (to be checked in turn)."""
+    accounts whose positions changed and the counterparties deleveraging skipped (to be
+    checked in turn, ``run``); the fee account and the fund are left out."""
     from clearway.domain import funding_engine
     from clearway.domain.deleveraging import deleverage
 
     touched: set[int] = set()
+    skipped: set[int] = set()
     account = state.accounts.get(account_id)
     if account_id < 2 or account is None or not account.positions or not eligible(state, account):
-        return touched
+        return touched, skipped
     margin = state.margin
     health = margin.health(account)
     if not liquidatable(health):
-        return touched
+        return touched, skipped
     events.append(LiquidationStarted(account_id, health.equity, health.maintenance_margin))
     for order_id in sorted(account.orders):
         cancel_resting(state, account.orders[order_id], CancelReason.LIQUIDATION, events)
@@ -230,18 +242,19 @@ def liquidate_account(state: ExchangeState, account_id: int, ts: int, events: li
         _close_positions(state, account, ts, events, touched)
         health = margin.health(account)
         if health is not None and health.equity < 0 and not _cover(state, account, health.equity, events):
-            deleverage(state, account, events, touched)
+            deleverage(state, account, events, touched, skipped)
         if not account.positions and account.cash < 0:
             _cover(state, account, account.cash, events)
         health = margin.health(account)
-    touched.discard(account_id)
-    touched.discard(FEE_ACCOUNT)
-    touched.discard(INSURANCE_FUND)
+    for others in (touched, skipped):
+        others.discard(account_id)
+        others.discard(FEE_ACCOUNT)
+        others.discard(INSURANCE_FUND)
     if health is None:
         events.append(LiquidationEnded(account_id, 0, 0, False))
     else:
         events.append(LiquidationEnded(account_id, health.equity, health.maintenance_margin, liquidatable(health)))
-    return touched
+    return touched, skipped
 
 
 def _close_positions(state: ExchangeState, account: Account, ts: int, events: list[Event], touched: set[int]) -> None:
