@@ -179,9 +179,10 @@ def most_underwater_first(state: ExchangeState, account_ids: list[int]) -> list[
     options at their marks, deleveraging.net_value, so a bankrupt account — negative net
     value — comes before any solvent one), ties by account id (module docstring, "Order";
     dYdX v4 ``SortLiquidationOrders``). The others are left out: ``liquidate_account``
-    would do nothing for them, and a liquidation changes no account it does not report as
-    touched (which ``run`` then queues). One ``health`` per account, as ``liquidate_account``
-    would compute."""
+    would do nothing for them, and a liquidation changes the health of no account it does
+    not report as touched (``run`` queues those; a counterparty deleveraging skipped may have
+    had its funding settled, which leaves its equity as it was). One ``health`` per account,
+    as ``liquidate_account`` would compute."""
     from clearway.domain.deleveraging import net_value
 
     margin = state.margin
