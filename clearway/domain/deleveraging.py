@@ -2,19 +2,27 @@
 positions at the bankruptcy price.
 
 Source: exchange-rules.md "Liquidation, insurance fund, deleveraging" step 5 (dYdX v4
-bankruptcy price; ranking Hyperliquid/BitMEX style, ``liquidation_rules.adl_score``).
+bankruptcy price; ranking Hyperliquid/BitMEX style, ``liquidation_rules.adl_score``) and
+step 6 ("no account except through step 5 ends with negative equity"); the solvency of
+counterparties follows dYdX v4 (below).
 
 When: at the end of a liquidation (liquidation.py) whose account still has negative equity
 that the insurance fund cannot cover ("If the account's equity is negative and the fund
 cannot cover it"): the book could not absorb its positions within the fillable price and
 the fund is too small to pay the deficit.
 
+Net value (:func:`net_value`): the account's equity counting, in standard mode, its long
+options at their marks — what it would hold with every position closed at its mark. An
+account is *bankrupt* when its net value is negative. (Standard-mode equity counts long
+options at 0, so an account can be liquidatable with negative equity and still be
+solvent: ADL then closes its long options at their mark, below.)
+
 How, one position at a time (short options, then long options, then perpetuals, each by
 instrument id) while the account's equity is negative:
 
-- TNC is the account's equity, counting in standard mode its long options at their mark
-  (they are closed here too, so their value belongs to the account); if TNC ≥ 0 only long
-  options remain to restore it, and they are closed at their mark value.
+- TNC is the account's net value (its long options are closed here too, so their value
+  belongs to the account); if TNC ≥ 0 only long options remain to restore it, and they are
+  closed at their mark value.
 - quote (cash the bankrupt account receives, negative = pays) for the whole position:
   ``bankruptcy_quote(ΔNNV, TNC, −PMMR, TMMR)`` (ΔNNV = −value at the mark); for the last
   position of the account: −cash, which leaves it at exactly zero cash and equity (the
@@ -29,15 +37,57 @@ instrument id) while the account's equity is negative:
   counterparty gives back profit, the spec's "closed against the bankrupt position at its
   bankruptcy price"). Without a perpetual the rest is a debt with no position, which
   liquidation.py has the insurance fund pay as far as it can.
-- opposite positions in the instrument, of every account but the bankrupt one and the fee
-  account (the insurance fund included), ranked by ``adl_score`` (unrealised PnL % ×
-  effective leverage at the mark) highest first, ties by account id; each takes
-  min(remaining, |its size|) at the same bankruptcy price: its share of the quote is
-  quote · lots / |size| truncated toward zero, the last share gets the exact remainder so
-  the shares sum to the quote. No fees.
 - each pair: funding settled first, cash quote share from the counterparty to the bankrupt
   account, positions reduced, the counterparty's reduce-only orders re-sized, a
-  ``Deleveraged`` event.
+  ``Deleveraged`` event. No fees.
+
+Counterparties. Opposite positions in the instrument, of every account but the bankrupt
+one and the fee account (the insurance fund included), ranked by ``adl_score``
+(unrealised PnL % × effective leverage at the mark) highest first, ties by account id;
+each takes min(remaining, |its size|) at the same bankruptcy price: its share of the quote
+is quote · lots / |size| truncated toward zero, the last share gets the exact remainder so
+the shares sum to the quote. Each pair is first tried on the counterparty and undone
+(:func:`_standing_after`), and the counterparties are taken in two rounds, each in that
+ranking:
+
+1. those whose net value after the pair is ≥ 0 (*solvent*);
+2. then, for what is left, *carriers*: a counterparty whose net value after the pair is
+   negative but which still holds a perpetual, is liquidatable and eligible
+   (liquidation.eligible; never the insurance fund, which is not liquidated). It takes the
+   loss on and its own liquidation, in the same command, deleverages it in turn — a
+   perpetual, whose last close is at −cash, can pass any deficit on to its own
+   counterparties, where option prices (≥ 0) cannot.
+
+Any other counterparty — bankrupt already or by its share, and left without a perpetual —
+is never used: it would be left with a debt that no later step places on anyone (the
+position it gave up was its last way to pass a loss on), the silent debt that step 6
+forbids. This follows dYdX v4, which applies a deleveraging match only if it is a valid
+state transition for the offsetting subaccount too and skips an offsetting subaccount for
+which it is not ("non-overlapping bankruptcy prices": ``x/clob/keeper/deleveraging.go``,
+``OffsetSubaccountPerpetualPosition`` / ``ProcessDeleveraging``; ``x/subaccounts``,
+``IsValidStateTransitionForUndercollateralizedSubaccount``: an undercollateralized
+subaccount may only move to a state whose collateral / maintenance requirement does not
+fall, and never from a requirement to none — its positions closed — while
+undercollateralized). Round 2 is Clearway's own: dYdX leaves such a position for later,
+here a chain of bankruptcies is resolved in the same command so that the final loss lands
+on solvent accounts with profit, each link closing at its own bankruptcy price. Skipped
+counterparties are returned in ``skipped``, so liquidation.py liquidates them in the same
+command (when liquidatable and not yet liquidated in it): a bankrupt counterparty is
+deleveraged itself — its loss goes to its own counterparties at its own bankruptcy price,
+possibly the account that was blocked, which is touched by that and tried again.
+liquidation.py also processes the most underwater accounts first, so that in the usual
+chain the bankrupt counterparty is deleveraged before anyone is deleveraged against it.
+
+Blocked. When no counterparty can take any of a position, the position is *blocked*: a
+``DeleveragingBlocked`` event names the account, the instrument and the lots left, and the
+account's deleveraging stops there (it keeps its other positions, so that it can still be
+the carrier of the bankrupt counterparty that blocked it). The account keeps its negative
+equity; it stays liquidatable and every later detection tries again (a price move,
+liquidity on the book, money in the insurance fund or the counterparty's own deleveraging
+may resolve it). This is the case where no account can absorb the loss through the
+instrument — e.g. two bankrupt accounts that are each other's only counterparty and hold
+no other perpetual: the loss stays visible on accounts that still hold positions instead
+of being turned into a debt with no position, which nothing would ever cover.
 
 Example (spec): short −1 BTC with cash 54,999 (bankrupt at mark 56,000: equity −1,001)
 vs a long +1 BTC with cash 50,000 → the long sells 1 BTC at 54,999 and ends with 104,999.
@@ -48,7 +98,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from clearway.domain.accounts import Account, MarginMode
-from clearway.domain.events import Deleveraged, Event
+from clearway.domain.events import Deleveraged, DeleveragingBlocked, Event
 from clearway.domain.fills import change_position
 from clearway.domain.funding_engine import settle_before_change
 from clearway.domain.genesis import FEE_ACCOUNT
@@ -57,28 +107,53 @@ from clearway.domain.instruments import Kind
 from clearway.domain.liquidation_rules import adl_score, bankruptcy_quote
 
 if TYPE_CHECKING:
+    from clearway.domain.health import AccountHealth
     from clearway.domain.state import ExchangeState
 
 
-def deleverage(state: ExchangeState, account: Account, events: list[Event], touched: set[int]) -> None:
+def long_option_value(state: ExchangeState, account: Account) -> int:
+    """Σ size · mark of a standard-mode account's long options (micro-USDC, each position
+    rounded down), which its equity counts at 0 (exchange-rules.md "Standard margin"); 0 in
+    portfolio mode, whose equity already counts them."""
+    if account.margin_mode is MarginMode.PORTFOLIO:
+        return 0
+    instruments = state.instruments
+    marks = state.marks
+    total = 0
+    for instrument, position in account.positions.items():
+        spec = instruments[instrument]
+        if spec.kind == Kind.OPTION and position.size > 0:
+            total += position.size * marks[instrument] // spec.size_scale
+    return total
+
+
+def net_value(state: ExchangeState, account: Account, health: AccountHealth | None = None) -> int | None:
+    """The account's net value: its equity (``health``, computed when not given) plus
+    :func:`long_option_value` — micro-USDC, rounded down as the two are. None when the
+    account cannot be priced. The account is bankrupt when it is negative (module
+    docstring)."""
+    if health is None:
+        health = state.margin.health(account)
+    if health is None:
+        return None
+    return health.equity + long_option_value(state, account)
+
+
+def deleverage(state: ExchangeState, account: Account, events: list[Event], touched: set[int],
+               skipped: set[int]) -> None:
     """Close ``account``'s positions by ADL while its equity is negative (module docstring);
-    accounts whose positions changed are added to ``touched``."""
+    accounts whose positions changed are added to ``touched``, counterparties skipped (not
+    changed) to ``skipped``. A position no counterparty can take stops it
+    (``DeleveragingBlocked``): the account keeps that position and the ones after it."""
     from clearway.domain.liquidation import position_mmr
 
     margin = state.margin
     instruments = state.instruments
-    portfolio = account.margin_mode is MarginMode.PORTFOLIO
     while account.positions:
         health = margin.health(account)
         if health is None or health.equity >= 0:
             return
-        longs_value = 0
-        if not portfolio:
-            for instrument, position in account.positions.items():
-                spec = instruments[instrument]
-                if spec.kind == Kind.OPTION and position.size > 0:
-                    longs_value += position.size * state.marks[instrument] // spec.size_scale
-        tnc = health.equity + longs_value
+        tnc = health.equity + long_option_value(state, account)
         ordered = _ordered(state, account)
         if tnc >= 0:  # long options carry the account: close them at their mark value
             ordered = [i for i in ordered if instruments[i].kind == Kind.OPTION and account.positions[i].size > 0]
@@ -101,7 +176,8 @@ def deleverage(state: ExchangeState, account: Account, events: list[Event], touc
                 quote = bankruptcy_quote(-value, tnc, -pmmr, health.maintenance_margin)
         if instruments[instrument].kind == Kind.OPTION:
             quote = max(quote, 0) if size > 0 else min(quote, 0)  # option prices are ≥ 0
-        if not _close(state, account, instrument, size, quote, events, touched):
+        if not _close(state, account, instrument, size, quote, events, touched, skipped):
+            events.append(DeleveragingBlocked(account.account_id, instrument, abs(size)))
             return
 
 
@@ -120,7 +196,8 @@ def _ordered(state: ExchangeState, account: Account) -> list[int]:
 
 def ranked_counterparties(state: ExchangeState, account: Account, instrument: int, size: int) -> list[int]:
     """Accounts holding the opposite side of ``instrument``, highest ADL score first, ties
-    by account id; the fee account and ``account`` itself excluded."""
+    by account id; the fee account and ``account`` itself excluded. (Whether each can take
+    its share is decided when it is its turn: ``_close``.)"""
     spec = state.instruments[instrument]
     mark = state.marks[instrument]
     ranked = []
@@ -138,36 +215,86 @@ def ranked_counterparties(state: ExchangeState, account: Account, instrument: in
     return [other_id for _, other_id in ranked]
 
 
+NEITHER, CARRIER, SOLVENT = 0, 1, 2
+"""What a counterparty would be after a pair (``_standing_after``; module docstring,
+"Counterparties")."""
+
+
+def _standing_after(state: ExchangeState, other: Account, instrument: int, lots: int, share: int) -> int:
+    """SOLVENT when ``other``'s net value is ≥ 0 after it pays ``share`` micro-USDC and its
+    position in ``instrument`` changes by ``lots`` (toward zero); else CARRIER when it then
+    still holds a perpetual, is not the insurance fund, is eligible for liquidation and
+    liquidatable; else NEITHER (also when it cannot be priced). Tried on the account and
+    undone: its cash, the position's fields and its positions dict (in its order) are
+    restored, so nothing changes. The caller settles its funding in the instrument
+    beforehand, so the try's equity is exactly the pair's."""
+    from clearway.domain.liquidation import eligible, liquidatable
+
+    position = other.positions[instrument]
+    fields = (position.size, position.entry_price, position.funding_index)
+    saved = dict(other.positions)
+    cash = other.cash
+    other.cash = cash - share
+    change_position(other, instrument, lots, position.entry_price, position.funding_index)
+    try:
+        health = state.margin.health(other)
+        value = net_value(state, other, health)
+        if value is None:
+            return NEITHER
+        if value >= 0:
+            return SOLVENT
+        instruments = state.instruments
+        if other.account_id >= 2 and liquidatable(health) and eligible(state, other) and any(
+                instruments[i].kind == Kind.PERPETUAL for i in other.positions):
+            return CARRIER
+        return NEITHER
+    finally:
+        other.cash = cash
+        position.size, position.entry_price, position.funding_index = fields
+        other.positions.clear()
+        other.positions.update(saved)
+
+
 def _close(state: ExchangeState, account: Account, instrument: int, size: int, quote: int, events: list[Event],
-           touched: set[int]) -> bool:
-    """Close the whole position (``size`` lots) against ranked counterparties for ``quote``
-    in total; False if no counterparty could take any of it."""
+           touched: set[int], skipped: set[int]) -> int:
+    """Close the position (``size`` lots) against ranked counterparties for ``quote`` in
+    total: solvent ones first, then carriers (module docstring, "Counterparties"); returns
+    the lots closed (0: blocked). Counterparties used are added to ``touched``, those
+    skipped to ``skipped``."""
     spec = state.instruments[instrument]
     scale = spec.size_scale
     side = -1 if size > 0 else 1
     total = abs(size)
     remaining = total
     paid = 0
-    for other_id in ranked_counterparties(state, account, instrument, size):
-        if not remaining:
-            break
-        other = state.accounts[other_id]
-        take = min(remaining, abs(other.positions[instrument].size))
-        if take == remaining:
-            share = quote - paid
-        else:
-            share = quote * take // total if quote >= 0 else -((-quote) * take // total)
-        paid += share
-        index = settle_before_change(state, account, instrument, events)
-        settle_before_change(state, other, instrument, events)
-        account.cash += share
-        other.cash -= share
-        price = abs(share) * scale // take
-        change_position(account, instrument, side * take, price, index)
-        change_position(other, instrument, -side * take, price, index)
-        events.append(Deleveraged(instrument, account.account_id, other_id, side, take, price, share))
-        touched.add(other_id)
-        if other.open.get(instrument) is not None:
-            enforce_reduce_only(state, other, instrument, events)
-        remaining -= take
-    return remaining < total
+    ranked = ranked_counterparties(state, account, instrument, size)
+    for lowest in (SOLVENT, CARRIER):
+        for other_id in ranked:
+            if not remaining:
+                break
+            other = state.accounts[other_id]
+            position = other.positions.get(instrument)
+            if position is None or (position.size > 0) == (size > 0):
+                continue  # closed in the first round
+            take = min(remaining, abs(position.size))
+            if take == remaining:
+                share = quote - paid
+            else:
+                share = quote * take // total if quote >= 0 else -((-quote) * take // total)
+            settle_before_change(state, other, instrument, events)
+            if _standing_after(state, other, instrument, -side * take, share) < lowest:
+                skipped.add(other_id)  # liquidated in turn (liquidation.run) when it is liquidatable
+                continue
+            paid += share
+            index = settle_before_change(state, account, instrument, events)
+            account.cash += share
+            other.cash -= share
+            price = abs(share) * scale // take
+            change_position(account, instrument, side * take, price, index)
+            change_position(other, instrument, -side * take, price, index)
+            events.append(Deleveraged(instrument, account.account_id, other_id, side, take, price, share))
+            touched.add(other_id)
+            if other.open.get(instrument) is not None:
+                enforce_reduce_only(state, other, instrument, events)
+            remaining -= take
+    return total - remaining

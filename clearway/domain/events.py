@@ -268,6 +268,18 @@ class Deleveraged(msgspec.Struct, tag="deleveraged", **_OPTS):
     quote: QuoteAmount
 
 
+class DeleveragingBlocked(msgspec.Struct, tag="deleveraging_blocked", **_OPTS):
+    """Auto-deleveraging could not close ``size`` lots of the bankrupt ``account``'s
+    position in ``instrument``: every opposite position belongs to an account that would be
+    left with a negative net value (deleveraging.py, "Counterparties"). The account keeps
+    the position and its negative equity; it stays liquidatable and every later detection
+    tries again (exchange-rules.md "Liquidation, insurance fund, deleveraging", step 5)."""
+
+    account: AccountId
+    instrument: InstrumentId
+    size: BaseAmount
+
+
 class InsuranceCovered(msgspec.Struct, tag="insurance_covered", **_OPTS):
     """The insurance fund paid ``amount`` micro-USDC into a liquidated account to cover its
     negative equity (or a debt left without positions)."""
@@ -444,8 +456,8 @@ Event = (
     Rejected | AccountCreated | Deposited | Withdrawn | InstrumentListed | PricesSet
     | OrderAccepted | Trade | OrderCancelled | OrderAmended | MarketDataSet | MarginModeSet
     | OracleReportRejected | OracleUpdated | MarketHalted | MarketResumed | MarksUpdated | FundingTick
-    | FundingPaid | LiquidationStarted | LiquidationFill | BackstopTransfer | Deleveraged | InsuranceCovered
-    | LiquidationEnded | OptionsExpired | ExpiryPayoff | ForcedWithdrawalServed
+    | FundingPaid | LiquidationStarted | LiquidationFill | BackstopTransfer | Deleveraged | DeleveragingBlocked
+    | InsuranceCovered | LiquidationEnded | OptionsExpired | ExpiryPayoff | ForcedWithdrawalServed
     | ConditionalAccepted | OrderTriggered | TriggerRejected | IcebergRefilled | TwapAccepted | TwapProgress
     | TwapEnded | CancelFailed
 )

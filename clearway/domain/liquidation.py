@@ -8,7 +8,15 @@ Detection (when): after every accepted ``OracleUpdate`` and every clock tick tha
 mark, a funding index or cash (:func:`screen`: all accounts at once with
 ``revalue.revalue_all``, then each candidate confirmed exactly), and after every command
 whose fills touched an oracle-governed market (:func:`check_after_fills`: the accounts of
-its trades). Accounts touched by liquidation fills or deleveraging are checked in turn.
+its trades). Accounts touched by liquidation fills or deleveraging are checked in turn,
+and so are counterparties deleveraging skipped (deleveraging.py, "Counterparties").
+Order (:func:`run`): the liquidatable accounts of a detection most underwater first —
+ascending net value / maintenance margin (deleveraging.net_value: equity with long options
+at their marks), ties by account id — as dYdX v4 sorts its liquidations ("the most
+underwater accounts should be liquidated first", ``x/clob/keeper/liquidations.go``,
+``SortLiquidationOrders``); then the accounts their liquidations touched, first in first
+out. So a bankrupt account is deleveraged against solvent counterparties before a less
+underwater account is deleveraged against it (deleveraging.py, "Counterparties").
 Only accounts whose every position is in an oracle-governed, non-halted underlying
 (clock.is_live) are liquidated: no liquidation on a stale price, and never on the operator
 feed's prices. The fee account (0) and the insurance fund (1) are never liquidated.
@@ -45,10 +53,14 @@ Per account (``liquidate_account``), with liquidatable ⟺ MM > 0 and equity < M
 4. If equity is still negative, the insurance fund pays the deficit into the account
    (``InsuranceCovered``) when it can afford all of it — the account, at zero equity, goes
    on being liquidated by later steps (e.g. after the per-second cap) — and otherwise the
-   account is deleveraged (deleveraging.py: "the fund cannot cover it"). A debt left with
-   no position is paid by the fund as far as it can.
+   account is deleveraged (deleveraging.py: "the fund cannot cover it"), only against
+   counterparties that stay solvent or carry the loss on (deleveraging.py,
+   "Counterparties"); a position none can take stays with the account
+   (``DeleveragingBlocked``). A debt left with no position (an option-only remainder,
+   deleveraging.py) is paid by the fund as far as it can.
 5. ``LiquidationEnded`` (still liquidatable when the book lacked liquidity within the
-   limits or the cap was reached: the next detection continues).
+   limits, the cap was reached or deleveraging was blocked: the next detection
+   continues).
 
 Conservation: every cash movement here has its counterpart (maker, fund, fee account), so
 Σ cash is unchanged; positions move only in fills, transfers and deleveraging, each between
@@ -58,6 +70,7 @@ two accounts.
 from __future__ import annotations
 
 from collections import deque
+from fractions import Fraction
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -139,19 +152,53 @@ def screen(state: ExchangeState, ts: int, events: list[Event]) -> None:
 
 
 def run(state: ExchangeState, account_ids: list[int], ts: int, events: list[Event]) -> None:
-    """Liquidate each of ``account_ids`` that is liquidatable, then the accounts their
-    liquidations touched, in a deterministic order (FIFO, each at most MAX_PASSES times)."""
-    queue = deque(account_ids)
-    queued = set(account_ids)
+    """Liquidate each of ``account_ids`` that is liquidatable, most underwater first
+    (:func:`most_underwater_first`), then, in a deterministic order (FIFO, by account id
+    within one liquidation), the accounts their liquidations touched — each at most
+    MAX_PASSES times — and the counterparties deleveraging skipped that have not been
+    liquidated in this run yet (a skip changes nothing: once is enough)."""
+    first = most_underwater_first(state, account_ids)
+    queue = deque(first)
+    queued = set(first)
     passes: dict[int, int] = {}
     while queue:
         account_id = queue.popleft()
         queued.discard(account_id)
         passes[account_id] = passes.get(account_id, 0) + 1
-        for other in sorted(liquidate_account(state, account_id, ts, events)):
-            if other not in queued and passes.get(other, 0) < MAX_PASSES:
+        touched, skipped = liquidate_account(state, account_id, ts, events)
+        for other in sorted(touched | skipped):
+            done = passes.get(other, 0)
+            if other not in queued and (done < MAX_PASSES if other in touched else done == 0):
                 queue.append(other)
                 queued.add(other)
+
+
+def most_underwater_first(state: ExchangeState, account_ids: list[int]) -> list[int]:
+    """The liquidatable accounts among ``account_ids`` in liquidation order: ascending
+    net value / maintenance margin (exact: ``Fraction``; net value = equity with long
+    options at their marks, deleveraging.net_value, so a bankrupt account — negative net
+    value — comes before any solvent one), ties by account id (module docstring, "Order";
+    dYdX v4 ``SortLiquidationOrders``). The others are left out: ``liquidate_account``
+    would do nothing for them, and a liquidation changes the health of no account it does
+    not report as touched (``run`` queues those; a counterparty deleveraging skipped may have
+    had its funding settled, which leaves its equity as it was). One ``health`` per account,
+    as ``liquidate_account`` would compute."""
+    from clearway.domain.deleveraging import net_value
+
+    margin = state.margin
+    accounts = state.accounts
+    keyed: list[tuple[Fraction, int]] = []
+    for account_id in account_ids:
+        account = accounts.get(account_id)
+        if account_id < 2 or account is None or not account.positions or not eligible(state, account):
+            continue
+        health = margin.health(account)
+        if not liquidatable(health):
+            continue
+        value = net_value(state, account, health)
+        keyed.append((Fraction(value, health.maintenance_margin), account_id))
+    keyed.sort()
+    return [account_id for _, account_id in keyed]
 
 
 def liquidatable(health: AccountHealth | None) -> bool:
@@ -170,20 +217,23 @@ def eligible(state: ExchangeState, account: Account) -> bool:
 
 
 # -- one account -------------------------------------------------------------------------
-def liquidate_account(state: ExchangeState, account_id: int, ts: int, events: list[Event]) -> set[int]:
+def liquidate_account(state: ExchangeState, account_id: int, ts: int,
+                      events: list[Event]) -> tuple[set[int], set[int]]:
     """Liquidate ``account_id`` if it is liquidatable (module docstring). Returns the other
-    accounts whose positions changed (to be checked in turn)."""
+    accounts whose positions changed and the counterparties deleveraging skipped (to be
+    checked in turn, ``run``); the fee account and the fund are left out."""
     from clearway.domain import funding_engine
     from clearway.domain.deleveraging import deleverage
 
     touched: set[int] = set()
+    skipped: set[int] = set()
     account = state.accounts.get(account_id)
     if account_id < 2 or account is None or not account.positions or not eligible(state, account):
-        return touched
+        return touched, skipped
     margin = state.margin
     health = margin.health(account)
     if not liquidatable(health):
-        return touched
+        return touched, skipped
     events.append(LiquidationStarted(account_id, health.equity, health.maintenance_margin))
     for order_id in sorted(account.orders):
         cancel_resting(state, account.orders[order_id], CancelReason.LIQUIDATION, events)
@@ -193,18 +243,19 @@ def liquidate_account(state: ExchangeState, account_id: int, ts: int, events: li
         _close_positions(state, account, ts, events, touched)
         health = margin.health(account)
         if health is not None and health.equity < 0 and not _cover(state, account, health.equity, events):
-            deleverage(state, account, events, touched)
+            deleverage(state, account, events, touched, skipped)
         if not account.positions and account.cash < 0:
             _cover(state, account, account.cash, events)
         health = margin.health(account)
-    touched.discard(account_id)
-    touched.discard(FEE_ACCOUNT)
-    touched.discard(INSURANCE_FUND)
+    for others in (touched, skipped):
+        others.discard(account_id)
+        others.discard(FEE_ACCOUNT)
+        others.discard(INSURANCE_FUND)
     if health is None:
         events.append(LiquidationEnded(account_id, 0, 0, False))
     else:
         events.append(LiquidationEnded(account_id, health.equity, health.maintenance_margin, liquidatable(health)))
-    return touched
+    return touched, skipped
 
 
 def _close_positions(state: ExchangeState, account: Account, ts: int, events: list[Event], touched: set[int]) -> None:
@@ -333,16 +384,32 @@ def split_fill(state: ExchangeState, account: Account, spec, side: int, lots: in
     return _Split(lots, quote, dnnv, dmmr, bankruptcy, fee, payout)
 
 
+def fund_position_cost(state: ExchangeState, spec, side: int, lots: int, mark: int) -> int:
+    """What receiving the other side of a liquidation of ``lots`` (the account's ``side``)
+    costs the insurance fund's equity at ``mark``: the value of its position in the
+    instrument before minus after (``position_value``, micro-USDC: a short option it takes
+    costs its mark value; a long option costs 0 in standard mode, where it counts 0)."""
+    fund = state.accounts[INSURANCE_FUND]
+    held = fund.position_size(spec.instrument_id)
+    return (position_value(state, fund, spec, held, mark)
+            - position_value(state, fund, spec, held - side * lots, mark))
+
+
 def affordable(state: ExchangeState, account: Account, spec, side: int, lots: int, price: int, size_now: int,
                mark: int, pmmr: int, size0: int, tnc: int, tmmr: int, available: int,
                fund_is_counterparty: bool = False) -> _Split | None:
     """The fill of ``lots`` (or of the most lots below it, in size increments) that the
-    insurance fund can afford: its net outflow payout − fee (+ the quote when the fund is
-    also the counterparty, as in a backstop transfer) ≤ ``available``; None when not even
-    one increment is affordable."""
+    insurance fund can afford: the fall of its equity, payout − fee (+, when the fund is
+    also the counterparty as in a backstop transfer, the quote it pays and
+    ``fund_position_cost`` of the position it receives), ≤ ``available``; None when not
+    even one increment is affordable. (Without the position's cost a fund with no money
+    could take a short option for less than its mark value and be left with negative
+    equity, exchange-rules.md step 6.)"""
 
     def outflow(split: _Split) -> int:
-        return split.payout - split.fee + (split.quote if fund_is_counterparty else 0)
+        if not fund_is_counterparty:
+            return split.payout - split.fee
+        return split.payout - split.fee + split.quote + fund_position_cost(state, spec, side, split.lots, mark)
 
     split = split_fill(state, account, spec, side, lots, price, size_now, mark, pmmr, size0, tnc, tmmr)
     if outflow(split) <= available:
@@ -482,7 +549,10 @@ def _backstop(state: ExchangeState, account: Account, instrument: int, health: A
     available = fund_available(state)
     split = affordable(state, account, spec, side, abs(size), price, size, mark, pmmr, abs(size), tnc, tmmr,
                        available, fund_is_counterparty=True)
-    if split is None or not _settle_last(account, split, size, available - split.quote):
+    if split is None:
+        return
+    cost = fund_position_cost(state, spec, side, split.lots, mark)
+    if not _settle_last(account, split, size, available - split.quote - cost):
         return
     lots = split.lots
     account.cash += split.quote

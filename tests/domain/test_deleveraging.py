@@ -1,11 +1,22 @@
-"""Auto-deleveraging through apply(): the spec example and the exhausted insurance fund."""
+"""Auto-deleveraging through apply(): the spec example, the exhausted insurance fund, and which
+counterparties may take a bankrupt position (solvent ones, then carriers; otherwise blocked)."""
 
 from __future__ import annotations
 
-from clearway.domain.events import Deleveraged, LiquidationFill
+import msgspec
+
+from clearway.domain.deleveraging import net_value
+from clearway.domain.events import (
+    BackstopTransfer, Deleveraged, DeleveragingBlocked, InsuranceCovered, LiquidationEnded, LiquidationFill,
+    LiquidationStarted, Trade,
+)
 from clearway.domain.orders import BUY, SELL
-from lifecycle_support import assert_conserved, bankrupt_short, liquidation_exchange, of_kind, oracle
-from support import BTC, usd
+from lifecycle_support import (
+    advance, assert_conserved, bankrupt_short, fund, lifecycle_genesis, lifecycle_perp, liquidation_exchange, of_kind,
+    oracle,
+)
+from option_support import flat_expiry
+from support import BTC, TICK, Exchange, option_spec, usd
 
 
 def test_spec_example_adl_the_long_sells_at_the_bankruptcy_price_54_999():
@@ -43,4 +54,122 @@ def test_deleveraging_ranks_counterparties_by_profit_times_leverage():
     adl = of_kind(events, Deleveraged)
     assert [(e.counterparty, e.size) for e in adl] == [(lean, BTC)]
     assert ex.position(long) == BTC and ex.position(lean) == 0
+    assert_conserved(ex)
+
+
+# -- counterparties must stay solvent or carry the loss on (deleveraging.py, "Counterparties") --
+EXPIRY = 1_678_003_200_000                 # 05MAR23 08:00 UTC, 53 minutes after the harness clock
+CALL = 1                                   # a 22,000 call expiring then
+
+
+def _quote(ex: Exchange, price_usd: int):
+    return oracle(ex, price_usd, expiries=(flat_expiry(price_usd, 0.8, ex.ts, expiry_ms=EXPIRY),))
+
+
+def _calls_exchange() -> Exchange:
+    """The perpetual (0) and a 22,000 call (1); index 22,000; the insurance fund empty."""
+    call = msgspec.structs.replace(option_spec(CALL, 22_000), expiry_ms=EXPIRY)
+    ex = Exchange(lifecycle_genesis(instruments=[lifecycle_perp(), call]))
+    _quote(ex, 22_000)
+    return ex
+
+
+def _trade(ex: Exchange, maker: int, taker: int, side: int, size: int, instrument: int = 0) -> None:
+    """``maker`` rests ``side`` at the mark (to the tick), ``taker`` takes it all."""
+    price = ex.state.marks[instrument] // TICK * TICK
+    ex.place(maker, side, size, price, instrument=instrument)
+    events = ex.place(taker, -side, size, price, instrument=instrument, tif=2)
+    assert sum(e.size for e in of_kind(events, Trade)) == size
+
+
+def _jump(ex: Exchange, price_usd: int):
+    """An oracle update at ``price_usd`` past the max-move window (a jump beyond max_move)."""
+    advance(ex, 61_000)
+    return _quote(ex, price_usd)
+
+
+def _net_values(ex: Exchange) -> dict[int, int]:
+    state = ex.state
+    return {i: net_value(state, a) for i, a in state.accounts.items()}
+
+
+def test_a_chain_of_two_bankrupt_accounts_ends_on_the_solvent_profitable_one():
+    # holder: short 0.8181 BTC (9x) and long 0.4545 calls from writer (5x its cash); +25 %
+    # leaves both bankrupt (writer −467.6, holder −29.5 counting its calls) and each the
+    # other's only counterparty in the calls. The writer goes first (most underwater) and
+    # closes against the holder at its bankruptcy price: the holder is bankrupt after it
+    # but keeps its perpetual, so it carries the loss on to long, the profitable long.
+    # (ADL used to close the holder's calls at their mark against the writer, leaving the
+    # writer −467.6 USDC with no position.)
+    ex = _calls_exchange()
+    long = ex.deposit(0xA1, usd(2_000))
+    holder = ex.deposit(0xB2, usd(2_000))
+    writer = ex.deposit(0xC3, usd(2_000))
+    _trade(ex, long, holder, BUY, 8_181)
+    _trade(ex, writer, holder, SELL, 4_545, instrument=CALL)
+    events = _jump(ex, 27_500)
+    adl = [(e.instrument, e.account, e.counterparty, e.quote) for e in of_kind(events, Deleveraged)]
+    assert adl == [(CALL, writer, holder, -2_032_133_150), (0, holder, long, -21_998_190_360)]
+    assert ex.state.accounts[writer].cash == 0 and ex.state.accounts[holder].cash == 0
+    assert not ex.state.accounts[writer].positions and not ex.state.accounts[holder].positions
+    assert ex.cash(long) == usd(5_999.99036) and of_kind(events, DeleveragingBlocked) == []
+    assert all(value >= 0 for value in _net_values(ex).values())
+    assert_conserved(ex)
+
+
+def test_a_bankrupt_counterparty_is_skipped_for_a_solvent_one_and_deleveraged_itself():
+    # short (0.4 BTC, 1,000 USDC) is bankrupt after +25 %. Of its counterparties, bankrupt
+    # (long 0.1 BTC, short 0.4 calls: net value −121.7) ranks first (equity ≤ 0: infinite
+    # leverage) but would be left with a debt and no perpetual: skipped for solvent. Then
+    # bankrupt is deleveraged itself, against the call buyer and the other short. (ADL used
+    # to close 0.1 BTC against bankrupt, and its calls then went to the empty fund, whose
+    # equity fell to −421.7 USDC.)
+    ex = _calls_exchange()
+    short = ex.deposit(0xA1, usd(1_000))
+    bankrupt = ex.deposit(0xB2, usd(1_500))
+    solvent = ex.deposit(0xC3, usd(100_000))
+    buyer = ex.deposit(0xD4, usd(100_000))
+    other_short = ex.deposit(0xE5, usd(100_000))
+    _trade(ex, solvent, short, BUY, 4_000)
+    _trade(ex, bankrupt, other_short, BUY, 1_000)
+    _trade(ex, bankrupt, buyer, SELL, 4_000, instrument=CALL)
+    events = _jump(ex, 27_500)
+    adl = [(e.instrument, e.account, e.counterparty, e.size) for e in of_kind(events, Deleveraged)]
+    assert adl == [(0, short, solvent, 4_000), (CALL, bankrupt, buyer, 4_000), (0, bankrupt, other_short, 1_000)]
+    assert of_kind(events, BackstopTransfer) == [] and of_kind(events, DeleveragingBlocked) == []
+    assert all(not a.positions and a.cash >= 0 for a in ex.state.accounts.values())
+    assert_conserved(ex)
+
+
+def test_two_bankrupt_accounts_that_only_face_each_other_are_blocked_not_left_in_debt():
+    # x (short 0.4 BTC) and y (long 0.4 BTC, short 1.5 calls) are the only perpetual holders
+    # and both bankrupt after +25 %; nobody can take either's perpetual without a debt and
+    # no perpetual left: both are blocked, keep their perpetual and their negative equity
+    # (y's calls still go to buyer at y's bankruptcy price, which takes most of y's deficit),
+    # each liquidated once. Money in the insurance fund resolves it at the next detection.
+    # (ADL used to close x against y, and y's calls then went to the empty fund, whose
+    # equity fell to −1,643.95 USDC.)
+    ex = _calls_exchange()
+    x = ex.deposit(0xA1, usd(1_000))
+    y = ex.deposit(0xB2, usd(5_500))
+    buyer = ex.deposit(0xC3, usd(100_000))
+    _trade(ex, y, x, BUY, 4_000)
+    _trade(ex, y, buyer, SELL, 15_000, instrument=CALL)
+    events = _jump(ex, 27_500)
+    assert of_kind(events, DeleveragingBlocked) == [DeleveragingBlocked(x, 0, 4_000), DeleveragingBlocked(y, 0, 4_000)]
+    assert [(e.instrument, e.account, e.counterparty) for e in of_kind(events, Deleveraged)] == [(CALL, y, buyer)]
+    assert [e.account for e in of_kind(events, LiquidationStarted)] == [x, y]
+    assert all(e.liquidatable for e in of_kind(events, LiquidationEnded))
+    assert (ex.position(x), ex.position(y)) == (-4_000, 4_000)
+    values = _net_values(ex)
+    assert (values[x], values[y]) == (-usd(1_200), -12_549_823)
+    assert [i for i, a in ex.state.accounts.items() if not a.positions and a.cash < 0] == []
+    assert_conserved(ex)
+
+    fund(ex, usd(2_000))
+    events = _jump(ex, 27_500)                   # the next detection: the fund covers both
+    assert of_kind(events, DeleveragingBlocked) == []
+    assert sorted((e.account, e.amount) for e in of_kind(events, InsuranceCovered)) == [(x, usd(1_200)),
+                                                                                     (y, 12_549_823)]
+    assert all(value >= 0 for value in _net_values(ex).values())
     assert_conserved(ex)

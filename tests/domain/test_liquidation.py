@@ -159,6 +159,39 @@ def test_an_option_the_book_cannot_absorb_goes_to_the_insurance_fund_at_mark_plu
     assert sum(a.position_size(1) for a in state.accounts.values()) == 0
 
 
+def test_an_empty_fund_does_not_take_a_short_option_worth_more_than_it_is_paid():
+    """The writer of 0.4545 calls (2,000 USDC) is bankrupt after +25 % (the calls are worth
+    2,499.75 USDC, it holds 2,032.13). The backstop price (mark + penalty) is more than it
+    can pay; the fund would have paid the difference, and the fund is empty: what it may
+    do counts the liability it takes, not only the cash it pays (it used to take the calls
+    for the writer's 2,032.13 USDC and be left with equity −467.6). The writer is
+    deleveraged against the buyer instead."""
+    import msgspec
+
+    from clearway.domain.events import BackstopTransfer
+    from option_support import flat_expiry
+    from support import TICK, option_spec
+
+    expiry = 1_678_003_200_000
+    call = msgspec.structs.replace(option_spec(1, 22_000), expiry_ms=expiry)
+    ex = Exchange(lifecycle_genesis(instruments=[lifecycle_perp(), call]))
+    oracle(ex, 22_000, expiries=(flat_expiry(22_000, 0.8, ex.ts, expiry_ms=expiry),))
+    writer = ex.deposit(0xA1, usd(2_000))
+    buyer = ex.deposit(0xB2, usd(2_000))
+    price = ex.state.marks[1] // TICK * TICK
+    ex.place(writer, SELL, 4_545, price, instrument=1)
+    ex.place(buyer, BUY, 4_545, price, instrument=1, tif=2)
+    advance(ex, 61_000)                          # past the max-move window: a 25 % jump
+    events = oracle(ex, 27_500, expiries=(flat_expiry(27_500, 0.8, ex.ts, expiry_ms=expiry),))
+    assert of_kind(events, BackstopTransfer) == []
+    adl = of_kind(events, Deleveraged)
+    assert [(e.account, e.counterparty, e.quote) for e in adl] == [(writer, buyer, -2_032_133_150)]
+    assert ex.cash(writer) == 0 and ex.position(writer, 1) == 0
+    fund_account = ex.state.accounts[INSURANCE_FUND]
+    assert fund_account.cash == 0 and not fund_account.positions
+    assert sum(a.cash for a in ex.state.accounts.values()) == ex.state.total_deposits
+
+
 def test_a_deficit_the_fund_can_pay_is_covered_instead_of_deleveraged():
     ex = liquidation_exchange(oracle_max_move_ppm=200_000, liquidation_cap_per_second=usd(10_000))
     short, long = bankrupt_short(ex)
