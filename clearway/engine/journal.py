@@ -98,7 +98,10 @@ def unpack_records(first_seq: int, last_seq: int, records: bytes) -> list[Record
     ``last_seq``, the list ends with a record whose checksum is -1 (never a CRC-32) at
     the first sequence number it cannot vouch for, holding the bytes left over, so
     recovery cuts the journal there (a missing record makes every later frame fail its
-    seeded checksum, which cuts it too)."""
+    seeded checksum, which cuts it too). A value that is not bytes at all (a damaged
+    file's other storage class) is one such record at ``first_seq``."""
+    if not isinstance(records, (bytes, bytearray, memoryview)):
+        return [(first_seq, b"", -1)]
     records = bytes(records)
     out: list[Record] = []
     add = out.append

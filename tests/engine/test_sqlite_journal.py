@@ -51,6 +51,8 @@ def test_broken_framing_ends_in_a_record_that_fails_its_checksum():
     bad = bytearray(packed)
     bad[0] = 0xFF
     assert unpack_records(10, 12, bytes(bad))[0][2] == -1
+    # not bytes at all
+    assert unpack_records(10, 12, "text") == [(10, b"", -1)]
 
 
 def test_a_large_group_is_stored_as_several_rows_of_one_transaction(tmp_path):
