@@ -200,14 +200,15 @@ class SqliteJournal:
     (per ``ROW_RECORDS`` records of a larger one), the records framed by
     ``pack_records``, not a row per record. SQLite's cost of a commit grows by about
     3.5 µs of CPU per row inserted (B-tree insert, binding, the statement's row loop),
-    measured on the bench VM: 25 one-row-per-record inserts cost 210 µs of CPU per commit,
-    100 cost 470-490 µs, against 156 and 217 µs as one framed row. That work holds every
-    acknowledgement of the group, and a backlog after a stall (a commit of hundreds of
-    records) took milliseconds to write; in 4 alternating pairs of paced runs at 50,000
-    commands/s the p99 acknowledgement was 14-51 ms framed against 40-85 ms per record
-    (a busy phase of the machine; README, "Sequencer node"). A journal written one row
-    per record (the format before; table ``journal``) is converted when first opened, in
-    one transaction.
+    measured on the bench VM: commits of 25 and 100 records cost 185-210 and 460-495 µs of
+    CPU one row per record, against 156 and 217 µs as one framed row; both formats in one
+    script on a preallocated WAL, 25-record commits: 230 against 186 µs. That work holds
+    every acknowledgement of the group, and a backlog after a stall (a commit of hundreds
+    of records) took milliseconds to write; in 4 alternating pairs of paced runs at 50,000
+    commands/s in a slow phase of the machine the p99 acknowledgement was 10-27 ms framed
+    against 42-58 ms per record (README, "Sequencer node"). A journal written one row per
+    record (the format before; table ``journal``) is converted when first opened, in one
+    transaction.
 
     Checkpoints (copying the WAL into the database file) run on a background thread with
     its own connection (_Checkpointer), started by the first ``append``: SQLite's
