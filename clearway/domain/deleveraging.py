@@ -101,7 +101,7 @@ from clearway.domain.accounts import Account, MarginMode
 from clearway.domain.events import Deleveraged, DeleveragingBlocked, Event
 from clearway.domain.fills import change_position
 from clearway.domain.funding_engine import settle_before_change
-from clearway.domain.genesis import FEE_ACCOUNT
+from clearway.domain.genesis import FEE_ACCOUNT, INSURANCE_FUND
 from clearway.domain.handlers.common import enforce_reduce_only
 from clearway.domain.instruments import Kind
 from clearway.domain.liquidation_rules import adl_score, bankruptcy_quote
@@ -244,7 +244,7 @@ def _standing_after(state: ExchangeState, other: Account, instrument: int, lots:
         if value >= 0:
             return SOLVENT
         instruments = state.instruments
-        if other.account_id >= 2 and liquidatable(health) and eligible(state, other) and any(
+        if other.account_id != INSURANCE_FUND and liquidatable(health) and eligible(state, other) and any(
                 instruments[i].kind == Kind.PERPETUAL for i in other.positions):
             return CARRIER
         return NEITHER

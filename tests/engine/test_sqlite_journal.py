@@ -109,21 +109,27 @@ def test_a_group_row_torn_inside_a_record_is_cut_at_that_record(tmp_path, genesi
     assert torn == [(250, 12, None)]
 
 
+def _store_per_record(backend: Backend, keep) -> list[tuple[int, bytes, int]]:
+    """Rewrite the node's journal as the per-record format stored it (table ``journal``, a
+    row per record), keeping the records whose number ``keep`` accepts; return them."""
+    journal = SqliteJournal(backend.data_dir / SQLITE_FILE)
+    records = [r for r in iter_records(journal, 0) if keep(r[0])]
+    journal.close()
+    db = sqlite3.connect(backend.data_dir / SQLITE_FILE, isolation_level=None)
+    db.executescript("DROP TABLE journal_group; CREATE TABLE journal (seq INTEGER PRIMARY KEY, "
+                     "command BLOB NOT NULL, checksum INTEGER NOT NULL);")
+    db.executemany("INSERT INTO journal VALUES (?, ?, ?)", records)
+    db.close()
+    return records
+
+
 def test_a_journal_written_one_row_per_record_is_converted_when_opened(tmp_path, genesis, commands):
     backend = Backend("sqlite", tmp_path / "node")
     node = backend.node(genesis)
     run(node, commands)
     expected = node.state_hash()
     node.close(snapshot=False)
-    journal = SqliteJournal(backend.data_dir / SQLITE_FILE)
-    records = list(iter_records(journal, 0))
-    journal.close()
-    # the same journal as the per-record format stored it
-    db = sqlite3.connect(backend.data_dir / SQLITE_FILE, isolation_level=None)
-    db.executescript("DROP TABLE journal_group; CREATE TABLE journal (seq INTEGER PRIMARY KEY, "
-                     "command BLOB NOT NULL, checksum INTEGER NOT NULL);")
-    db.executemany("INSERT INTO journal VALUES (?, ?, ?)", records)
-    db.close()
+    records = _store_per_record(backend, lambda seq: True)
     with backend.node(genesis) as node:
         assert node.recovery.last_seq == len(commands)
         assert node.recovery.cut_from is None
@@ -142,14 +148,7 @@ def test_a_gap_in_a_converted_journal_is_still_found_by_recovery(tmp_path, genes
     node = backend.node(genesis)
     run(node, commands)
     node.close(snapshot=False)
-    journal = SqliteJournal(backend.data_dir / SQLITE_FILE)
-    records = [r for r in iter_records(journal, 0) if r[0] != 250]
-    journal.close()
-    db = sqlite3.connect(backend.data_dir / SQLITE_FILE, isolation_level=None)
-    db.executescript("DROP TABLE journal_group; CREATE TABLE journal (seq INTEGER PRIMARY KEY, "
-                     "command BLOB NOT NULL, checksum INTEGER NOT NULL);")
-    db.executemany("INSERT INTO journal VALUES (?, ?, ?)", records)
-    db.close()
+    _store_per_record(backend, lambda seq: seq != 250)
     with backend.node(genesis) as node:
         report = node.recovery
         assert (report.last_seq, report.cut_from, report.cut_records) == (249, 250, len(commands) - 250)
