@@ -38,6 +38,7 @@ COMPILED_MODULES: tuple[str, ...] = (
     "clearway.domain.handlers.common",
     "clearway.domain.handlers.place_order",
     "clearway.domain.handlers.cancel_order",
+    "clearway.domain.state",
 )
 """Dotted names, in the order mypyc is given them (setup.py)."""
 

@@ -44,6 +44,17 @@ UNPAIRED_IM_PPM = round(_STD_OPTION_DEFAULTS.unpaired_im_scale * PPM)  # 1.4·S 
 UNPAIRED_MM_PPM = round(_STD_OPTION_DEFAULTS.unpaired_mm_scale * PPM)  # 1.2·S
 
 
+def _ceil_requirement(lots: int, mark: int, imf: int, denom: int) -> int:
+    """⌈lots · mark · imf / denom⌉ for lots ≥ 0 (micro-USDC), exactly, without forming the
+    triple product: with lots · mark = q · denom + r (0 ≤ r < denom) it is
+    q · imf + ⌈r · imf / denom⌉. The triple product of a BTC perpetual's mark (~6·10¹⁰
+    micro-USDC) and a 5 % IMF (5·10⁴ ppm) passes 2⁶² from a few hundred lots on, where a
+    compiled integer leaves machine words for Python's arbitrary-precision arithmetic
+    (clearway/native.py); the two factors here stay small."""
+    value = lots * mark
+    q = value // denom
+    return q * imf + ((value - q * denom) * imf + denom - 1) // denom
+
 
 def _perp_charge(size: int, mark: int, scale: int, imf: int, denom: int, bid_size: int, bid_notional: int,
                  ask_size: int, ask_notional: int) -> int:
@@ -52,20 +63,20 @@ def _perp_charge(size: int, mark: int, scale: int, imf: int, denom: int, bid_siz
     max over {none, all bids, all asks} of ⌈|size after| · mark · IMF⌉ − (value after −
     value now ∓ notional paid/received). ``denom`` = scale · 10⁶. exchange-rules.md
     "Standard margin"."""
-    rate = mark * imf
     value_now = size * mark // scale
-    worst = (abs(size) * rate + denom - 1) // denom
+    worst = _ceil_requirement(abs(size), mark, imf, denom)
     if bid_size:
         after = size + bid_size
-        charge = (abs(after) * rate + denom - 1) // denom - (after * mark // scale - value_now - bid_notional)
+        charge = _ceil_requirement(abs(after), mark, imf, denom) - (after * mark // scale - value_now - bid_notional)
         if charge > worst:
             worst = charge
     if ask_size:
         after = size - ask_size
-        charge = (abs(after) * rate + denom - 1) // denom - (after * mark // scale - value_now + ask_notional)
+        charge = _ceil_requirement(abs(after), mark, imf, denom) - (after * mark // scale - value_now + ask_notional)
         if charge > worst:
             worst = charge
     return worst
+
 
 @mypyc_attr(allow_interpreted_subclasses=True)  # health.Margin, not compiled, extends it
 class StandardMargin:

@@ -315,18 +315,29 @@ def apply(state: ExchangeState, command: Command) -> list[Event]:
             run_triggers(state, ts, events, 0)  # conditional triggers, liquidations' cancels (conditional.py)
         start = len(events)
         trades = state.next_trade_id
-        events += handler(state, command)
+        events += _handle(state, command, handler)
         if state.screen_due:  # a rejected OracleUpdate did not screen (clock.run_timers)
             screen(state, ts, events)
     else:
         start = 0
         trades = state.next_trade_id
-        events = handler(state, command)
+        events = _handle(state, command, handler)
     if state.prices_moved or (state.next_trade_id != trades and (state.conditionals or state.twaps)):
         run_triggers(state, ts, events, start)  # conditional triggers after a price move or trades that may fire them
     state.last_seq = command.seq
     state.last_ts = ts
     return events
+
+
+def _handle(state: ExchangeState, command: Command, handler: Callable[..., list[Event]]) -> list[Event]:
+    """``handler(state, command)``, with the two commands of most of the traffic (PlaceOrder,
+    CancelOrder) called by name: compiled (clearway/native.py), that is a direct C call
+    instead of a call through the handler table's Python-level entry point."""
+    if type(command) is PlaceOrder:
+        return place_order(state, command)
+    if type(command) is CancelOrder:
+        return cancel_order(state, command)
+    return handler(state, command)
 
 
 from clearway.domain.clock import run_timers  # noqa: E402
@@ -344,7 +355,7 @@ from clearway.domain.handlers.market_data import set_market_data  # noqa: E402
 from clearway.domain.handlers.place_order import place_order  # noqa: E402
 from clearway.domain.handlers.place_twap import place_twap  # noqa: E402
 
-_HANDLERS: dict[type, Callable[[ExchangeState, Command], list[Event]]] = {
+_HANDLERS: dict[type, Callable[..., list[Event]]] = {  # each takes its own command type
     Deposit: deposit,
     Withdraw: withdraw,
     ListInstrument: list_instrument,

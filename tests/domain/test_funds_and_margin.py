@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from hypothesis import given, strategies as st
+
 from clearway.domain.commands import Deposit
 from clearway.domain.errors import ErrorCode
 from clearway.domain.events import Rejected
+from clearway.domain.margin import _ceil_requirement
 from clearway.domain.orders import BUY, SELL
 from support import BTC, Exchange, kinds, option_spec, perp_spec, usd
 
@@ -95,3 +98,10 @@ def test_rejected_commands_do_not_move_money(exchange):
     for events in (exchange.place(2, BUY, 10_000 * BTC, usd(25_000)), exchange.withdraw(2, usd(2_000_000))):
         assert isinstance(events[0], Rejected)
     assert sum(a.cash for a in exchange.state.accounts.values()) == total
+
+
+@given(st.integers(0, 10**12), st.integers(1, 10**15), st.integers(0, 10**6), st.sampled_from([10**6, 10**10, 10**14]))
+def test_the_perp_requirement_is_the_exact_rounded_up_triple_product(lots, mark, imf, denom):
+    """margin._ceil_requirement (the fast path's ⌈lots · mark · IMF / denom⌉ without the
+    triple product) is the ceiling of the exact product, including where it passes 2⁶²."""
+    assert _ceil_requirement(lots, mark, imf, denom) == -(-(lots * mark * imf) // denom)
