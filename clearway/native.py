@@ -30,6 +30,7 @@ import importlib.machinery
 import os
 
 COMPILED_MODULES: tuple[str, ...] = (
+    "clearway.domain.arith",
     "clearway.domain.orders",
     "clearway.domain.book",
     "clearway.domain.accounts",

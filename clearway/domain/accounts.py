@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from enum import IntEnum
 
+from clearway.domain.arith import mul
 from clearway.domain.orders import Order
 
 
@@ -106,10 +107,10 @@ class Account:
         lots = order.remaining
         if order.side > 0:
             agg.bid_size += lots
-            agg.bid_notional += lots * order.price // size_scale
+            agg.bid_notional += mul(lots, order.price) // size_scale
         else:
             agg.ask_size += lots
-            agg.ask_notional += lots * order.price // size_scale
+            agg.ask_notional += mul(lots, order.price) // size_scale
         agg.count += 1
         if order.reduce_only:
             agg.reduce_only += 1
@@ -123,10 +124,10 @@ class Account:
         agg = self.open[order.instrument]
         if order.side > 0:
             agg.bid_size -= lots
-            agg.bid_notional -= lots * order.price // size_scale
+            agg.bid_notional -= mul(lots, order.price) // size_scale
         else:
             agg.ask_size -= lots
-            agg.ask_notional -= lots * order.price // size_scale
+            agg.ask_notional -= mul(lots, order.price) // size_scale
 
     def remove_order(self, order: Order, size_scale: int) -> None:
         """Forget an order that left the book; its ``remaining`` lots leave the aggregates."""

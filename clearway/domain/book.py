@@ -110,7 +110,7 @@ class OrderBook:
         else:
             keys, book, sign = self.bid_prices, self.bids, 1
         for i in range(len(keys) - 1, -1, -1):
-            price = sign * keys[i]
+            price = keys[i] if sign > 0 else -keys[i]
             if (side == BUY and price > limit) or (side != BUY and price < limit):
                 break
             order = book[price].head
@@ -261,7 +261,7 @@ class OrderBook:
         else:
             keys, book, sign = self.bid_prices, self.bids, 1
         while remaining and keys:
-            price = sign * keys[-1]
+            price = keys[-1] if sign > 0 else -keys[-1]
             if (price > limit) if side == BUY else (price < limit):
                 break
             level = book[price]

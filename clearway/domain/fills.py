@@ -8,6 +8,7 @@ to the fee account (a negative maker fee is a rebate paid from it). Rounding: un
 from __future__ import annotations
 
 from clearway.domain.accounts import Account, Position
+from clearway.domain.arith import mul
 from clearway.domain.events import Trade
 from clearway.domain.units import PPM
 
@@ -31,7 +32,7 @@ def change_position(account: Account, instrument: int, delta: int, price: int, f
         return
     position.funding_index = funding_index
     if (old > 0) == (delta > 0):
-        position.entry_price = (position.entry_price * abs(old) + price * abs(delta)) // abs(new)
+        position.entry_price = (mul(position.entry_price, abs(old)) + mul(price, abs(delta))) // abs(new)
     elif (old > 0) != (new > 0):
         position.entry_price = price
     position.size = new
@@ -58,9 +59,9 @@ def settle_fill(state, spec, maker, taker: Account, taker_side: int, lots: int, 
         funding_index = 0
     scale = 10**spec.size_decimals
     price = maker.price
-    notional = lots * price // scale
-    maker_fee = -((-notional * spec.maker_fee_ppm) // PPM)
-    taker_fee = -((-notional * taker_fee_ppm) // PPM)
+    notional = mul(lots, price) // scale
+    maker_fee = -(mul(-notional, spec.maker_fee_ppm) // PPM)
+    taker_fee = -(mul(-notional, taker_fee_ppm) // PPM)
     maker_account = state.accounts[maker.account]
     if taker_side > 0:
         taker.cash -= notional + taker_fee
@@ -69,8 +70,9 @@ def settle_fill(state, spec, maker, taker: Account, taker_side: int, lots: int, 
         taker.cash += notional - taker_fee
         maker_account.cash -= notional + maker_fee
     state.accounts[0].cash += maker_fee + taker_fee
-    change_position(taker, instrument, taker_side * lots, price, funding_index)
-    change_position(maker_account, instrument, -taker_side * lots, price, funding_index)
+    taker_lots = lots if taker_side > 0 else -lots
+    change_position(taker, instrument, taker_lots, price, funding_index)
+    change_position(maker_account, instrument, -taker_lots, price, funding_index)
     # maker's open-order aggregates (Account.reduce_order, inlined)
     agg = maker_account.open[instrument]
     if maker.side > 0:

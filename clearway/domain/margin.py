@@ -32,6 +32,7 @@ from __future__ import annotations
 from mypy_extensions import mypyc_attr
 
 from clearway.domain.accounts import Account, MarginMode, OpenOrders
+from clearway.domain.arith import mul
 from clearway.domain.errors import ErrorCode
 from clearway.domain.instruments import InstrumentSpec, Kind, OptionType
 from clearway.domain.risk.standard_options import DEFAULT_PARAMS as _STD_OPTION_DEFAULTS
@@ -47,13 +48,12 @@ UNPAIRED_MM_PPM = round(_STD_OPTION_DEFAULTS.unpaired_mm_scale * PPM)  # 1.2·S
 def _ceil_requirement(lots: int, mark: int, imf: int, denom: int) -> int:
     """⌈lots · mark · imf / denom⌉ for lots ≥ 0 (micro-USDC), exactly, without forming the
     triple product: with lots · mark = q · denom + r (0 ≤ r < denom) it is
-    q · imf + ⌈r · imf / denom⌉. The triple product of a BTC perpetual's mark (~6·10¹⁰
-    micro-USDC) and a 5 % IMF (5·10⁴ ppm) passes 2⁶² from a few hundred lots on, where a
-    compiled integer leaves machine words for Python's arbitrary-precision arithmetic
-    (clearway/native.py); the two factors here stay small."""
-    value = lots * mark
+    q · imf + ⌈r · imf / denom⌉, whose products stay within machine words (arith.mul)
+    where the triple product of a BTC perpetual's mark (~6·10¹⁰ micro-USDC) and a 5 % IMF
+    (5·10⁴ ppm) would not from about 1,500 lots on."""
+    value = mul(lots, mark)
     q = value // denom
-    return q * imf + ((value - q * denom) * imf + denom - 1) // denom
+    return mul(q, imf) + (mul(value - mul(q, denom), imf) + denom - 1) // denom
 
 
 def _perp_charge(size: int, mark: int, scale: int, imf: int, denom: int, bid_size: int, bid_notional: int,
@@ -63,16 +63,16 @@ def _perp_charge(size: int, mark: int, scale: int, imf: int, denom: int, bid_siz
     max over {none, all bids, all asks} of ⌈|size after| · mark · IMF⌉ − (value after −
     value now ∓ notional paid/received). ``denom`` = scale · 10⁶. exchange-rules.md
     "Standard margin"."""
-    value_now = size * mark // scale
+    value_now = mul(size, mark) // scale
     worst = _ceil_requirement(abs(size), mark, imf, denom)
     if bid_size:
         after = size + bid_size
-        charge = _ceil_requirement(abs(after), mark, imf, denom) - (after * mark // scale - value_now - bid_notional)
+        charge = _ceil_requirement(abs(after), mark, imf, denom) - (mul(after, mark) // scale - value_now - bid_notional)
         if charge > worst:
             worst = charge
     if ask_size:
         after = size - ask_size
-        charge = _ceil_requirement(abs(after), mark, imf, denom) - (after * mark // scale - value_now + ask_notional)
+        charge = _ceil_requirement(abs(after), mark, imf, denom) - (mul(after, mark) // scale - value_now + ask_notional)
         if charge > worst:
             worst = charge
     return worst
@@ -472,7 +472,7 @@ class StandardMargin:
                 # Same formulas as ``charge`` with the order added; requirement = this charge.
                 size = position.size if position is not None else 0
                 scale, imf, denom = perp
-                notional = lots * price // scale
+                notional = mul(lots, price) // scale
                 if agg is not None:
                     bid_size, bid_notional, ask_size, ask_notional = (
                         agg.bid_size, agg.bid_notional, agg.ask_size, agg.ask_notional)
@@ -485,7 +485,7 @@ class StandardMargin:
                     ask_size += lots
                     ask_notional += notional
                 after = _perp_charge(size, mark, scale, imf, denom, bid_size, bid_notional, ask_size, ask_notional)
-                value_now = size * mark // scale
+                value_now = mul(size, mark) // scale
                 if position is not None and self.funding:
                     value_now_funded = value_now + self.pending_funding(account)
                 else:
