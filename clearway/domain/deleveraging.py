@@ -17,8 +17,9 @@ account is *bankrupt* when its net value is negative. (Standard-mode equity coun
 options at 0, so an account can be liquidatable with negative equity and still be
 solvent: ADL then closes its long options at their mark, below.)
 
-How, one position at a time (short options, then long options, then perpetuals, each by
-instrument id) while the account's equity is negative:
+How, one position at a time (short options, then long options, then perpetuals; short
+options in the order below, the others by instrument id) while the account's equity is
+negative:
 
 - TNC is the account's net value (its long options are closed here too, so their value
   belongs to the account); if TNC ≥ 0 only long options remain to restore it, and they are
@@ -35,8 +36,22 @@ instrument id) while the account's equity is negative:
   positions closed after it: the perpetuals come last so that the last of them, closed at
   −cash, takes the whole remaining deficit (a perpetual's price has no such bound: its
   counterparty gives back profit, the spec's "closed against the bankrupt position at its
-  bankruptcy price"). Without a perpetual the rest is a debt with no position, which
-  liquidation.py has the insurance fund pay as far as it can.
+  bankruptcy price"). Short options carry at most their value each, so they go in
+  ascending order of value per requirement (|value| / PMMR; in standard mode that is
+  ascending mark, mark / (mark + 0.075·S) per contract): each takes its MMR share of the
+  remaining deficit up to its value, and what the ones first in line cannot carry is left
+  to those that can carry more — the sequential split is then the water-filling one,
+  share_i = min(|value_i|, λ · PMMR_i), and the last, closed at −cash, carries its part
+  whenever the short options together are worth at least the deficit. (By instrument id,
+  an out-of-the-money short call — MM 0.075·S per contract, mark ≈ 0 — closed after a
+  short put had its MMR share dropped at the clamp: a debt with no position, −9,317
+  micro-USDC, found by the lifecycle state machine.) So that no rounding or requirement
+  cap drops a share either, while only short options are left one is closed for at least
+  −cash: quote = max(bankruptcy quote, −cash) (= value − TNC − Σ |value| of the others:
+  the least that leaves the rest carriable). Only when the short options together are
+  worth less than the deficit (cash < 0 with nothing but short options left) does a debt
+  with no position remain, which liquidation.py has the insurance fund pay as far as it
+  can.
 - each pair: funding settled first, cash quote share from the counterparty to the bankrupt
   account, positions reduced, the counterparty's reduce-only orders re-sized, a
   ``Deleveraged`` event. No fees.
@@ -95,6 +110,7 @@ vs a long +1 BTC with cash 50,000 → the long sells 1 BTC at 54,999 and ends wi
 
 from __future__ import annotations
 
+from fractions import Fraction
 from typing import TYPE_CHECKING
 
 from clearway.domain.accounts import Account, MarginMode
@@ -154,7 +170,7 @@ def deleverage(state: ExchangeState, account: Account, events: list[Event], touc
         if health is None or health.equity >= 0:
             return
         tnc = health.equity + long_option_value(state, account)
-        ordered = _ordered(state, account)
+        ordered = _ordered(state, account, health)
         if tnc >= 0:  # long options carry the account: close them at their mark value
             ordered = [i for i in ordered if instruments[i].kind == Kind.OPTION and account.positions[i].size > 0]
             if not ordered:
@@ -175,23 +191,47 @@ def deleverage(state: ExchangeState, account: Account, events: list[Event], touc
                 pmmr = position_mmr(state, account, instrument, health)
                 quote = bankruptcy_quote(-value, tnc, -pmmr, health.maintenance_margin)
         if instruments[instrument].kind == Kind.OPTION:
+            if size < 0 and tnc < 0 and _only_short_options(state, account):
+                quote = max(quote, -account.cash)  # the short options after it carry only their values
             quote = max(quote, 0) if size > 0 else min(quote, 0)  # option prices are ≥ 0
         if not _close(state, account, instrument, size, quote, events, touched, skipped):
             events.append(DeleveragingBlocked(account.account_id, instrument, abs(size)))
             return
 
 
-def _ordered(state: ExchangeState, account: Account) -> list[int]:
-    """The account's positions in ADL order: short options, long options, perpetuals (the
-    perpetuals last: they carry the deficit options cannot, module docstring)."""
+def _only_short_options(state: ExchangeState, account: Account) -> bool:
+    """True when every position of the account is a short option: none of them can carry
+    more of a deficit than its own mark value (its price ≥ 0; module docstring, "How")."""
     instruments = state.instruments
+    return all(instruments[i].kind == Kind.OPTION and p.size < 0 for i, p in account.positions.items())
 
-    def rank(instrument: int) -> tuple[int, int]:
-        if instruments[instrument].kind == Kind.PERPETUAL:
-            return (2, instrument)
-        return (0 if account.positions[instrument].size < 0 else 1, instrument)
+
+def _ordered(state: ExchangeState, account: Account, health: AccountHealth) -> list[int]:
+    """The account's positions in ADL order: short options, long options, perpetuals (the
+    perpetuals last: they carry the deficit options cannot, module docstring); short options
+    by ascending mark value per maintenance requirement, |value| / PMMR (exact; PMMR 0 last),
+    so those that can carry the least of a deficit go first; otherwise by instrument id."""
+    from clearway.domain.liquidation import position_mmr
+
+    instruments = state.instruments
+    marks = state.marks
+
+    def rank(instrument: int) -> tuple[int, int, Fraction, int]:
+        spec = instruments[instrument]
+        if spec.kind == Kind.PERPETUAL:
+            return (2, 0, _ZERO, instrument)
+        size = account.positions[instrument].size
+        if size > 0:
+            return (1, 0, _ZERO, instrument)
+        pmmr = position_mmr(state, account, instrument, health)
+        if pmmr <= 0:
+            return (0, 1, _ZERO, instrument)
+        return (0, 0, Fraction(-(size * marks[instrument] // spec.size_scale), pmmr), instrument)
 
     return sorted(account.positions, key=rank)
+
+
+_ZERO = Fraction(0)
 
 
 def ranked_counterparties(state: ExchangeState, account: Account, instrument: int, size: int) -> list[int]:

@@ -403,3 +403,30 @@ def test_adl_of_long_options_does_not_leave_the_counterparty_in_debt():
     assert state.margin.health(state.accounts[3]).equity == 2_000_990_280
     _check(m)
     m.teardown()
+
+
+def test_adl_of_short_options_only_leaves_no_debt_when_an_otm_call_comes_last():
+    """Account 4 writes one lot of the 22,000 call (instrument 2) to 5 and 0.6363 of the
+    20,000 put (instrument 1) to 3; after −25 % it is bankrupt (equity −226.98 USDC) with
+    an empty fund and only short options. ADL used to close them by instrument id: the put
+    at its MMR-proportional bankruptcy quote, which left the call's share of the deficit
+    (its MM is 0.075·S, its mark 0) to the call — closed last at a price clamped to 0, so
+    4 ended with no position and −9,317 micro-USDC that nothing covered. Now the call,
+    which can carry nothing, goes first at 0 and the put, last, at −cash: 4 ends at zero."""
+    m = LifecycleMachine()
+    m.setup(amounts=[2_000, 2_000, 2_000, 2_000], fund=0, leverage=1.0, written=1, portfolio=False)
+    m.big_move(0.0)
+    m.big_move(0.0)
+    _check(m)
+    m.trade_between(4, 3, instrument=1, side=-1, leverage=7.0, offset=0)
+    _check(m)
+    m.big_move(-0.25)
+    adl = [(e.instrument, e.account, e.counterparty, e.price, e.quote) for e in m.last_events
+           if isinstance(e, Deleveraged)]
+    assert adl == [(2, 4, 5, 0, 0), (1, 4, 3, 3_143_282_571, -2_000_070_700)]
+    state = m.ex.state
+    assert state.accounts[4].cash == 0 and not state.accounts[4].positions
+    _check(m)
+    m.big_move(0.0)
+    _check(m)
+    m.teardown()
