@@ -6,6 +6,8 @@ command stream. Defaults are the ones of exchange-rules.md.
 
 from __future__ import annotations
 
+from typing import Final
+
 import hashlib
 
 import msgspec
@@ -127,5 +129,5 @@ class GenesisConfig(msgspec.Struct, frozen=True, kw_only=True):
         return msgspec.msgpack.decode(data, type=cls)
 
 
-FEE_ACCOUNT = 0
-INSURANCE_FUND = 1
+FEE_ACCOUNT: Final = 0
+INSURANCE_FUND: Final = 1

@@ -29,6 +29,8 @@ The class is the interface the risk engine extends (portfolio margin, account he
 
 from __future__ import annotations
 
+from typing import Final
+
 from mypy_extensions import mypyc_attr
 
 from clearway.domain.accounts import Account, MarginMode, OpenOrders
@@ -38,11 +40,11 @@ from clearway.domain.instruments import InstrumentSpec, Kind, OptionType
 from clearway.domain.risk.standard_options import DEFAULT_PARAMS as _STD_OPTION_DEFAULTS
 from clearway.domain.units import FUNDING_INDEX_SCALE, PPM, ceil_div
 
-_STANDARD = MarginMode.STANDARD
-_OPTION = Kind.OPTION
-_CALL = OptionType.CALL
-UNPAIRED_IM_PPM = round(_STD_OPTION_DEFAULTS.unpaired_im_scale * PPM)  # 1.4·S per unpaired short call
-UNPAIRED_MM_PPM = round(_STD_OPTION_DEFAULTS.unpaired_mm_scale * PPM)  # 1.2·S
+_STANDARD: Final = MarginMode.STANDARD
+_OPTION: Final = Kind.OPTION
+_CALL: Final = OptionType.CALL
+UNPAIRED_IM_PPM: Final = round(_STD_OPTION_DEFAULTS.unpaired_im_scale * PPM)  # 1.4·S per unpaired short call
+UNPAIRED_MM_PPM: Final = round(_STD_OPTION_DEFAULTS.unpaired_mm_scale * PPM)  # 1.2·S
 
 
 def _ceil_requirement(lots: int, mark: int, imf: int, denom: int) -> int:

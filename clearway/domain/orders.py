@@ -8,13 +8,13 @@ fill and priority-keeping amend are O(1) without scanning a queue.
 from __future__ import annotations
 
 from enum import IntEnum
-from typing import TYPE_CHECKING
+from typing import Final, TYPE_CHECKING
 
 if TYPE_CHECKING:
     from clearway.domain.book import Level
 
-BUY = 1
-SELL = -1
+BUY: Final = 1
+SELL: Final = -1
 
 
 class TimeInForce(IntEnum):

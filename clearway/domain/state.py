@@ -8,7 +8,7 @@ returns a single ``Rejected`` event.
 from __future__ import annotations
 
 import hashlib
-from typing import Callable
+from typing import Callable, Final
 
 import msgspec
 
@@ -26,7 +26,7 @@ from clearway.domain.instruments import InstrumentSpec, Kind
 from clearway.domain.market import UnderlyingMarket, option_marks
 from clearway.domain.orders import Order
 
-NEVER = 2**62
+NEVER: Final = 2**62
 """A time after every real timestamp (ms): "no timer"."""
 
 

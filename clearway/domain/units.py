@@ -24,7 +24,7 @@ which one it applies.
 
 from __future__ import annotations
 
-from typing import NewType
+from typing import Final, NewType
 
 QuoteAmount = NewType("QuoteAmount", int)
 Price = NewType("Price", int)
@@ -34,8 +34,8 @@ Ppm = NewType("Ppm", int)
 
 QUOTE_DECIMALS = 6
 QUOTE_SCALE = 10**QUOTE_DECIMALS
-PPM = 1_000_000
-FUNDING_INDEX_SCALE = 10**6  # funding index units per micro-USDC
+PPM: Final = 1_000_000
+FUNDING_INDEX_SCALE: Final = 10**6  # funding index units per micro-USDC
 
 
 def ceil_div(numerator: int, denominator: int) -> int:

@@ -7,7 +7,7 @@ parents (``TwapEnded``; twap.py).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any, Final, TYPE_CHECKING
 
 from clearway.domain.commands import CancelAll, CancelOrder, CancelOrders
 from clearway.domain.conditional import cancel_conditional
@@ -19,7 +19,7 @@ from clearway.domain.twap import end_twap
 if TYPE_CHECKING:
     from clearway.domain.state import ExchangeState
 
-MAX_BATCH_CANCEL = 100
+MAX_BATCH_CANCEL: Final = 100
 """Most order ids one ``CancelOrders`` may name."""
 
 

@@ -22,7 +22,7 @@ with its own order id (``order_id``), and TWAP suborders come here too (twap.py)
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import Final, TYPE_CHECKING
 
 from clearway.domain.commands import PlaceOrder
 from clearway.domain.errors import CancelReason, ErrorCode
@@ -38,14 +38,14 @@ from clearway.domain.units import PPM
 if TYPE_CHECKING:
     from clearway.domain.state import ExchangeState
 
-_GTC = int(TimeInForce.GTC)
-_IOC = int(TimeInForce.IOC)
-_FOK = int(TimeInForce.FOK)
-_LIMIT = int(OrderType.LIMIT)
-_MARKET = int(OrderType.MARKET)
-_STOP_MARKET = int(OrderType.STOP_MARKET)
-_TAKE_PROFIT_LIMIT = int(OrderType.TAKE_PROFIT_LIMIT)
-_IOC_REMAINDER = int(CancelReason.IOC_REMAINDER)
+_GTC: Final = int(TimeInForce.GTC)
+_IOC: Final = int(TimeInForce.IOC)
+_FOK: Final = int(TimeInForce.FOK)
+_LIMIT: Final = int(OrderType.LIMIT)
+_MARKET: Final = int(OrderType.MARKET)
+_STOP_MARKET: Final = int(OrderType.STOP_MARKET)
+_TAKE_PROFIT_LIMIT: Final = int(OrderType.TAKE_PROFIT_LIMIT)
+_IOC_REMAINDER: Final = int(CancelReason.IOC_REMAINDER)
 
 
 def place_order(state: ExchangeState, cmd: PlaceOrder, order_id: int = 0) -> list[Event]:
