@@ -1,13 +1,14 @@
 """The domain modules compiled to C with mypyc, and finding compiled extensions.
 
-The hot path of ``apply`` — order entry, the book and matching, the pre-trade margin
-check, fills — is compiled by mypyc (mypy's compiler, https://mypyc.readthedocs.io) when
-the package is installed (``make`` / ``pip install -e .``, see setup.py). It is the same
-source: mypy type-checks it and mypyc turns its classes into native classes (fixed
-attribute slots, no per-instance dict) and its calls between compiled modules into direct
-C calls. Integers stay arbitrary-precision Python ints, so every result of well-typed
-input is the source's; ``tests/domain/test_native.py`` checks the two against each other
-on a long command stream (state hash and every event). The events' fields are annotated
+The hot path of ``apply`` — ``apply`` itself and the state, order entry, the book and
+matching, the pre-trade margin check, fills, exact products (arith.py) — is compiled by
+mypyc (mypy's compiler, https://mypyc.readthedocs.io) when the package is installed
+(``make`` / ``pip install -e .``, see setup.py). It is the same source: mypy type-checks it
+and mypyc turns its classes into native classes (fixed attribute slots, no per-instance
+dict) and its calls between compiled modules into direct C calls. Integers stay
+arbitrary-precision Python ints, so every result of well-typed input is the source's;
+``tests/domain/test_native.py`` checks the two against each other on a long command
+stream (state hash and every event). The events' fields are annotated
 with the NewTypes of ids.py / units.py while the handlers pass plain ints, which mypy
 flags: those calls carry ``# type: ignore[arg-type]`` (no change of representation).
 
