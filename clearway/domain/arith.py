@@ -13,9 +13,8 @@ so multiplies 64-bit machine integers (``mypy_extensions.i64``; run interpreted,
 is ``int``). The test is conservative: the float product is within a relative 2⁻⁵¹ of
 the exact one, so a product accepted below 4·10¹⁸ is below 2⁶² and no 64-bit product
 can overflow; anything else, of any size, takes Python's arbitrary-precision
-multiplication. The result is always the exact integer product (for factors whose
-float conversion exists, i.e. below ~1.8·10³⁰⁸ in magnitude: far beyond every range the
-domain accepts).
+multiplication. The result is always the exact integer product, of factors of any size
+(the factors are bounded first, so the float conversion never overflows).
 """
 
 from __future__ import annotations
@@ -37,7 +36,7 @@ comparing with it took Python's slow path)."""
 
 def mul(a: int, b: int) -> int:
     """a · b, exactly (see the module docstring for why this is not ``a * b``)."""
-    if (abs(float(a) * float(b)) < _MACHINE_PRODUCT and -_MACHINE_FACTOR < a < _MACHINE_FACTOR
-            and -_MACHINE_FACTOR < b < _MACHINE_FACTOR):
+    if (-_MACHINE_FACTOR < a < _MACHINE_FACTOR and -_MACHINE_FACTOR < b < _MACHINE_FACTOR
+            and abs(float(a) * float(b)) < _MACHINE_PRODUCT):
         return i64(a) * i64(b)
     return a * b

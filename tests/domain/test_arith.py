@@ -6,7 +6,8 @@ from hypothesis import example, given, strategies as st
 
 from clearway.domain.arith import mul
 
-_SIDES = st.one_of(st.integers(-2**31, 2**31), st.integers(-2**64, 2**64), st.integers(-10**40, 10**40))
+_SIDES = st.one_of(st.integers(-2**31, 2**31), st.integers(-2**64, 2**64), st.integers(-10**40, 10**40),
+                   st.integers(-10**400, 10**400))
 
 
 @given(_SIDES, _SIDES)
@@ -17,6 +18,7 @@ _SIDES = st.one_of(st.integers(-2**31, 2**31), st.integers(-2**64, 2**64), st.in
 @example(-(2**63), 1)
 @example(60_000_000_000, 66_666_666)  # 4.0·10¹⁸: on the bound
 @example(0, -(10**40))
+@example(10**400, 0)  # no float of it: the factor bound decides first
 def test_mul_is_the_exact_product(a, b):
     assert mul(a, b) == a * b
     assert type(mul(a, b)) is int
