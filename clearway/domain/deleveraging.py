@@ -185,8 +185,6 @@ def deleverage(state: ExchangeState, account: Account, events: list[Event], touc
             value = size * state.marks[instrument] // spec.size_scale
             if len(account.positions) == 1:
                 quote = -account.cash  # the last position: exactly zero cash (= value − TNC up to rounding)
-            elif len(ordered) == 1:
-                quote = value - tnc
             else:
                 pmmr = position_mmr(state, account, instrument, health)
                 quote = bankruptcy_quote(-value, tnc, -pmmr, health.maintenance_margin)
