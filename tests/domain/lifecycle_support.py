@@ -3,6 +3,8 @@ oracle updates signed at the harness clock."""
 
 from __future__ import annotations
 
+import msgspec
+
 from clearway.domain.commands import Deposit, OracleUpdate
 from clearway.domain.genesis import GenesisConfig
 from clearway.domain.instruments import InstrumentSpec, Kind
@@ -51,6 +53,25 @@ def advance(ex: Exchange, ms: int) -> None:
 
 def liquidation_exchange(perp=None, **overrides) -> Exchange:
     ex = Exchange(lifecycle_genesis(instruments=[perp or lifecycle_perp()], **overrides))
+    return ex
+
+
+OPTION_EXPIRY = 1_678_003_200_000  # 05MAR23 08:00 UTC, 53 minutes after the harness clock
+
+
+def option_oracle(ex: Exchange, price_usd: float):
+    """An oracle update at ``price_usd`` with a flat 80 % surface for OPTION_EXPIRY."""
+    from option_support import flat_expiry
+
+    return oracle(ex, price_usd, expiries=(flat_expiry(price_usd, 0.8, ex.ts, expiry_ms=OPTION_EXPIRY),))
+
+
+def options_exchange(*options: InstrumentSpec, index_usd: float = 22_000) -> Exchange:
+    """The perpetual (0) and ``options`` (their ids from 1 on), all expiring at
+    OPTION_EXPIRY, priced at ``index_usd``; the insurance fund empty."""
+    specs = [msgspec.structs.replace(spec, expiry_ms=OPTION_EXPIRY) for spec in options]
+    ex = Exchange(lifecycle_genesis(instruments=[lifecycle_perp(), *specs]))
+    option_oracle(ex, index_usd)
     return ex
 
 

@@ -166,23 +166,18 @@ def test_an_empty_fund_does_not_take_a_short_option_worth_more_than_it_is_paid()
     do counts the liability it takes, not only the cash it pays (it used to take the calls
     for the writer's 2,032.13 USDC and be left with equity −467.6). The writer is
     deleveraged against the buyer instead."""
-    import msgspec
-
     from clearway.domain.events import BackstopTransfer
-    from option_support import flat_expiry
+    from lifecycle_support import option_oracle, options_exchange
     from support import TICK, option_spec
 
-    expiry = 1_678_003_200_000
-    call = msgspec.structs.replace(option_spec(1, 22_000), expiry_ms=expiry)
-    ex = Exchange(lifecycle_genesis(instruments=[lifecycle_perp(), call]))
-    oracle(ex, 22_000, expiries=(flat_expiry(22_000, 0.8, ex.ts, expiry_ms=expiry),))
+    ex = options_exchange(option_spec(1, 22_000))
     writer = ex.deposit(0xA1, usd(2_000))
     buyer = ex.deposit(0xB2, usd(2_000))
     price = ex.state.marks[1] // TICK * TICK
     ex.place(writer, SELL, 4_545, price, instrument=1)
     ex.place(buyer, BUY, 4_545, price, instrument=1, tif=2)
     advance(ex, 61_000)                          # past the max-move window: a 25 % jump
-    events = oracle(ex, 27_500, expiries=(flat_expiry(27_500, 0.8, ex.ts, expiry_ms=expiry),))
+    events = option_oracle(ex, 27_500)
     assert of_kind(events, BackstopTransfer) == []
     adl = of_kind(events, Deleveraged)
     assert [(e.account, e.counterparty, e.quote) for e in adl] == [(writer, buyer, -2_032_133_150)]
