@@ -209,7 +209,7 @@ def _ordered(state: ExchangeState, account: Account, health: AccountHealth) -> l
     perpetuals last: they carry the deficit options cannot, module docstring); short options
     by ascending mark value per maintenance requirement, |value| / PMMR (exact; PMMR 0 last),
     so those that can carry the least of a deficit go first; otherwise by instrument id."""
-    from clearway.domain.liquidation import position_mmr
+    from clearway.domain.liquidation import position_mmr, position_value
 
     instruments = state.instruments
     marks = state.marks
@@ -224,7 +224,7 @@ def _ordered(state: ExchangeState, account: Account, health: AccountHealth) -> l
         pmmr = position_mmr(state, account, instrument, health)
         if pmmr <= 0:
             return (0, 1, _ZERO, instrument)
-        return (0, 0, Fraction(-(size * marks[instrument] // spec.size_scale), pmmr), instrument)
+        return (0, 0, Fraction(-position_value(state, account, spec, size, marks[instrument]), pmmr), instrument)
 
     return sorted(account.positions, key=rank)
 
