@@ -19,6 +19,8 @@ multiplication. The result is always the exact integer product, of factors of an
 
 from __future__ import annotations
 
+import operator
+import types
 from typing import Final
 
 from mypy_extensions import i64
@@ -40,3 +42,12 @@ def mul(a: int, b: int) -> int:
             and abs(float(a) * float(b)) < _MACHINE_PRODUCT):
         return i64(a) * i64(b)
     return a * b
+
+
+if isinstance(mul, types.FunctionType):
+    # This module runs interpreted (CLEARWAY_PURE_PYTHON=1, or no C compiler at install):
+    # there ``i64`` is a class whose call returns ``int``, so the detour above would make
+    # every product several times slower, while Python's own multiply is exact and fast.
+    # Modules bind ``mul`` when they import it, after this line. (Compiled, ``mul`` is a
+    # builtin function and stays.)
+    globals()["mul"] = operator.mul
