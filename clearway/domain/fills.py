@@ -7,10 +7,16 @@ to the fee account (a negative maker fee is a rebate paid from it). Rounding: un
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from clearway.domain.accounts import Account, Position
 from clearway.domain.arith import mul
 from clearway.domain.events import Trade
+from clearway.domain.orders import Order
 from clearway.domain.units import PPM
+
+if TYPE_CHECKING:
+    from clearway.domain.state import ExchangeState
 
 
 def change_position(account: Account, instrument: int, delta: int, price: int, funding_index: int) -> None:
@@ -38,8 +44,8 @@ def change_position(account: Account, instrument: int, delta: int, price: int, f
     position.size = new
 
 
-def settle_fill(state, spec, maker, taker: Account, taker_side: int, lots: int, taker_order_id: int,
-                taker_fee_ppm: int, events: list | None = None) -> Trade:
+def settle_fill(state: ExchangeState, spec, maker: Order, taker: Account, taker_side: int, lots: int,
+                taker_order_id: int, taker_fee_ppm: int, events: list | None = None) -> Trade:
     """Move cash, fees and positions for one fill of ``lots`` at ``maker.price``.
 
     ``maker`` has already been reduced in the book; here its account aggregates are
@@ -49,6 +55,10 @@ def settle_fill(state, spec, maker, taker: Account, taker_side: int, lots: int, 
     Funding (exchange-rules.md "Funding"): when the instrument has a funding index, both
     positions are first settled to it (funding_engine.settle_position; ``FundingPaid``
     events go to ``events``) and the changed positions carry it.
+
+    ``state`` and ``maker`` are annotated so that the compiled module reads their fields
+    directly (an unannotated parameter is a Python object to mypyc: every attribute read a
+    dictionary-and-descriptor lookup, ~180 instructions; README, "The deterministic core").
     """
     instrument = spec.instrument_id
     funding_index = state.funding_index.get(instrument)
@@ -91,7 +101,8 @@ def settle_fill(state, spec, maker, taker: Account, taker_side: int, lots: int, 
                  maker.account, taker.account_id, maker_fee, taker_fee)  # type: ignore[arg-type]
 
 
-def _settle_funding(state, account: Account, instrument: int, index: int, events) -> None:
+def _settle_funding(state: ExchangeState, account: Account, instrument: int, index: int,
+                    events: list | None) -> None:
     position = account.positions.get(instrument)
     if position is not None and position.funding_index != index:
         from clearway.domain.funding_engine import settle_position

@@ -305,7 +305,8 @@ def apply(state: ExchangeState, command: Command) -> list[Event]:
         Unknown command type.
     """
     ts = command.ts
-    if command.seq != state.last_seq + 1 or ts < state.last_ts:
+    seq = command.seq
+    if seq != state.last_seq + 1 or ts < state.last_ts:
         state.check_sequence(command)  # raises SequenceError on a gap, a replay or time going back
     handler = _HANDLERS[type(command)]  # one handler per command type, in its own module
     if ts >= state.next_timer:  # time-driven work first: funding, halts, marks, expiries, order timers (clock.py)
@@ -324,7 +325,7 @@ def apply(state: ExchangeState, command: Command) -> list[Event]:
         events = _handle(state, command, handler)
     if state.prices_moved or (state.next_trade_id != trades and (state.conditionals or state.twaps)):
         run_triggers(state, ts, events, start)  # conditional triggers after a price move or trades that may fire them
-    state.last_seq = command.seq
+    state.last_seq = seq
     state.last_ts = ts
     return events
 

@@ -14,6 +14,7 @@ from clearway.domain.conditional import cancel_conditional
 from clearway.domain.errors import CancelReason, ErrorCode
 from clearway.domain.events import CancelFailed, Event
 from clearway.domain.handlers.common import cancel_resting, reject
+from clearway.domain.orders import Order
 from clearway.domain.twap import end_twap
 
 if TYPE_CHECKING:
@@ -50,14 +51,16 @@ def cancel_order(state: ExchangeState, cmd: CancelOrder) -> list[Event]:
     if account is None:
         return reject(ErrorCode.UNKNOWN_ACCOUNT, "unknown account", cmd.account, cmd.client_order_id)
     order: Any  # an Order, a conditional or a TWAP parent (_find)
-    if cmd.order_id:
-        order = state.orders.get(cmd.order_id)
-        if order is not None and order.account == account.account_id:  # the common case: a resting order
+    order_id: int = cmd.order_id
+    if order_id:
+        resting: Order | None = state.orders.get(order_id)  # typed: its fields are read natively
+        if resting is not None and resting.account == account.account_id:  # the common case
             events: list[Event] = []
-            cancel_resting(state, order, CancelReason.REQUESTED, events)
+            cancel_resting(state, resting, CancelReason.REQUESTED, events)
             return events
+        order = resting
         if order is None:
-            order = _find(state, cmd.order_id)
+            order = _find(state, order_id)
             if order is None:
                 return reject(ErrorCode.UNKNOWN_ORDER, "no open order with this id", cmd.account,
                               cmd.client_order_id)
@@ -65,11 +68,11 @@ def cancel_order(state: ExchangeState, cmd: CancelOrder) -> list[Event]:
             return reject(ErrorCode.NOT_ORDER_OWNER, "order belongs to another account", cmd.account,
                           cmd.client_order_id)
     else:
-        order_id = account.client_ids.get(cmd.client_order_id) if cmd.client_order_id else None
-        if order_id is None:
+        by_client_id = account.client_ids.get(cmd.client_order_id) if cmd.client_order_id else None
+        if by_client_id is None:
             return reject(ErrorCode.UNKNOWN_ORDER, "no open order with this client order id", cmd.account,
                           cmd.client_order_id)
-        order = _find(state, order_id)
+        order = _find(state, by_client_id)
     events = []
     _cancel(state, order, CancelReason.REQUESTED, events)
     return events

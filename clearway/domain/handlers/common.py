@@ -21,30 +21,31 @@ def reject(code: ErrorCode, message: str, account: int = -1, client_order_id: st
     return [Rejected(code, message, account, client_order_id)]  # type: ignore[arg-type]
 
 
-def order_basics(state: ExchangeState, cmd) -> tuple[Account, InstrumentSpec] | list[Event]:
-    """(account, instrument) of an order-like command (PlaceOrder, PlaceTwap) that passes
-    the checks every order starts with, else the rejection: UNKNOWN_ACCOUNT (or a system
+def order_basics(state: ExchangeState, acct: int, instrument: int, ts: int, side: int, size: int,
+                 coid: str) -> tuple[Account, InstrumentSpec] | list[Event]:
+    """(account, instrument) of an order-like command (PlaceOrder, PlaceTwap), given its
+    account, instrument, time, side, size (lots) and client order id, if it passes the
+    checks every order starts with, else the rejection: UNKNOWN_ACCOUNT (or a system
     account), UNKNOWN_INSTRUMENT, INSTRUMENT_NOT_ACTIVE (an expired option), INVALID_SIDE,
-    SIZE_NOT_POSITIVE, SIZE_NOT_ON_INCREMENT, SIZE_BELOW_MINIMUM."""
-    account = state.accounts.get(cmd.account)
-    coid = cmd.client_order_id
-    if account is None or cmd.account < 2:
-        return reject(ErrorCode.UNKNOWN_ACCOUNT, "unknown account", cmd.account, coid)
-    spec = state.instruments.get(cmd.instrument)
+    SIZE_NOT_POSITIVE, SIZE_NOT_ON_INCREMENT, SIZE_BELOW_MINIMUM. It takes the fields, not
+    the command: the caller has read them once (place_order, in one call)."""
+    account = state.accounts.get(acct)
+    if account is None or acct < 2:
+        return reject(ErrorCode.UNKNOWN_ACCOUNT, "unknown account", acct, coid)
+    spec = state.instruments.get(instrument)
     if spec is None:
-        return reject(ErrorCode.UNKNOWN_INSTRUMENT, "unknown instrument", cmd.account, coid)
-    if spec.expiry_ms and spec.expiry_ms <= cmd.ts:
-        return reject(ErrorCode.INSTRUMENT_NOT_ACTIVE, "the option has expired", cmd.account, coid)
-    side = cmd.side
+        return reject(ErrorCode.UNKNOWN_INSTRUMENT, "unknown instrument", acct, coid)
+    expiry_ms: int = spec.expiry_ms
+    if expiry_ms and expiry_ms <= ts:
+        return reject(ErrorCode.INSTRUMENT_NOT_ACTIVE, "the option has expired", acct, coid)
     if side != 1 and side != -1:
-        return reject(ErrorCode.INVALID_SIDE, "side must be +1 (buy) or -1 (sell)", cmd.account, coid)
-    size = cmd.size
+        return reject(ErrorCode.INVALID_SIDE, "side must be +1 (buy) or -1 (sell)", acct, coid)
     if size <= 0:
-        return reject(ErrorCode.SIZE_NOT_POSITIVE, "size must be positive", cmd.account, coid)
+        return reject(ErrorCode.SIZE_NOT_POSITIVE, "size must be positive", acct, coid)
     if size % spec.size_increment:
-        return reject(ErrorCode.SIZE_NOT_ON_INCREMENT, "size is not a multiple of the size increment", cmd.account, coid)
+        return reject(ErrorCode.SIZE_NOT_ON_INCREMENT, "size is not a multiple of the size increment", acct, coid)
     if size < spec.min_size:
-        return reject(ErrorCode.SIZE_BELOW_MINIMUM, "size is below the minimum", cmd.account, coid)
+        return reject(ErrorCode.SIZE_BELOW_MINIMUM, "size is below the minimum", acct, coid)
     return account, spec
 
 

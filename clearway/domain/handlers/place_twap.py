@@ -28,13 +28,13 @@ def place_twap(state: ExchangeState, cmd: PlaceTwap) -> list[Event]:
     TWAP_SIZE_TOO_SMALL (size < intervals × minimum size), REDUCE_ONLY_WOULD_INCREASE,
     MARKET_HALTED (not reduce-only in a halted market), TOO_MANY_OPEN_ORDERS (more than
     ``MAX_TWAPS_PER_ACCOUNT`` running parents)."""
-    checked = order_basics(state, cmd)
-    if type(checked) is list:
-        return checked
-    account, spec = checked
     coid = cmd.client_order_id
     acct = cmd.account
     side, size = cmd.side, cmd.size
+    checked = order_basics(state, acct, cmd.instrument, cmd.ts, side, size, coid)
+    if type(checked) is list:
+        return checked
+    account, spec = checked
     interval, duration = cmd.interval_ms, cmd.duration_ms
     if not MIN_INTERVAL_MS <= interval <= MAX_INTERVAL_MS:
         return reject(ErrorCode.TWAP_INVALID_INTERVAL, "interval must be 30 s to 1 h", acct, coid)
