@@ -23,7 +23,9 @@
      acknowledgement (so the client's tick, queueing in the node and client stalls count
      too); the run with the median p99 (every run's p50/p99: ``paced_runs``, each with
      ``cpu_probe_ms`` before and after it: ``cpu_probe_ms()``, the machine's speed at the
-     time; the saturation runs' in ``saturation_cpu_probe_ms``).
+     time; the saturation runs' in ``saturation_cpu_probe_ms``; and ``steal_percent``,
+     the share of the machine's CPU time its hypervisor gave to other guests during the
+     run: ``steal_percent()``).
      ``ack_by_load_cps`` adds single paced runs at 5,000 and 20,000 commands/s.
    - The journal is SQLite in WAL mode with ``synchronous=full`` (every commit fsynced:
      an acknowledgement survives power loss). ``sqlite_synchronous_normal`` repeats the
@@ -146,6 +148,9 @@ def print_report(result: dict) -> None:
             f"ack p50 {r['ack_p50_ms']:.2f} ms, p99 {r['ack_p99_ms']:.2f} ms at {r['ack_load_cps']:,} commands/s "
             f"(target p99 <= 5 ms); {r['commands_per_commit']:.0f} commands per commit and "
             f"{r['cpu_us_per_command']:.1f} us of process CPU per command at saturation\n")
+        out(f"{'':>12}paced runs: p99 " + ", ".join(
+            f"{run['ack_p99_ms']:.1f} ms (CPU probe {run['cpu_probe_ms'][0]}-{run['cpu_probe_ms'][1]} ms, "
+            f"steal {run['steal_percent']} %)" for run in r["paced_runs"]) + "\n")
         for load, lat in r["ack_by_load_cps"].items():
             out(f"{'':>12}at {int(load):>6,} commands/s: ack p50 {lat['p50_ms']:.2f} ms, p99 {lat['p99_ms']:.2f} ms\n")
         if name == "sqlite":
@@ -177,8 +182,10 @@ def _throughput(root: Path, pg_url: str | None, commands: list, runs: int) -> di
         "ack_max_ms": median_paced["ack_max_ms"],
         "ack_load_cps": rate,
         "paced_runs": [{"ack_p50_ms": r["ack_p50_ms"], "ack_p99_ms": r["ack_p99_ms"],
-                        "cpu_probe_ms": r["cpu_probe_ms"]} for r in paced],
+                        "cpu_probe_ms": r["cpu_probe_ms"], "steal_percent": r["steal_percent"]}
+                       for r in paced],
         "saturation_cpu_probe_ms": [r["cpu_probe_ms"] for r in saturation],
+        "saturation_steal_percent": [r["steal_percent"] for r in saturation],
         "achieved_paced_cps": median_paced["commands_per_second"],
         "ack_by_load_cps": curve,
         "saturation_ack_p99_ms": statistics.median(r["ack_p99_ms"] for r in saturation),
@@ -218,10 +225,12 @@ def _one_run(root: Path, pg_url: str | None, commands: list, rate: int | None, s
             ticket.result(timeout=60)
         commits_before = node.commits
         probe_before = cpu_probe_ms()
+        steal_before = cpu_ticks()
         cpu_before = time.process_time()
         started, latencies, elapsed = _drive(node, timed, rate)
         cpu = time.process_time() - cpu_before
         commits = node.commits - commits_before
+        steal = steal_percent(steal_before, cpu_ticks())
         probe_after = cpu_probe_ms()
     finally:
         node.close(snapshot=False)
@@ -240,7 +249,33 @@ def _one_run(root: Path, pg_url: str | None, commands: list, rate: int | None, s
         "commands_per_commit": round(total / max(1, commits), 1),
         "cpu_us_per_command": round(cpu / total * 1e6, 1),
         "cpu_probe_ms": [probe_before, probe_after],
+        "steal_percent": steal,
     }
+
+
+def cpu_ticks(stat: str = "/proc/stat") -> tuple[int, int] | None:
+    """(steal, total) clock ticks of all CPUs since boot, from the ``cpu`` line of
+    ``/proc/stat`` (user, nice, system, idle, iowait, irq, softirq, steal; guest time is
+    already inside user and nice); None where there is no such file (not Linux)."""
+    try:
+        with open(stat) as f:
+            fields = f.readline().split()
+    except OSError:
+        return None
+    if not fields or fields[0] != "cpu" or len(fields) < 9:
+        return None
+    ticks = [int(x) for x in fields[1:9]]
+    return ticks[7], sum(ticks)
+
+
+def steal_percent(before: tuple[int, int] | None, after: tuple[int, int] | None) -> float | None:
+    """Percentage of all CPUs' time between two ``cpu_ticks`` readings that the hypervisor
+    gave to other guests (steal), or None if unknown. On the 2-vCPU bench VM it was
+    0.3-16 % during paced runs at 50,000 commands/s (session 9, README): a vCPU held back
+    while one of the node's threads holds the GIL stops every thread of the node."""
+    if before is None or after is None or after[1] <= before[1]:
+        return None
+    return round(100 * (after[0] - before[0]) / (after[1] - before[1]), 1)
 
 
 def cpu_probe_ms() -> float:
