@@ -53,11 +53,13 @@ _PLACE_ORDER_FIELDS: Final = ("seq", "ts", "account", "instrument", "side", "siz
                               "post_only", "reduce_only", "client_order_id", "trigger_price", "trigger",
                               "display_size", "expire_at")
 """PlaceOrder's fields in the order ``_fields`` returns them, which place_order indexes.
-Compiled, a read of a Struct's field is a generic attribute lookup (~160 instructions: the
-type's method cache, the member descriptor, then unboxing); one ``msgspec.structs.astuple``
-and tuple indexing cost about a tenth of the 15 reads it replaces (callgrind, README "The
-deterministic core"). The order is also the wire format (``array_like`` commands), so it
-cannot change without a new command version; checked at import all the same."""
+Compiled, a read of a Struct's field is a generic attribute lookup (160–290 instructions:
+the type's method cache, the member descriptor, then unboxing), and place_order made about
+15 of them per order; one ``msgspec.structs.astuple`` and tuple indexing instead took
+``apply()`` of the node benchmark's mix from 15,453 to 13,971 instructions per command
+(callgrind, README "The deterministic core"). The order is also the wire format
+(``array_like`` commands), so it cannot change without a new command version; checked at
+import all the same."""
 if PlaceOrder.__struct_fields__ != _PLACE_ORDER_FIELDS:
     raise ImportError(f"PlaceOrder's fields changed: {PlaceOrder.__struct_fields__}; update place_order")
 _fields: Final = msgspec.structs.astuple
@@ -80,7 +82,7 @@ def place_order(state: ExchangeState, cmd: PlaceOrder, order_id: int = 0) -> lis
     coid: str = fields[11]
     display: int = fields[14]
     expire_at: int = fields[15]
-    checked = order_basics(state, acct, instrument, fields[1], side, size, coid)
+    checked = order_basics(state, acct, instrument, fields[1], side, size, coid)  # fields[1]: ts
     if isinstance(checked, list):
         return checked
     account, spec = checked
@@ -88,7 +90,7 @@ def place_order(state: ExchangeState, cmd: PlaceOrder, order_id: int = 0) -> lis
     if tif != _GTC and tif != _IOC and tif != _FOK:
         return reject(ErrorCode.INVALID_TIME_IN_FORCE, "unknown time in force", acct, coid)
     if order_type == _LIMIT:
-        price = fields[6]
+        price = fields[6]  # the limit price
         if price <= 0:
             return reject(ErrorCode.PRICE_NOT_POSITIVE, "price must be positive", acct, coid)
         if price % spec.tick_size:
