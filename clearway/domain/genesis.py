@@ -6,9 +6,8 @@ command stream. Defaults are the ones of exchange-rules.md.
 
 from __future__ import annotations
 
-from typing import Final
-
 import hashlib
+from typing import Final
 
 import msgspec
 

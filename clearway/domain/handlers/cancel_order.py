@@ -58,12 +58,9 @@ def cancel_order(state: ExchangeState, cmd: CancelOrder) -> list[Event]:
             events: list[Event] = []
             cancel_resting(state, resting, CancelReason.REQUESTED, events)
             return events
-        order = resting
+        order = resting if resting is not None else _find(state, order_id)
         if order is None:
-            order = _find(state, order_id)
-            if order is None:
-                return reject(ErrorCode.UNKNOWN_ORDER, "no open order with this id", cmd.account,
-                              cmd.client_order_id)
+            return reject(ErrorCode.UNKNOWN_ORDER, "no open order with this id", cmd.account, cmd.client_order_id)
         if order.account != account.account_id:
             return reject(ErrorCode.NOT_ORDER_OWNER, "order belongs to another account", cmd.account,
                           cmd.client_order_id)
