@@ -6,11 +6,11 @@ from __future__ import annotations
 import pytest
 
 from clearway.domain.deleveraging import net_value
-from clearway.domain.instruments import OptionType
 from clearway.domain.events import (
     BackstopTransfer, Deleveraged, DeleveragingBlocked, InsuranceCovered, LiquidationEnded, LiquidationFill,
     LiquidationStarted, Trade,
 )
+from clearway.domain.instruments import OptionType
 from clearway.domain.orders import BUY, SELL
 from lifecycle_support import (
     advance, assert_conserved, bankrupt_short, fund, liquidation_exchange, of_kind, option_oracle, options_exchange,
